@@ -1,0 +1,1 @@
+//! exporters (being written)

@@ -1,0 +1,473 @@
+//! The `otlp` exporter: OTLP over gRPC.
+//!
+//! Batches usually arrive still in protobuf wire form, and an `Export*ServiceRequest` is exactly
+//! what the gRPC call carries, so the request codec writes the batch's bytes straight into
+//! tonic's buffer: no decode, no re-encode. Only the small response is decoded, to read a
+//! partial success.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes};
+use config::{ConfigError, ConfigErrors, Value};
+use futures_util::future::BoxFuture;
+use http::uri::PathAndQuery;
+use otlp::{Batch, Signal};
+use pipeline::exporter_helper::{self, HelperSettings, QueueConfig, RetryConfig, SendError, Sender};
+use pipeline::telemetry::ExporterMetrics;
+use pipeline::{BuildContext, BuildError, Built, Configured, Factory, Kind, Stability};
+use prost::Message;
+use serde::Deserialize;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, BinaryMetadataKey, MetadataMap};
+use tonic::transport::{Channel, Endpoint};
+use transport::status::{RpcStatus, code, grpc_code_is_retryable};
+use transport::tls::ClientTlsConfig;
+
+use crate::common::{self, Announced, Compression, ExportResponse, Headers};
+use crate::connect::{Connector, TlsSettings};
+
+/// The largest request or response message: well above what a sane batch encodes to, below
+/// what would let one bad batch take a large share of memory. Receivers commonly accept 4 MiB
+/// by default; users with bigger batches raise that limit, not this one.
+const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+
+/// The `otlp` exporter's YAML.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpGrpcConfig {
+    /// `host:port`; `http://host:port` for plain text, `https://host:port` for TLS. Without a
+    /// scheme TLS is used unless `tls.insecure` is true.
+    pub endpoint: Option<String>,
+    pub tls: ClientTlsConfig,
+    pub headers: Headers,
+    /// `gzip` (default), `none` or empty.
+    pub compression: Option<String>,
+    /// Per attempt; 5s by default, zero for none.
+    pub timeout: Option<config::Duration>,
+    pub retry_on_failure: RetryConfig,
+    pub sending_queue: QueueConfig,
+}
+
+/// Makes `otlp` exporters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OtlpGrpcExporterFactory;
+
+impl Factory for OtlpGrpcExporterFactory {
+    fn kind(&self) -> Kind {
+        Kind::Exporter
+    }
+
+    fn type_name(&self) -> &'static str {
+        "otlp"
+    }
+
+    fn signals(&self) -> &'static [(Signal, Stability)] {
+        &[
+            (Signal::Traces, Stability::Stable),
+            (Signal::Logs, Stability::Stable),
+            (Signal::Metrics, Stability::Stable),
+        ]
+    }
+
+    fn configure(&self, raw: &Value, path: &str) -> Result<Box<dyn Configured>, ConfigErrors> {
+        let config: OtlpGrpcConfig = config::from_value(raw, path)?;
+        Ok(Box::new(OtlpGrpcConfigured::new(&config, path)?))
+    }
+}
+
+/// A validated `otlp` exporter.
+pub struct OtlpGrpcConfigured {
+    /// The channel's endpoint: an `http://` URI whatever the transport (see [`Connector`]),
+    /// with the real origin, user agent and limits set.
+    endpoint: Endpoint,
+    /// Shown in the start-up log line.
+    destination: String,
+    tls: Option<TlsSettings>,
+    metadata: MetadataMap,
+    compression: Compression,
+    helper: HelperSettings,
+}
+
+/// Where to dial, read from `endpoint`.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    /// `host:port`, with IPv6 hosts in brackets.
+    authority: String,
+    tls: bool,
+}
+
+impl OtlpGrpcConfigured {
+    /// Checks every setting, collecting all errors.
+    pub fn new(config: &OtlpGrpcConfig, path: &str) -> Result<OtlpGrpcConfigured, ConfigErrors> {
+        let mut errors = ConfigErrors::new();
+        let endpoint_text = config.endpoint.as_deref().unwrap_or_default();
+        let target = match parse_endpoint(endpoint_text, config.tls.insecure) {
+            Ok(target) => Some(target),
+            Err(message) => {
+                errors.push(ConfigError::new(format!("{path}.endpoint"), message));
+                None
+            }
+        };
+        let tls = match &target {
+            Some(target) if target.tls => common::tls(&config.tls, &[b"h2"], path, &mut errors),
+            _ => None,
+        };
+        let compression =
+            common::compression(config.compression.as_deref(), path, &mut errors);
+        let headers = common::headers(&config.headers, path, &mut errors);
+        let helper = common::collect(
+            HelperSettings::new(
+                path,
+                common::timeout(config.timeout),
+                config.retry_on_failure.clone(),
+                config.sending_queue.clone(),
+            ),
+            &mut errors,
+        );
+        let (metadata, user_agent) = metadata(headers);
+        let endpoint = target.as_ref().and_then(|target| {
+            match channel_endpoint(target, user_agent.as_deref()) {
+                Ok(endpoint) => Some(endpoint),
+                Err(message) => {
+                    errors.push(ConfigError::new(format!("{path}.endpoint"), message));
+                    None
+                }
+            }
+        });
+        errors.into_result()?;
+        match (target, endpoint, helper) {
+            (Some(target), Some(endpoint), Some(helper)) => Ok(OtlpGrpcConfigured {
+                endpoint,
+                destination: format!(
+                    "{} ({})",
+                    target.authority,
+                    if target.tls { "tls" } else { "plaintext" }
+                ),
+                tls,
+                metadata,
+                compression,
+                helper,
+            }),
+            // Every `None` above pushed an error, so this is not reached.
+            _ => Err(ConfigError::new(path, "invalid settings").into()),
+        }
+    }
+}
+
+impl Configured for OtlpGrpcConfigured {
+    fn build(&self, context: BuildContext) -> Result<Built, BuildError> {
+        let signal = context.require_signal()?;
+        let exporter = context.id.to_string();
+        let sender = Arc::new(OtlpGrpcSender {
+            exporter: exporter.clone(),
+            signal,
+            endpoint: self.endpoint.clone(),
+            connector: Connector::new(self.tls.clone()),
+            channel: OnceLock::new(),
+            metadata: self.metadata.clone(),
+            compression: self.compression,
+            timeout: common::announced_timeout(self.helper.timeout),
+            metrics: context.telemetry.exporter(&context.id, signal),
+        });
+        let built = exporter_helper::build(&context, sender, &self.helper)?;
+        let destination = format!("{} {}", self.destination, signal);
+        Ok(Built {
+            consumer: built.consumer,
+            lifecycle: Box::new(Announced::new(built.lifecycle, exporter, destination)),
+        })
+    }
+}
+
+/// Reads `endpoint` the way the collector's gRPC client does.
+fn parse_endpoint(text: &str, insecure: bool) -> Result<Target, String> {
+    let invalid = |why: &str| format!("invalid endpoint \"{text}\": {why}");
+    let (rest, tls) = if let Some(rest) = text.strip_prefix("http://") {
+        (rest, false)
+    } else if let Some(rest) = text.strip_prefix("https://") {
+        (rest, true)
+    } else if let Some(rest) = text.strip_prefix("dns:///") {
+        // gRPC's target syntax, common in collector configs; the name is resolved per
+        // connection either way.
+        (rest, !insecure)
+    } else if let Some((scheme, _)) = text.split_once("://") {
+        return Err(invalid(&format!("unsupported scheme \"{scheme}\": expected http or https")));
+    } else {
+        (text, !insecure)
+    };
+    let expected = "expected host:port";
+    let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+        let (ip, port) = bracketed.split_once("]:").ok_or_else(|| invalid(expected))?;
+        ip.parse::<std::net::Ipv6Addr>().map_err(|_| invalid(expected))?;
+        (format!("[{ip}]"), port)
+    } else {
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| invalid(expected))?;
+        let host_ok = !host.is_empty()
+            && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+        if !host_ok {
+            return Err(invalid(expected));
+        }
+        (host.to_string(), port)
+    };
+    match port.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(Target { authority: format!("{host}:{port}"), tls }),
+        _ => Err(invalid(expected)),
+    }
+}
+
+/// Splits the validated headers into gRPC metadata and the user agent, which tonic takes
+/// separately (it drops a `user-agent` given as metadata).
+fn metadata(headers: Vec<(http::HeaderName, http::HeaderValue)>) -> (MetadataMap, Option<String>) {
+    let mut metadata = MetadataMap::new();
+    let mut user_agent = None;
+    for (name, value) in headers {
+        if name == http::header::USER_AGENT {
+            user_agent = value.to_str().ok().map(str::to_string);
+        } else if name.as_str().ends_with("-bin") {
+            // Binary metadata travels base64-encoded; tonic encodes it.
+            if let Ok(key) = BinaryMetadataKey::from_bytes(name.as_str().as_bytes()) {
+                metadata.insert_bin(key, tonic::metadata::BinaryMetadataValue::from_bytes(value.as_bytes()));
+            }
+        } else if let (Ok(key), Ok(value)) = (
+            AsciiMetadataKey::from_bytes(name.as_str().as_bytes()),
+            AsciiMetadataValue::try_from(value.as_bytes()),
+        ) {
+            metadata.insert(key, value);
+        }
+    }
+    (metadata, user_agent)
+}
+
+fn channel_endpoint(target: &Target, user_agent: Option<&str>) -> Result<Endpoint, String> {
+    let invalid = |error: &dyn std::fmt::Display| {
+        format!("invalid endpoint \"{}\": {error}", target.authority)
+    };
+    let endpoint = Endpoint::from_shared(format!("http://{}", target.authority))
+        .map_err(|error| invalid(&error))?;
+    let scheme = if target.tls { "https" } else { "http" };
+    let origin: http::Uri = format!("{scheme}://{}", target.authority)
+        .parse()
+        .map_err(|error: http::uri::InvalidUri| invalid(&error))?;
+    endpoint
+        .origin(origin)
+        .user_agent(user_agent.unwrap_or(common::USER_AGENT))
+        .map_err(|error| invalid(&error))
+}
+
+// === sending ===
+
+/// One `otlp` exporter instance for one signal.
+struct OtlpGrpcSender {
+    exporter: String,
+    signal: Signal,
+    endpoint: Endpoint,
+    connector: Connector,
+    /// Made on first use: a tonic channel spawns its worker task on creation, which needs the
+    /// runtime, and it connects lazily, so an unreachable destination does not fail start-up.
+    channel: OnceLock<Channel>,
+    metadata: MetadataMap,
+    compression: Compression,
+    /// Sent as `grpc-timeout` so the destination can give up too.
+    timeout: Option<Duration>,
+    metrics: ExporterMetrics,
+}
+
+impl Sender for OtlpGrpcSender {
+    fn send<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(async move {
+            let size = batch.encoded_len();
+            if size > MAX_MESSAGE_SIZE {
+                // tonic would refuse it as OUT_OF_RANGE, which OTLP retries: fail it once, with
+                // the remedy.
+                return Err(SendError::permanent(format!(
+                    "the batch encodes to {size} bytes, over the gRPC message limit of {MAX_MESSAGE_SIZE}; limit batch sizes with the batch processor's send_batch_max_size"
+                )));
+            }
+            let channel = self
+                .channel
+                .get_or_init(|| self.endpoint.connect_with_connector_lazy(self.connector.clone()))
+                .clone();
+            let mut grpc = tonic::client::Grpc::new(channel)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE)
+                .max_decoding_message_size(MAX_MESSAGE_SIZE);
+            if self.compression == Compression::Gzip {
+                grpc = grpc.send_compressed(CompressionEncoding::Gzip);
+            }
+            grpc.ready()
+                .await
+                .map_err(|error| SendError::retryable(format!("connection not ready: {error}")))?;
+            let mut request = tonic::Request::from_parts(
+                self.metadata.clone(),
+                tonic::Extensions::default(),
+                Outgoing::of(batch),
+            );
+            if let Some(timeout) = self.timeout {
+                request.set_timeout(timeout);
+            }
+            let path = PathAndQuery::from_static(self.signal.grpc_path());
+            match grpc.unary(request, path, ExportCodec).await {
+                Ok(response) => {
+                    response.get_ref().report(&self.exporter, &self.metrics);
+                    Ok(())
+                }
+                Err(status) => Err(send_error(&status)),
+            }
+        })
+    }
+}
+
+/// Maps a failed call to the helper's retry decision, as OTLP specifies for gRPC.
+fn send_error(status: &tonic::Status) -> SendError {
+    let code = status.code() as i32;
+    let retry_after =
+        RpcStatus::decode(status.details()).ok().and_then(|details| details.retry_after());
+    // A status made on this side from an I/O or HTTP/2 failure carries its cause; the
+    // destination's own statuses never do. Such failures are worth retrying whatever code
+    // tonic gave them.
+    let local_failure =
+        status.code() == tonic::Code::Unknown && std::error::Error::source(status).is_some();
+    let retryable = match code {
+        // The specification retries RESOURCE_EXHAUSTED only when the server says, with a retry
+        // delay, that it can recover; without one the data would be resent forever.
+        code::RESOURCE_EXHAUSTED => retry_after.is_some(),
+        other => grpc_code_is_retryable(other) || local_failure,
+    };
+    let message = format!("the destination answered {:?}: {}", status.code(), status.message());
+    if retryable {
+        SendError::Retryable { message, retry_after }
+    } else {
+        SendError::Permanent { message }
+    }
+}
+
+/// What the request codec writes.
+///
+/// The helper lends the sender `&Batch` while tonic needs an owned message. A batch in wire
+/// form is cloned, which copies only the list of its byte chunks (each a reference-count bump),
+/// never the data. A decoded batch would deep-copy on clone, so it is encoded here instead,
+/// which is the one encode it needs anyway.
+enum Outgoing {
+    Encoded(Batch),
+    Bytes(Bytes),
+}
+
+impl Outgoing {
+    fn of(batch: &Batch) -> Outgoing {
+        if batch.is_encoded() { Outgoing::Encoded(batch.clone()) } else { Outgoing::Bytes(batch.to_bytes()) }
+    }
+}
+
+/// Requests are batches written as they are; responses decode to their partial success.
+#[derive(Debug, Clone, Copy)]
+struct ExportCodec;
+
+impl Codec for ExportCodec {
+    type Encode = Outgoing;
+    type Decode = ExportResponse;
+    type Encoder = ExportCodec;
+    type Decoder = ExportCodec;
+
+    fn encoder(&mut self) -> ExportCodec {
+        ExportCodec
+    }
+
+    fn decoder(&mut self) -> ExportCodec {
+        ExportCodec
+    }
+}
+
+impl Encoder for ExportCodec {
+    type Item = Outgoing;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Outgoing, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        match item {
+            Outgoing::Encoded(batch) => {
+                // One reservation instead of growing chunk by chunk.
+                dst.reserve(batch.encoded_len());
+                batch.encode_to(dst);
+            }
+            Outgoing::Bytes(bytes) => dst.put_slice(&bytes),
+        }
+        Ok(())
+    }
+}
+
+impl Decoder for ExportCodec {
+    type Item = ExportResponse;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<ExportResponse>, tonic::Status> {
+        ExportResponse::decode(src)
+            .map(Some)
+            .map_err(|error| tonic::Status::internal(format!("invalid export response: {error}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(text: &str, insecure: bool) -> Result<Target, String> {
+        parse_endpoint(text, insecure)
+    }
+
+    #[test]
+    fn endpoints_follow_the_collector_rules() {
+        let tls = |authority: &str| Ok(Target { authority: authority.into(), tls: true });
+        let plain = |authority: &str| Ok(Target { authority: authority.into(), tls: false });
+        assert_eq!(target("collector:4317", false), tls("collector:4317"));
+        assert_eq!(target("collector:4317", true), plain("collector:4317"));
+        assert_eq!(target("http://collector:4317", false), plain("collector:4317"));
+        assert_eq!(target("https://collector:4317", true), tls("collector:4317"));
+        assert_eq!(target("dns:///collector:4317", true), plain("collector:4317"));
+        assert_eq!(target("[::1]:4317", true), plain("[::1]:4317"));
+        assert_eq!(target("", false), Err("invalid endpoint \"\": expected host:port".into()));
+        assert_eq!(
+            target("collector", false),
+            Err("invalid endpoint \"collector\": expected host:port".into())
+        );
+        assert!(target("collector:0", false).is_err());
+        assert!(target("collector:99999", false).is_err());
+        assert!(target("http://collector:4317/v1", false).is_err());
+        assert_eq!(
+            target("grpc://collector:4317", false),
+            Err("invalid endpoint \"grpc://collector:4317\": unsupported scheme \"grpc\": expected http or https".into())
+        );
+    }
+
+    #[test]
+    fn retry_decisions_follow_the_specification() {
+        let unavailable = tonic::Status::unavailable("down");
+        assert!(matches!(send_error(&unavailable), SendError::Retryable { retry_after: None, .. }));
+        let invalid = tonic::Status::invalid_argument("bad");
+        assert!(matches!(send_error(&invalid), SendError::Permanent { .. }));
+        let exhausted = tonic::Status::resource_exhausted("full");
+        assert!(matches!(send_error(&exhausted), SendError::Permanent { .. }));
+        let details = RpcStatus::new(code::RESOURCE_EXHAUSTED, "full", Some(Duration::from_secs(2)));
+        let throttled = tonic::Status::with_details(
+            tonic::Code::ResourceExhausted,
+            "full",
+            details.encode_to_vec().into(),
+        );
+        assert!(matches!(
+            send_error(&throttled),
+            SendError::Retryable { retry_after: Some(delay), .. } if delay == Duration::from_secs(2)
+        ));
+    }
+
+    #[test]
+    fn the_encoder_writes_the_batch_bytes_unchanged() {
+        let request = otlp::fixtures::sidecar_traces(5, 2);
+        let wire = Bytes::from(request.encode_to_vec());
+        for batch in [Batch::from_wire(Signal::Traces, wire.clone()).unwrap(), Batch::from_traces(request)] {
+            let mut out = bytes::BytesMut::new();
+            match Outgoing::of(&batch) {
+                Outgoing::Encoded(batch) => batch.encode_to(&mut out),
+                Outgoing::Bytes(bytes) => out.put_slice(&bytes),
+            }
+            assert_eq!(out.freeze(), wire);
+        }
+    }
+}

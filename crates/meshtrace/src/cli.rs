@@ -1,0 +1,45 @@
+//! Command-line arguments, shaped like `otelcol`'s.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "meshtrace", version, about = "Distributed tracing for service meshes")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the collector with an OpenTelemetry Collector configuration.
+    Collector(ConfigArgs),
+    /// Check a configuration and print every error found, with its key path.
+    Validate(ConfigArgs),
+    /// List every component type with its stability and signals.
+    Components,
+}
+
+#[derive(Args)]
+pub struct ConfigArgs {
+    /// A configuration file (`file:` prefix optional); repeat to merge several, later ones win.
+    #[arg(long = "config", required = true, value_name = "FILE")]
+    pub configs: Vec<PathBuf>,
+    /// Override one key, e.g. `--set processors.batch.timeout=2s` (`::` also separates keys).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// How long shutdown may take to drain queues after SIGINT/SIGTERM.
+    #[arg(long, value_parser = parse_seconds, default_value = "10")]
+    pub shutdown_timeout: Duration,
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.trim_end_matches('s')
+        .parse::<f64>()
+        .ok()
+        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("invalid duration \"{text}\": expected seconds such as 10 or 2.5"))
+}

@@ -1,0 +1,179 @@
+//! Delivery of one batch: attempts under a timeout, exponential backoff with jitter between
+//! retryable failures, a server's retry hint honoured, and giving up after `max_elapsed_time`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::time::Instant as TokioInstant;
+
+use futures_util::future::BoxFuture;
+use otlp::Batch;
+use rand::Rng;
+use tokio::sync::watch;
+
+use super::settings::RetryConfig;
+use super::{SendError, Sender};
+use crate::component::{BuildError, Lifecycle};
+use crate::consumer::{ConsumeError, Consumer};
+use crate::health::HealthReporter;
+use crate::telemetry::ExporterMetrics;
+
+/// How a delivery ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Sent,
+    /// Gave up; `retryable` tells whether the last failure could have succeeded later.
+    Failed { retryable: bool },
+}
+
+/// Sends batches for one exporter and keeps its counters.
+pub(super) struct Delivery {
+    exporter: String,
+    sender: Arc<dyn Sender>,
+    retry: RetryConfig,
+    timeout: Duration,
+    pub(super) metrics: ExporterMetrics,
+    health: HealthReporter,
+    /// Becomes true when the shutdown deadline passed: waiting retries give up at once.
+    abort: watch::Sender<bool>,
+}
+
+// === impl Delivery ===
+
+impl Delivery {
+    pub(super) fn new(
+        exporter: String,
+        sender: Arc<dyn Sender>,
+        retry: RetryConfig,
+        timeout: Duration,
+        metrics: ExporterMetrics,
+        health: HealthReporter,
+    ) -> Delivery {
+        let (abort, _) = watch::channel(false);
+        Delivery { exporter, sender, retry, timeout, metrics, health, abort }
+    }
+
+    /// Makes every waiting or future retry give up.
+    pub(super) fn abort(&self) {
+        self.abort.send_replace(true);
+    }
+
+    pub(super) fn aborted(&self) -> bool {
+        *self.abort.borrow()
+    }
+
+    /// Counts a batch that will never be delivered.
+    pub(super) fn give_up(&self, batch: &Batch, reason: &str) {
+        self.metrics.send_failed.inc_by(batch.items());
+        self.health.exporter_failed();
+        tracing::warn!(exporter = %self.exporter, items = batch.items(), reason, "dropping data that could not be exported");
+    }
+
+    /// Delivers `batch`, retrying as configured.
+    pub(super) async fn deliver(&self, batch: Batch) -> Outcome {
+        let started = TokioInstant::now();
+        let mut aborted = self.abort.subscribe();
+        let mut attempt = 0u32;
+        loop {
+            let result = match tokio::time::timeout(self.timeout, self.sender.send(&batch)).await {
+                Ok(result) => result,
+                Err(_) => Err(SendError::retryable(format!(
+                    "no answer within the timeout of {:?}",
+                    self.timeout
+                ))),
+            };
+            let (message, retry_after) = match result {
+                Ok(()) => {
+                    self.metrics.sent.inc_by(batch.items());
+                    return Outcome::Sent;
+                }
+                Err(SendError::Permanent { message }) => {
+                    self.give_up(&batch, &format!("permanent error: {message}"));
+                    return Outcome::Failed { retryable: false };
+                }
+                Err(SendError::Retryable { message, retry_after }) => (message, retry_after),
+            };
+            if !self.retry.enabled || self.aborted() {
+                self.give_up(&batch, &format!("retries disabled or shutting down: {message}"));
+                return Outcome::Failed { retryable: true };
+            }
+            let delay = self.backoff(attempt, retry_after);
+            let max_elapsed = self.retry.max_elapsed_time.0;
+            if !max_elapsed.is_zero() && started.elapsed() + delay > max_elapsed {
+                self.give_up(&batch, &format!("max_elapsed_time reached: {message}"));
+                return Outcome::Failed { retryable: true };
+            }
+            tracing::debug!(exporter = %self.exporter, error = %message, ?delay, "export failed, will retry");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = aborted.wait_for(|aborted| *aborted) => {
+                    self.give_up(&batch, "shutdown deadline reached while retrying");
+                    return Outcome::Failed { retryable: true };
+                }
+            }
+            attempt = attempt.saturating_add(1);
+        }
+    }
+
+    /// The wait before retry number `attempt + 1`: exponential, jittered, capped, and never
+    /// shorter than what the server asked for.
+    fn backoff(&self, attempt: u32, server_hint: Option<Duration>) -> Duration {
+        let initial = self.retry.initial_interval.0.as_secs_f64();
+        let exponent = i32::try_from(attempt).unwrap_or(i32::MAX);
+        let base = (initial * self.retry.multiplier.powi(exponent))
+            .min(self.retry.max_interval.0.as_secs_f64());
+        let spread = base * self.retry.randomization_factor;
+        let jittered =
+            if spread > 0.0 { rand::rng().random_range(base - spread..=base + spread) } else { base };
+        let delay = Duration::from_secs_f64(jittered.max(0.0));
+        match server_hint {
+            Some(hint) if hint > delay => hint,
+            _ => delay,
+        }
+    }
+}
+
+/// The consumer used when the sending queue is disabled: the caller waits for delivery.
+pub(super) struct Direct {
+    delivery: Arc<Delivery>,
+}
+
+impl Direct {
+    pub(super) fn new(delivery: Arc<Delivery>) -> Direct {
+        Direct { delivery }
+    }
+}
+
+impl Consumer for Direct {
+    fn consume(&self, batch: Batch) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(async move {
+            let items = batch.items();
+            match self.delivery.deliver(batch).await {
+                Outcome::Sent => Ok(()),
+                Outcome::Failed { retryable: true } => {
+                    Err(ConsumeError::unavailable("the destination did not take the data"))
+                }
+                Outcome::Failed { retryable: false } => Err(ConsumeError::Permanent {
+                    message: "the destination rejected the data".into(),
+                    rejected: items,
+                }),
+            }
+        })
+    }
+}
+
+/// Without a queue there is nothing to drain: shutdown only cuts waiting retries short.
+pub(super) struct DirectLifecycle(pub(super) Arc<Delivery>);
+
+impl Lifecycle for DirectLifecycle {
+    fn start(&mut self) -> BoxFuture<'_, Result<(), BuildError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn shutdown(&mut self, deadline: Instant) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            tokio::time::sleep_until(deadline.into()).await;
+            self.0.abort();
+        })
+    }
+}

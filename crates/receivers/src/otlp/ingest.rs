@@ -1,0 +1,73 @@
+//! What both transports do with a request body: validate it, hand it to the pipeline, count the
+//! outcome. The transports only translate the result into their own status codes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use otlp::{Batch, Signal};
+use pipeline::telemetry::ReceiverMetrics;
+use pipeline::{ConsumeError, Consumer};
+
+/// Bodies at least this large are scanned on the blocking pool: a 4 MiB request takes
+/// milliseconds to validate, far past what may block the reactor.
+const SCAN_OFF_REACTOR_BYTES: usize = 256 * 1024;
+
+/// Why a request was not accepted.
+#[derive(Debug)]
+pub(crate) enum IngestError {
+    /// The body is not valid OTLP: never retry.
+    Invalid(String),
+    /// The pipeline refused it; the error says whether to retry.
+    Refused(ConsumeError),
+}
+
+/// The entry into the pipelines for one signal on one transport.
+#[derive(Clone)]
+pub(crate) struct Ingest {
+    signal: Signal,
+    consumer: Arc<dyn Consumer>,
+    metrics: ReceiverMetrics,
+}
+
+impl Ingest {
+    pub(crate) fn new(signal: Signal, consumer: Arc<dyn Consumer>, metrics: ReceiverMetrics) -> Ingest {
+        Ingest { signal, consumer, metrics }
+    }
+
+    pub(crate) fn signal(&self) -> Signal {
+        self.signal
+    }
+
+    /// Takes a protobuf body without decoding it.
+    pub(crate) async fn protobuf(&self, body: Bytes) -> Result<(), IngestError> {
+        let signal = self.signal;
+        let scanned = if body.len() >= SCAN_OFF_REACTOR_BYTES {
+            tokio::task::spawn_blocking(move || Batch::from_wire(signal, body))
+                .await
+                .map_err(|error| IngestError::Invalid(format!("validation task failed: {error}")))?
+        } else {
+            Batch::from_wire(signal, body)
+        };
+        let batch = scanned.map_err(|error| IngestError::Invalid(error.to_string()))?;
+        self.batch(batch).await
+    }
+
+    /// Takes a batch already decoded (OTLP/JSON).
+    pub(crate) async fn batch(&self, batch: Batch) -> Result<(), IngestError> {
+        let items = batch.items();
+        if items == 0 && batch.is_empty() {
+            // An empty request is valid OTLP and is answered with success; nothing to forward.
+            return Ok(());
+        }
+        match self.consumer.consume(batch).await {
+            Ok(()) => {
+                self.metrics.accepted.inc_by(items);
+                Ok(())
+            }
+            Err(error) => {
+                self.metrics.refused.inc_by(items);
+                Err(IngestError::Refused(error))
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! What OTLP receivers and exporters share on the wire: gzip with size limits ([`gzip`]), TLS
+//! settings as the collector writes them ([`tls`]), and the OTLP error status with its retry hint
+//! ([`status`]).
+
+pub mod gzip;
+pub mod status;
+pub mod tls;
