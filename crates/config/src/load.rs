@@ -122,3 +122,41 @@ fn dedup_in_order(items: &mut Vec<String>) {
     let mut seen = std::collections::HashSet::new();
     items.retain(|item| seen.insert(item.clone()));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_prefix_and_unsupported_sources() {
+        assert_eq!(
+            source_path(Path::new("file:/etc/otel.yaml")),
+            Ok(PathBuf::from("/etc/otel.yaml"))
+        );
+        assert_eq!(source_path(Path::new("conf.yaml")), Ok(PathBuf::from("conf.yaml")));
+        assert_eq!(
+            source_path(Path::new("env:OTEL_CONFIG")).unwrap_err().to_string(),
+            "unsupported config source \"env:OTEL_CONFIG\": expected a file path \
+             (optionally written file:PATH)"
+        );
+    }
+
+    #[test]
+    fn no_files_gives_an_empty_map_plus_sets() {
+        let loaded = load::<&str>(&[], &["a.b=${X}".to_owned()], &|_| None).unwrap();
+        assert_eq!(loaded.value.get_path(&["a", "b"]), Some(&Value::from("")));
+        assert_eq!(
+            loaded.warnings,
+            ["a.b: environment variable \"X\" is not set; using an empty string"]
+        );
+    }
+
+    #[test]
+    fn top_level_must_be_a_map() {
+        let path = std::env::temp_dir().join(format!("config-test-{}.yaml", std::process::id()));
+        std::fs::write(&path, "- a\n").unwrap();
+        let err = load(&[&path], &[], &|_| None).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(err.ends_with(": expected a map at the top level, found a sequence"), "{err}");
+    }
+}

@@ -24,7 +24,7 @@ const EPOCH_NANOS: u64 = 1_700_000_000_000_000_000;
 /// Spans per trace: ingress → productpage → reviews → ratings is four hops in Bookinfo.
 const TRACE_LEN: u64 = 4;
 
-const NAMESPACE: &str = "demo";
+const NAMESPACE: &str = "default";
 const MESH_ID: &str = "mesh1";
 const CLUSTER_DOMAIN: &str = "cluster.local";
 const ZONE: &str = "us-east1-b";
@@ -370,7 +370,7 @@ fn envoy_scope() -> InstrumentationScope {
 }
 
 fn pod_ip(resource: usize) -> String {
-    format!("10.244.{}.{}", resource / 250 % 250, 2 + resource % 250)
+    format!("10.4.{}.{}", resource / 250 % 250, 2 + resource % 250)
 }
 
 fn string(key: &str, value: impl Into<String>) -> KeyValue {
@@ -507,14 +507,17 @@ mod tests {
 
     #[test]
     fn print_sizes() {
-        let request = sidecar_traces(8, 1);
-        for span in &request.resource_spans[0].scope_spans[0].spans {
-            let mut span = span.clone();
-            println!("total {}", span.encoded_len());
-            for kv in &span.attributes { println!("{} {}", kv.key, KeyValue::encoded_len(kv) + 2); }
-            span.attributes.clear();
-            println!("rest {}", span.encoded_len());
+        let mut sizes = Vec::new();
+        for seed in 0..20 {
+            let request = sidecar_traces_seeded(1000, 7, seed);
+            for r in &request.resource_spans {
+                sizes.extend(r.scope_spans[0].spans.iter().map(|s| s.encoded_len()));
+            }
         }
+        let avg = sizes.iter().sum::<usize>() / sizes.len();
+        println!("min {} max {} avg {}", sizes.iter().min().unwrap(), sizes.iter().max().unwrap(), avg);
+        let request = sidecar_traces(100, 4);
+        println!("request/100 {}", request.encoded_len() / 100);
     }
 
     #[test]
