@@ -44,6 +44,15 @@ def require_binary():
     return BINARY
 
 
+def connectable(address):
+    """An address a client can connect to: a wildcard host becomes the loopback one."""
+    if address.startswith("0.0.0.0:"):
+        return "127.0.0.1:" + address.split(":", 1)[1]
+    if address.startswith("[::]:"):
+        return "[::1]:" + address.rsplit(":", 1)[1]
+    return address
+
+
 def metric_key(name, labels):
     """The canonical key of a sample: `name{a="x",b="y"}` with labels sorted by name."""
     if not labels:
@@ -133,7 +142,7 @@ class Collector:
             endpoint = _ENDPOINT.search(line)
             if not endpoint:
                 continue
-            address = endpoint.group(1)
+            address = connectable(endpoint.group(1))
             if "health check" in line:
                 self.health_endpoint = address
             elif "metrics listening" in line:

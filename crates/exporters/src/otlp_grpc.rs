@@ -51,9 +51,9 @@ pub struct OtlpGrpcConfig {
 
 /// Makes `otlp` exporters.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct OtlpGrpcExporterFactory;
+pub struct OtlpExporterFactory;
 
-impl Factory for OtlpGrpcExporterFactory {
+impl Factory for OtlpExporterFactory {
     fn kind(&self) -> Kind {
         Kind::Exporter
     }

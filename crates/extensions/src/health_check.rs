@@ -88,7 +88,8 @@ impl HealthCheckConfig {
         if self.port.is_some() && self.endpoint.is_some() {
             errors.push(ConfigError::new(
                 format!("{path}.port"),
-                "cannot be used together with endpoint: set only endpoint (port N means endpoint 0.0.0.0:N)",
+                "cannot be used together with endpoint: set only endpoint \
+                 (port N means endpoint 0.0.0.0:N)",
             ));
         }
         if let Some(endpoint) = &self.endpoint

@@ -95,7 +95,8 @@ async fn unavailable_until_ready_then_available() {
 #[tokio::test]
 async fn exporter_failures_above_the_threshold_make_it_unavailable_for_the_interval() {
     let health = HealthReporter::new();
-    let text = "endpoint: 127.0.0.1:0\ncheck_collector_pipeline:\n  enabled: true\n  interval: 300ms\n  exporter_failure_threshold: 2\n";
+    let text = "endpoint: 127.0.0.1:0
+check_collector_pipeline: {enabled: true, interval: 300ms, exporter_failure_threshold: 2}";
     let (mut extension, addr) = start(text, &health).await;
     health.set_status(Status::Ready);
     health.exporter_failed();
@@ -126,7 +127,9 @@ async fn failures_are_ignored_without_check_collector_pipeline() {
 #[tokio::test]
 async fn a_custom_path_and_body_answer_there_only() {
     let health = HealthReporter::new();
-    let text = "endpoint: 127.0.0.1:0\npath: /health/status\nresponse_body:\n  healthy: I'm OK\n  unhealthy: I'm not\n";
+    let text = "endpoint: 127.0.0.1:0
+path: /health/status
+response_body: {healthy: I'm OK, unhealthy: I'm not}";
     let (mut extension, addr) = start(text, &health).await;
     assert_eq!(get(addr, "/health/status").await, (503, "I'm not".to_string()));
     health.set_status(Status::Ready);
@@ -211,7 +214,9 @@ fn defaults_listen_on_localhost() {
         configured_addresses("endpoint: 0.0.0.0:13134"),
         [("extensions.health_check.endpoint".to_string(), "0.0.0.0:13134".to_string())]
     );
-    assert!(messages("check_collector_pipeline:\n  enabled: true\n  interval: 5m\n  exporter_failure_threshold: 5\n").is_empty());
+    let pipeline_check =
+        "check_collector_pipeline: {enabled: true, interval: 5m, exporter_failure_threshold: 5}";
+    assert!(messages(pipeline_check).is_empty());
 }
 
 fn configured_addresses(text: &str) -> Vec<(String, String)> {
@@ -222,9 +227,8 @@ fn configured_addresses(text: &str) -> Vec<(String, String)> {
 fn port_and_endpoint_together_are_an_error() {
     assert_eq!(
         messages("port: 13133\nendpoint: localhost:13133\n"),
-        [
-            "extensions.health_check.port: cannot be used together with endpoint: set only endpoint (port N means endpoint 0.0.0.0:N)"
-        ]
+        ["extensions.health_check.port: cannot be used together with endpoint: \
+             set only endpoint (port N means endpoint 0.0.0.0:N)"]
     );
 }
 
@@ -235,7 +239,8 @@ fn tls_and_bad_paths_are_rejected_together() {
         found,
         [
             "extensions.health_check.path: invalid path \"health\": must start with /",
-            "extensions.health_check.tls: not supported: the health check is served over plain HTTP; remove the key",
+            "extensions.health_check.tls: not supported: \
+             the health check is served over plain HTTP; remove the key",
         ]
     );
     assert_eq!(messages("tls:\n").len(), 1, "an empty tls key is still set");

@@ -355,7 +355,14 @@ macro_rules! split_tree {
 }
 
 split_tree!(split_traces, ExportTraceServiceRequest, resource_spans, scope_spans, spans, |_: &_| 1);
-split_tree!(split_logs, ExportLogsServiceRequest, resource_logs, scope_logs, log_records, |_: &_| 1);
+split_tree!(
+    split_logs,
+    ExportLogsServiceRequest,
+    resource_logs,
+    scope_logs,
+    log_records,
+    |_: &_| 1
+);
 split_tree!(
     split_metrics,
     ExportMetricsServiceRequest,

@@ -24,7 +24,9 @@ use crate::proto::metrics::v1::{Exemplar, Metric, metric};
 use crate::proto::resource::v1::Resource;
 use crate::signal::Signal;
 use crate::wire::MAX_DEPTH;
-use crate::{Batch, ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest};
+use crate::{
+    Batch, ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest,
+};
 
 /// An OTLP/JSON body that cannot be accepted.
 #[derive(Debug, thiserror::Error)]
@@ -334,8 +336,7 @@ mod tests {
     #[test]
     fn encodes_ids_as_hex_and_64_bit_ints_as_strings() {
         let request = traces(SPEC_TRACE.as_bytes()).unwrap();
-        let json: serde_json::Value =
-            serde_json::from_slice(&encode_message(&request)).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&encode_message(&request)).unwrap();
         let span = &json["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
         assert_eq!(span["traceId"], "5b8efff798038103d269b633813fc60c");
         assert_eq!(span["spanId"], "eee19b7ec3c1b174");
@@ -421,7 +422,8 @@ mod tests {
 
     #[test]
     fn enum_names_are_refused_as_documented() {
-        let body = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_SERVER"}]}]}]}"#;
+        let body =
+            r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_SERVER"}]}]}]}"#;
         let error = decode(Signal::Traces, body.as_bytes()).unwrap_err();
         assert!(matches!(error, JsonError::Syntax(_)), "{error}");
     }
@@ -430,8 +432,8 @@ mod tests {
     fn invalid_json_and_wrong_types_are_errors() {
         let cases = [
             "{",
-            "[]",
             "not json",
+            "7",
             r#"{"resourceSpans": {}}"#,
             r#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": 7}]}]}]}"#,
             r#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}"#,
@@ -480,7 +482,7 @@ mod tests {
             assert_eq!(json.is_ok(), wire.is_ok(), "{levels} levels: {json:?} vs {wire:?}");
             assert_eq!(json.is_ok(), levels <= 20, "{levels} levels");
         }
-        let error = decode(Signal::Logs, nested_log_body(30).as_bytes()).unwrap_err();
+        let error = decode(Signal::Logs, nested_log_body(24).as_bytes()).unwrap_err();
         assert!(error.to_string().contains("logRecords[0].body"), "{error}");
     }
 }

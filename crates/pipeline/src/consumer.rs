@@ -74,7 +74,7 @@ pub struct FanOut {
 
 impl FanOut {
     /// A consumer that feeds every one of `consumers`; a single consumer is returned as is.
-    pub fn new(mut consumers: Vec<Arc<dyn Consumer>>) -> Arc<dyn Consumer> {
+    pub fn of(mut consumers: Vec<Arc<dyn Consumer>>) -> Arc<dyn Consumer> {
         if consumers.len() == 1
             && let Some(only) = consumers.pop()
         {
@@ -143,7 +143,7 @@ pub(crate) mod tests {
     async fn fan_out_delivers_to_every_consumer() {
         let a = Arc::new(Recorder::default());
         let b = Arc::new(Recorder::default());
-        let fan_out = FanOut::new(vec![a.clone(), b.clone()]);
+        let fan_out = FanOut::of(vec![a.clone(), b.clone()]);
         fan_out.consume(traces(3)).await.unwrap();
         assert_eq!(a.items(), 3);
         assert_eq!(b.items(), 3);
@@ -157,7 +157,7 @@ pub(crate) mod tests {
         let b = Arc::new(Recorder::default());
         *b.refusal.lock().unwrap() = Some(ConsumeError::unavailable("down"));
         let c = Arc::new(Recorder::default());
-        let fan_out = FanOut::new(vec![a, b, c.clone()]);
+        let fan_out = FanOut::of(vec![a, b, c.clone()]);
         let error = fan_out.consume(traces(2)).await.unwrap_err();
         assert!(error.is_retryable());
         assert_eq!(c.items(), 2, "a refusal upstream does not starve later consumers");

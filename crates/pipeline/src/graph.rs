@@ -121,10 +121,7 @@ pub struct Plan {
 /// Validates `root` against `registry`, returning the plan or every error found.
 pub fn plan(root: &Value, registry: &Registry) -> Result<Plan, ConfigErrors> {
     let mut errors = ConfigErrors::new();
-    let top: TopLevel = match config::from_value(root, "") {
-        Ok(top) => top,
-        Err(found) => return Err(found),
-    };
+    let top: TopLevel = config::from_value(root, "")?;
     if !top.connectors.is_empty() {
         let ids: Vec<&str> = top.connectors.keys().map(String::as_str).collect();
         errors.push(ConfigError::new(

@@ -7,7 +7,10 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so tests can pause time.
+use tokio::time::Instant;
 
 /// Remember at most this many failures: enough for any sane threshold, bounded memory.
 const MAX_REMEMBERED_FAILURES: usize = 10_000;

@@ -86,7 +86,7 @@ impl Service {
                 .iter()
                 .filter_map(|id| exporters.get(&(id.clone(), pipeline.signal)).cloned())
                 .collect();
-            let mut next = FanOut::new(outputs);
+            let mut next = FanOut::of(outputs);
             for id in pipeline.processors.iter().rev() {
                 let mut ctx = context(id, Kind::Processor);
                 ctx.signal = Some(pipeline.signal);
@@ -119,7 +119,7 @@ impl Service {
                     .map(|(_, entry)| entry.clone())
                     .collect();
                 if !consumers.is_empty() {
-                    outputs.push((signal, FanOut::new(consumers)));
+                    outputs.push((signal, FanOut::of(consumers)));
                 }
             }
             let mut ctx = context(id, Kind::Receiver);

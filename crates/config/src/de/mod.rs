@@ -19,9 +19,11 @@ use self::error::{Entry, KeyPath, Seg};
 use crate::error::{ConfigError, ConfigErrors};
 use crate::value::Value;
 
-/// Upper bound on retries; each removes one field, so this only matters
-/// for configs with very many errors, where the first 64 will do.
-const MAX_ATTEMPTS: usize = 64;
+/// Upper bound on retries that found new errors, so a config with very
+/// many mistakes still returns promptly; the first ones will do. Retries
+/// that only dropped null fields do not count: each removes a key, so they
+/// end on their own.
+const MAX_ERROR_ATTEMPTS: usize = 64;
 
 /// Deserializes `value` into `T`, naming every problem by its dotted key
 /// path below `path` (e.g. `receivers.otlp`).
@@ -44,20 +46,23 @@ pub fn from_value<T: DeserializeOwned>(value: &Value, path: &str) -> Result<T, C
     // Fields removed for retries, and, for nulls, the error to show should
     // the field turn out to be required.
     let mut removed: Vec<(KeyPath, Option<String>)> = Vec::new();
-    for _ in 0..MAX_ATTEMPTS {
+    let mut error_attempts = 0;
+    while error_attempts < MAX_ERROR_ATTEMPTS {
         let err = match T::deserialize(ValueDeserializer::new(&current, KeyPath::default())) {
             Ok(typed) if reported.is_empty() => return Ok(typed),
             Ok(_) => break,
             Err(err) => err,
         };
-        let mut progress = false;
+        let (mut progress, mut found_new) = (false, false);
         for entry in err.entries {
             let entry_path = entry.path.clone().unwrap_or_default();
             if entry.null_field && entry.field.as_ref() == Some(&entry_path) {
                 // A null field: drop it so its default applies.
-                progress |= remove(current.to_mut(), &entry_path);
-                removed.push((entry_path, Some(entry.message)));
-                continue;
+                if remove(current.to_mut(), &entry_path) {
+                    progress = true;
+                    removed.push((entry_path, Some(entry.message)));
+                    continue;
+                }
             }
             let message = match removed.iter().find(|(at, _)| *at == entry_path) {
                 Some((_, Some(null_message))) if entry.missing => null_message.clone(),
@@ -68,12 +73,18 @@ pub fn from_value<T: DeserializeOwned>(value: &Value, path: &str) -> Result<T, C
             let error = ConfigError::new(entry_path.render(path), message);
             if !reported.contains(&error) {
                 reported.push(error);
+                found_new = true;
             }
             progress |= remove_field(&mut current, &entry, &mut removed);
         }
         if !progress {
             break;
         }
+        error_attempts += usize::from(found_new);
+    }
+    if reported.is_empty() {
+        // Not expected to happen; better a vague error than an empty one.
+        reported.push(ConfigError::new(path, "could not be read"));
     }
     Err(ConfigErrors(reported))
 }

@@ -215,3 +215,23 @@ fn errors_are_a_list() {
     let err: ConfigErrors = from_value::<Required>(&yaml("count: x"), "").unwrap_err();
     assert_eq!(err.len(), 2, "{err}");
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Counter {
+    count: u32,
+}
+
+#[test]
+fn many_null_fields_do_not_exhaust_retries() {
+    let text = "[".to_owned() + &"{count: ~}, ".repeat(200) + "]";
+    let got: Vec<Counter> = from_value(&yaml(&text), "").unwrap();
+    assert_eq!(got.len(), 200);
+    let text = "[".to_owned() + &"{count: x}, ".repeat(200) + "]";
+    let err = from_value::<Vec<Counter>>(&yaml(&text), "c").unwrap_err();
+    assert_eq!(err.len(), 64);
+    assert_eq!(
+        err.iter().next().map(ToString::to_string).as_deref(),
+        Some("c[0].count: invalid type: string \"x\", expected u32")
+    );
+}

@@ -108,7 +108,8 @@ fn walk(buf: &[u8], schema: &'static Schema, base: usize, depth: u32) -> Result<
     let mut pos = 0;
     while pos < buf.len() {
         let start = pos;
-        let (number, wire) = key(buf, &mut pos).map_err(|kind| WireError::at(kind, base + start))?;
+        let (number, wire) =
+            key(buf, &mut pos).map_err(|kind| WireError::at(kind, base + start))?;
         let Some(field) = schema.field(number) else {
             skip(buf, &mut pos, wire).map_err(|kind| {
                 WireError::at(kind, base + start).within(Segment::Unknown(number))
@@ -288,7 +289,7 @@ fn packed(body: &[u8], element: Wire) -> Result<(), WireErrorKind> {
         // The schema never declares a packed length-delimited element.
         Wire::Len => return Ok(()),
     };
-    if body.len() % width != 0 {
+    if !body.len().is_multiple_of(width) {
         return Err(WireErrorKind::PackedLength { actual: body.len(), width });
     }
     Ok(())
@@ -311,7 +312,8 @@ fn utf8(body: &[u8]) -> Result<(), WireErrorKind> {
 /// The path segment for `field`, whose key starts at `start` in `buf`. A repeated field's index
 /// is how often it occurred before; those bytes were already walked, so recounting cannot fail.
 fn segment(buf: &[u8], start: usize, field: &Field) -> Segment {
-    let index = field.repeated.then(|| occurrences(buf.get(..start).unwrap_or_default(), field.number));
+    let index =
+        field.repeated.then(|| occurrences(buf.get(..start).unwrap_or_default(), field.number));
     Segment::Known { name: field.name, index }
 }
 

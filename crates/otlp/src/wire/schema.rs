@@ -203,11 +203,7 @@ static SCOPE: Schema = schema(
 
 static KEY_VALUE: Schema = schema(
     "KeyValue",
-    &[
-        one(1, "key", Kind::String),
-        msg(2, "value", &ANY_VALUE),
-        one(3, "key_strindex", VARINT),
-    ],
+    &[one(1, "key", Kind::String), msg(2, "value", &ANY_VALUE), one(3, "key_strindex", VARINT)],
 );
 
 static ANY_VALUE: Schema = schema(

@@ -91,7 +91,8 @@ impl BatchConfig {
             errors.push(ConfigError::new(
                 format!("{path}.metadata_keys"),
                 format!(
-                    "not supported: batching by request metadata ({}) needs metadata that is not carried down the pipeline; remove the key",
+                    "not supported: batching by request metadata ({}) needs metadata that is \
+                     not carried down the pipeline; remove the key",
                     self.metadata_keys.join(", ")
                 ),
             ));

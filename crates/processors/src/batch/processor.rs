@@ -214,7 +214,10 @@ impl Shared {
                     // not decode; the exporter could not send it either.
                     self.metrics.dropped.inc_by(items);
                     self.release(items);
-                    tracing::warn!(processor = %self.id, items, %error, "dropping a batch that cannot be split");
+                    tracing::warn!(
+                        processor = %self.id, items, %error,
+                        "dropping a batch that cannot be split"
+                    );
                     return;
                 }
             }
@@ -248,11 +251,17 @@ impl Shared {
                 }
                 Err(ConsumeError::Permanent { message, .. }) => {
                     self.metrics.dropped.inc_by(items);
-                    tracing::warn!(processor = %self.id, items, error = %message, "dropping a batch the next component rejected");
+                    tracing::warn!(
+                        processor = %self.id, items, error = %message,
+                        "dropping a batch the next component rejected"
+                    );
                     break;
                 }
                 Err(error) => {
-                    tracing::debug!(processor = %self.id, items, %error, ?backoff, "next component refused a batch, will retry");
+                    tracing::debug!(
+                        processor = %self.id, items, %error, ?backoff,
+                        "next component refused a batch, will retry"
+                    );
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
@@ -357,7 +366,10 @@ impl Lifecycle for BatchLifecycle {
             let left = self.shared.discard();
             if left > 0 {
                 self.shared.metrics.dropped.inc_by(left);
-                tracing::warn!(processor = %self.shared.id, items = left, "shutdown deadline reached: dropping data not yet sent");
+                tracing::warn!(
+                    processor = %self.shared.id, items = left,
+                    "shutdown deadline reached: dropping data not yet sent"
+                );
             }
             tracing::info!(processor = %self.shared.id, "batch processor stopped");
         })

@@ -336,8 +336,11 @@ fn defaults_and_collector_settings_are_accepted() {
     assert_eq!(config.send_batch_size, 8192);
     assert_eq!(config.send_batch_max_size, 0);
     assert!(
-        configure("timeout: 1s\nsend_batch_size: 1024\nsend_batch_max_size: 2048\nmetadata_cardinality_limit: 1000\n")
-            .is_ok()
+        configure(
+            "timeout: 1s\nsend_batch_size: 1024\nsend_batch_max_size: 2048\n\
+             metadata_cardinality_limit: 1000\n"
+        )
+        .is_ok()
     );
     assert!(configure("send_batch_size: 0\n").is_ok());
     assert!(configure("send_batch_size: 100\nsend_batch_max_size: 100\n").is_ok());

@@ -42,15 +42,50 @@ impl Factory for OtlpReceiverFactory {
     }
 
     fn configure(&self, raw: &::config::Value, path: &str) -> Result<Box<dyn Configured>, ::config::ConfigErrors> {
-        let config: OtlpReceiverConfig = ::config::from_value(raw, path)?;
-        config.validate(path).into_result()?;
-        Ok(Box::new(ConfiguredOtlp { config, path: path.to_string() }))
+        Ok(Box::new(self.configure_typed(raw, path)?))
     }
 }
 
-struct ConfiguredOtlp {
+impl OtlpReceiverFactory {
+    /// [`Factory::configure`] with the concrete type, so a caller can build the receiver as
+    /// [`OtlpReceiver`] (see [`ConfiguredOtlp::receiver`]) and ask for the addresses it bound.
+    pub fn configure_typed(&self, raw: &::config::Value, path: &str) -> Result<ConfiguredOtlp, ::config::ConfigErrors> {
+        let config: OtlpReceiverConfig = ::config::from_value(raw, path)?;
+        config.validate(path).into_result()?;
+        Ok(ConfiguredOtlp { config, path: path.to_string() })
+    }
+}
+
+/// An `otlp` receiver whose settings are valid.
+pub struct ConfiguredOtlp {
     config: OtlpReceiverConfig,
     path: String,
+}
+
+impl ConfiguredOtlp {
+    /// The receiver, as [`Configured::build`] makes it, with its concrete type: after `start`,
+    /// [`OtlpReceiver::bound_addresses`] tells the ports picked for port 0.
+    pub fn receiver(&self, context: &BuildContext) -> OtlpReceiver {
+        let ingests = |transport: &str| -> Vec<Ingest> {
+            context
+                .outputs
+                .iter()
+                .map(|(signal, consumer)| {
+                    let metrics = context.telemetry.receiver(&context.id, transport, *signal);
+                    Ingest::new(*signal, consumer.clone(), metrics)
+                })
+                .collect()
+        };
+        OtlpReceiver {
+            id: context.id.clone(),
+            config: self.config.clone(),
+            grpc_ingests: ingests("grpc"),
+            http_ingests: ingests("http"),
+            grpc: None,
+            http: None,
+            bound: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
 }
 
 impl Configured for ConfiguredOtlp {
@@ -66,26 +101,7 @@ impl Configured for ConfiguredOtlp {
     }
 
     fn build(&self, context: BuildContext) -> Result<Built, BuildError> {
-        let ingests = |transport: &str| -> Vec<Ingest> {
-            context
-                .outputs
-                .iter()
-                .map(|(signal, consumer)| {
-                    let metrics = context.telemetry.receiver(&context.id, transport, *signal);
-                    Ingest::new(*signal, consumer.clone(), metrics)
-                })
-                .collect()
-        };
-        let receiver = OtlpReceiver {
-            id: context.id.clone(),
-            config: self.config.clone(),
-            grpc_ingests: ingests("grpc"),
-            http_ingests: ingests("http"),
-            grpc: None,
-            http: None,
-            bound: Arc::new(Mutex::new(Vec::new())),
-        };
-        Ok(Built { consumer: None, lifecycle: Box::new(receiver) })
+        Ok(Built { consumer: None, lifecycle: Box::new(self.receiver(&context)) })
     }
 }
 
