@@ -35,15 +35,17 @@ if [ -z "$PYTHON" ]; then
     apt_install python3 python3-venv python3-pip
     PYTHON="$(command -v python3)"
 fi
-if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    apt_install python3-venv
-fi
 echo "curl: $(command -v curl); python: $PYTHON ($("$PYTHON" --version 2>&1))"
 
 step "python venv (.venv) and tests/e2e/requirements.txt"
-if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
     rm -rf "$VENV"
-    "$PYTHON" -m venv "$VENV"
+    if ! "$PYTHON" -m venv "$VENV"; then
+        # Debian's python3 needs python3-venv (ensurepip) to create a venv.
+        rm -rf "$VENV"
+        apt_install python3-venv
+        "$PYTHON" -m venv "$VENV"
+    fi
 fi
 wanted="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
 installed="$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)"

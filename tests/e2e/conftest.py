@@ -205,10 +205,11 @@ class Collector:
         """Waits for the process to exit and returns its exit code."""
         try:
             self.exit_code = self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as timeout_error:
             self.process.kill()
             self.process.wait(timeout=10)
-            raise AssertionError(f"the collector did not exit within {timeout}s:\n{self.log()}")
+            message = f"the collector did not exit within {timeout}s:\n{self.log()}"
+            raise AssertionError(message) from timeout_error
         finally:
             if self in _RUNNING:
                 _RUNNING.remove(self)
@@ -268,7 +269,10 @@ class OtlpSink:
         """Serves on the sink's port (a new one the first time if it was 0)."""
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=16),
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 256 * 1024 * 1024)],
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+            ],
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceHandler(self), server)
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsHandler(self), server)

@@ -39,7 +39,13 @@ receivers:
 
 def config(exporter, processors="", extra=""):
     """A traces pipeline otlp → [processors] → otlp exporter (`exporter` is its YAML body)."""
-    return RECEIVERS + extra + "exporters:\n  otlp:\n" + exporter + PIPELINE.format(processors=processors)
+    return (
+        RECEIVERS
+        + extra
+        + "exporters:\n  otlp:\n"
+        + exporter
+        + PIPELINE.format(processors=processors)
+    )
 
 
 def send_requests(collector, count, spans_each):
@@ -69,11 +75,14 @@ def test_destination_down_then_up_delivers_everything(pool):
     collector = pool.collector(config(exporter))
     sent = send_requests(collector, count=5, spans_each=4)
     eventually(lambda: collector.metric("otelcol_receiver_accepted_spans_total") == len(sent))
+    assert collector.metric("otelcol_exporter_sent_spans_total", exporter="otlp") == 0
 
     sink.start()
     received = sink.wait_for_span_ids(sent, timeout=30)
     assert sorted(received) == sorted(sent), "spans were duplicated or foreign spans arrived"
-    eventually(lambda: collector.metric("otelcol_exporter_sent_spans_total", exporter="otlp") == len(sent))
+    eventually(
+        lambda: collector.metric("otelcol_exporter_sent_spans_total", exporter="otlp") == len(sent)
+    )
     assert collector.metric("otelcol_exporter_queue_size", exporter="otlp") == 0
 
 
@@ -118,10 +127,16 @@ def test_full_queue_refuses_with_retry_after(pool):
     assert refusal.headers.get("Retry-After", "").isdigit(), refusal.headers
     assert refusal.headers.get("Content-Type", "").startswith(PROTOBUF), refusal.headers
     status = status_pb2.Status.FromString(refusal.content)
-    assert status.code in (grpc.StatusCode.RESOURCE_EXHAUSTED.value[0], grpc.StatusCode.UNAVAILABLE.value[0])
+    assert status.code in (
+        grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
+        grpc.StatusCode.UNAVAILABLE.value[0],
+    )
 
     code, details = grpc_export_traces(collector.grpc_endpoint, trace_request(span_count=2))
-    assert code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE), (code, details)
+    assert code in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE), (
+        code,
+        details,
+    )
 
     assert collector.metric("otelcol_exporter_enqueue_failed_spans_total", exporter="otlp") > 0
     assert collector.metric("otelcol_receiver_refused_spans_total", receiver="otlp") > 0
@@ -147,6 +162,7 @@ processors:
     collector = pool.collector(config(exporter, processors="batch", extra=batch))
     sent = send_requests(collector, count=3, spans_each=10)
     eventually(lambda: collector.metric("otelcol_receiver_accepted_spans_total") == len(sent))
+    assert not sink.span_ids(), "precondition: the batch processor should still hold the spans"
 
     collector.stop()
 

@@ -125,7 +125,9 @@ def test_unknown_content_type_is_415(collector):
 
 def test_body_over_the_limit_is_413(collector):
     """A body larger than max_request_body_size is 413."""
-    response = post(traces_url(collector), trace_request(payload="x" * 2 * BODY_LIMIT).SerializeToString())
+    response = post(
+        traces_url(collector), trace_request(payload="x" * 2 * BODY_LIMIT).SerializeToString()
+    )
     assert response.status_code == 413, response.text
 
 
@@ -139,7 +141,9 @@ def test_gzip_bomb_is_413(collector):
 
 def test_invalid_gzip_is_400(collector):
     """A body labelled gzip that is not gzip is 400."""
-    response = post(traces_url(collector), b"this is not gzip", headers={"Content-Encoding": "gzip"})
+    response = post(
+        traces_url(collector), b"this is not gzip", headers={"Content-Encoding": "gzip"}
+    )
     assert response.status_code == 400, response.text
 
 

@@ -13,8 +13,12 @@ from pathlib import Path
 import pytest
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+    OTLPSpanExporter as GrpcSpanExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpSpanExporter,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -29,7 +33,8 @@ TOKEN = "e2e-token-" + uuid.uuid4().hex
 
 def overlay(health_port):
     """Listeners on 127.0.0.1: ephemeral ports for the receivers and metrics; the seed's
-    `health_check.port` (13133) moved to a free port, as `port` and `endpoint` exclude each other."""
+    `health_check.port` (13133) moved to a free port, as `port` and `endpoint` exclude each other.
+    """
     return f"""
 receivers:
   otlp:
@@ -98,11 +103,17 @@ def produce_spans(provider):
         "mesh.weights": [0.5, 1.5],
         "mesh.flags": [True, False],
     }
-    with tracer.start_as_current_span("GET /productpage", kind=SpanKind.SERVER, attributes=attributes) as parent:
-        parent.add_event("cache.miss", {"cache.key": "user:42", "attempt": 2, "backoff": 0.1, "warm": True})
+    with tracer.start_as_current_span(
+        "GET /productpage", kind=SpanKind.SERVER, attributes=attributes
+    ) as parent:
+        parent.add_event(
+            "cache.miss", {"cache.key": "user:42", "attempt": 2, "backoff": 0.1, "warm": True}
+        )
         parent.add_event("no-attributes")
         link = Link(linked_context, {"link.reason": "triggered-by", "link.weight": 7})
-        with tracer.start_as_current_span("GET reviews:9080", kind=SpanKind.CLIENT, links=[link]) as child:
+        with tracer.start_as_current_span(
+            "GET reviews:9080", kind=SpanKind.CLIENT, links=[link]
+        ) as child:
             child.set_attribute("peer.service", "reviews")
             child.set_status(Status(StatusCode.ERROR, "upstream reset"))
     assert provider.force_flush(10_000), "the SDK could not flush its spans"
@@ -162,13 +173,21 @@ def assert_ids_and_relations(sink, linked, parent, child):
     assert got_parent.trace_id == parent_trace and got_child.trace_id == child_trace == parent_trace
     assert got_parent.parent_span_id == b""
     assert got_child.parent_span_id == parent_id
-    assert got_parent.kind == got_parent.SPAN_KIND_SERVER and got_child.kind == got_child.SPAN_KIND_CLIENT
-    assert [(l.trace_id, l.span_id) for l in got_child.links] == [(linked_trace, linked_id)]
+    assert (
+        got_parent.kind == got_parent.SPAN_KIND_SERVER
+        and got_child.kind == got_child.SPAN_KIND_CLIENT
+    )
+    assert [(link.trace_id, link.span_id) for link in got_child.links] == [
+        (linked_trace, linked_id)
+    ]
     assert [e.name for e in got_parent.events] == ["cache.miss", "no-attributes"]
     attributes = {kv.key: kv.value for kv in got_parent.attributes}
     assert attributes["http.response.status_code"].int_value == 200
     assert attributes["mesh.latency_ratio"].double_value == 0.75
-    assert attributes["mesh.retried"].HasField("bool_value") and not attributes["mesh.retried"].bool_value
+    assert (
+        attributes["mesh.retried"].HasField("bool_value")
+        and not attributes["mesh.retried"].bool_value
+    )
     assert [v.string_value for v in attributes["mesh.hops"].array_value.values] == [
         "ingress",
         "productpage",
@@ -179,7 +198,8 @@ def assert_ids_and_relations(sink, linked, parent, child):
 
 
 def assert_token_sent(sink, span_ids):
-    """Every export carrying these spans had the seed's `Authentication` header (lowercase in gRPC)."""
+    """Every export carrying these spans had the seed's `Authentication` header (gRPC metadata
+    keys are lowercase)."""
     requests_with_spans = [
         metadata
         for request, metadata in sink.received_traces()
@@ -236,19 +256,29 @@ def test_span_counters_match_deliveries(collector, sink):
 def test_logs_go_through_batch_to_logging_exporter(collector):
     """An OTLP/JSON log record is accepted into the logs pipeline, counted, and printed by the
     `logging` exporter (loglevel debug shows the record's body)."""
-    before = collector.metric("otelcol_receiver_accepted_log_records_total", receiver="otlp", transport="http")
+    before = collector.metric(
+        "otelcol_receiver_accepted_log_records_total", receiver="otlp", transport="http"
+    )
     body = "seed-log-" + uuid.uuid4().hex
-    response = post(f"http://{collector.http_endpoint}/v1/logs", json.dumps(log_request_json(body)).encode(), JSON)
+    response = post(
+        f"http://{collector.http_endpoint}/v1/logs",
+        json.dumps(log_request_json(body)).encode(),
+        JSON,
+    )
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith(JSON)
 
     def accepted():
-        now = collector.metric("otelcol_receiver_accepted_log_records_total", receiver="otlp", transport="http")
+        now = collector.metric(
+            "otelcol_receiver_accepted_log_records_total", receiver="otlp", transport="http"
+        )
         assert now == before + 1, (before, now)
         return True
 
     eventually(accepted)
-    eventually(lambda: body in collector.log(), message="the logging exporter never printed the log body")
+    eventually(
+        lambda: body in collector.log(), message="the logging exporter never printed the log body"
+    )
 
 
 def test_health_check_answers_200(collector):

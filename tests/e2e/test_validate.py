@@ -21,8 +21,6 @@ receivers:
     protocols:
       grpc:
         endpoint: 127.0.0.1:4317
-      http:
-        endpoint: 127.0.0.1:99999
   otlp/twin:
     protocols:
       grpc:
@@ -36,7 +34,11 @@ processors:
     timeout: 5 parsecs
 exporters:
   debug:
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:99999
 service:
+  extensions: [health_check]
   pipelines:
     traces:
       receivers: [otlp, otlp/twin]
@@ -80,7 +82,11 @@ def test_every_mistake_is_reported_with_its_key_path(tmp_path):
 
 
 def seed_with_placeholders_filled():
-    return SEED.read_text().replace("<gRPC-Endpoint>", "collector.example:4317").replace("<gRPC-Token>", "t0ken")
+    return (
+        SEED.read_text()
+        .replace("<gRPC-Endpoint>", "collector.example:4317")
+        .replace("<gRPC-Token>", "t0ken")
+    )
 
 
 def test_seed_config_is_valid(tmp_path):

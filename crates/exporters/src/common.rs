@@ -6,13 +6,14 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use config::{ConfigError, ConfigErrors};
+use config::{ConfigError, ConfigErrors, Value};
 use futures_util::future::BoxFuture;
 use otlp::Signal;
 use pipeline::component::{BuildError, Lifecycle};
 use pipeline::telemetry::ExporterMetrics;
 use rustls::pki_types::ServerName;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use transport::tls::ClientTlsConfig;
 
 use crate::connect::TlsSettings;
@@ -45,7 +46,11 @@ pub(crate) enum Compression {
 
 /// Reads `compression`: absent means gzip (the collector's default for both OTLP exporters);
 /// `none` and the empty string mean uncompressed.
-pub(crate) fn compression(value: Option<&str>, path: &str, errors: &mut ConfigErrors) -> Compression {
+pub(crate) fn compression(
+    value: Option<&str>,
+    path: &str,
+    errors: &mut ConfigErrors,
+) -> Compression {
     match value {
         None | Some("gzip") => Compression::Gzip,
         Some("none" | "") => Compression::None,
@@ -72,7 +77,9 @@ pub(crate) fn headers(
         let Ok(header_name) = http::HeaderName::from_bytes(name.as_bytes()) else {
             errors.push(ConfigError::new(
                 key,
-                format!("invalid header name \"{name}\": expected letters, digits and !#$%&'*+-.^_`|~"),
+                format!(
+                    "invalid header name \"{name}\": expected letters, digits and !#$%&'*+-.^_`|~"
+                ),
             ));
             continue;
         };
@@ -94,7 +101,9 @@ pub(crate) fn headers(
 /// zero.
 pub(crate) fn timeout(value: Option<config::Duration>) -> Option<config::Duration> {
     match value {
-        Some(config::Duration(duration)) if duration.is_zero() => Some(config::Duration(NO_TIMEOUT)),
+        Some(config::Duration(duration)) if duration.is_zero() => {
+            Some(config::Duration(NO_TIMEOUT))
+        }
         other => other,
     }
 }
@@ -139,6 +148,50 @@ pub(crate) fn tls(
             None
         }
     }
+}
+
+/// Reads `raw` into `T` and validates it with `check`, reporting both kinds of error at once.
+///
+/// `config::from_value` yields nothing when any key is wrong (unknown, or of the wrong type),
+/// which would hide every validation error until the first batch was fixed. So on failure the
+/// top-level keys it named are left out, the rest is read again and validated, and the
+/// validation errors that do not concern a left-out key are reported too.
+pub(crate) fn configure<T: DeserializeOwned, C>(
+    raw: &Value,
+    path: &str,
+    check: impl Fn(&T, &str) -> Result<C, ConfigErrors>,
+) -> Result<C, ConfigErrors> {
+    let mut errors = match config::from_value::<T>(raw, path) {
+        Ok(config) => return check(&config, path),
+        Err(errors) => errors,
+    };
+    let prefix = format!("{path}.");
+    let mut left_out: Vec<String> = errors
+        .iter()
+        .filter_map(|error| error.path.strip_prefix(&prefix))
+        .map(|rest| rest.split(['.', '[']).next().unwrap_or(rest).to_string())
+        .collect();
+    left_out.sort_unstable();
+    left_out.dedup();
+    let mut rest = raw.clone();
+    let Some(map) = rest.as_map_mut().filter(|_| !left_out.is_empty()) else {
+        return Err(errors);
+    };
+    for key in &left_out {
+        map.remove(key);
+    }
+    if let Ok(config) = config::from_value::<T>(&rest, path)
+        && let Err(more) = check(&config, path)
+    {
+        let about_left_out = |error: &ConfigError| {
+            left_out.iter().any(|key| {
+                let key_path = format!("{prefix}{key}");
+                error.path == key_path || error.path.starts_with(&format!("{key_path}."))
+            })
+        };
+        errors.extend(more.into_iter().filter(|error| !about_left_out(error)));
+    }
+    Err(errors)
 }
 
 /// Merges the errors of one validation step into the list being collected.
@@ -236,7 +289,11 @@ pub(crate) struct Announced {
 }
 
 impl Announced {
-    pub(crate) fn new(inner: Box<dyn Lifecycle>, exporter: String, destination: String) -> Announced {
+    pub(crate) fn new(
+        inner: Box<dyn Lifecycle>,
+        exporter: String,
+        destination: String,
+    ) -> Announced {
         Announced { inner, exporter, destination, stopped: AtomicBool::new(false) }
     }
 }
@@ -291,7 +348,9 @@ mod tests {
         assert_eq!(valid.len(), 1);
         let text = errors.to_string();
         assert!(!text.contains("secret"), "{text}");
-        assert!(text.contains("exporters.otlp.headers.authorization: invalid header value (not shown)"));
+        assert!(
+            text.contains("exporters.otlp.headers.authorization: invalid header value (not shown)")
+        );
         assert!(text.contains("exporters.otlp.headers.bad name: invalid header name \"bad name\""));
     }
 
@@ -305,7 +364,10 @@ mod tests {
         let body = br#"{"partialSuccess":{"rejectedLogRecords":2}}"#;
         let partial = ExportResponse::from_json(Signal::Logs, body).unwrap().partial_success;
         assert_eq!(partial.unwrap().rejected, 2);
-        assert_eq!(ExportResponse::from_json(Signal::Metrics, b"{}").unwrap(), ExportResponse::default());
+        assert_eq!(
+            ExportResponse::from_json(Signal::Metrics, b"{}").unwrap(),
+            ExportResponse::default()
+        );
     }
 
     #[test]

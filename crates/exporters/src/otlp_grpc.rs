@@ -13,7 +13,9 @@ use config::{ConfigError, ConfigErrors, Value};
 use futures_util::future::BoxFuture;
 use http::uri::PathAndQuery;
 use otlp::{Batch, Signal};
-use pipeline::exporter_helper::{self, HelperSettings, QueueConfig, RetryConfig, SendError, Sender};
+use pipeline::exporter_helper::{
+    self, HelperSettings, QueueConfig, RetryConfig, SendError, Sender,
+};
 use pipeline::telemetry::ExporterMetrics;
 use pipeline::{BuildContext, BuildError, Built, Configured, Factory, Kind, Stability};
 use prost::Message;
@@ -71,8 +73,8 @@ impl Factory for OtlpExporterFactory {
     }
 
     fn configure(&self, raw: &Value, path: &str) -> Result<Box<dyn Configured>, ConfigErrors> {
-        let config: OtlpGrpcConfig = config::from_value(raw, path)?;
-        Ok(Box::new(OtlpGrpcConfigured::new(&config, path)?))
+        let configured = common::configure(raw, path, OtlpGrpcConfigured::new)?;
+        Ok(Box::new(configured))
     }
 }
 
@@ -113,8 +115,7 @@ impl OtlpGrpcConfigured {
             Some(target) if target.tls => common::tls(&config.tls, &[b"h2"], path, &mut errors),
             _ => None,
         };
-        let compression =
-            common::compression(config.compression.as_deref(), path, &mut errors);
+        let compression = common::compression(config.compression.as_deref(), path, &mut errors);
         let headers = common::headers(&config.headers, path, &mut errors);
         let helper = common::collect(
             HelperSettings::new(
@@ -226,7 +227,10 @@ fn metadata(headers: Vec<(http::HeaderName, http::HeaderValue)>) -> (MetadataMap
         } else if name.as_str().ends_with("-bin") {
             // Binary metadata travels base64-encoded; tonic encodes it.
             if let Ok(key) = BinaryMetadataKey::from_bytes(name.as_str().as_bytes()) {
-                metadata.insert_bin(key, tonic::metadata::BinaryMetadataValue::from_bytes(value.as_bytes()));
+                metadata.insert_bin(
+                    key,
+                    tonic::metadata::BinaryMetadataValue::from_bytes(value.as_bytes()),
+                );
             }
         } else if let (Ok(key), Ok(value)) = (
             AsciiMetadataKey::from_bytes(name.as_str().as_bytes()),
@@ -250,6 +254,10 @@ fn channel_endpoint(target: &Target, user_agent: Option<&str>) -> Result<Endpoin
         .map_err(|error: http::uri::InvalidUri| invalid(&error))?;
     endpoint
         .origin(origin)
+        // Window sizes that follow the measured bandwidth-delay product, as gRPC-Go (the
+        // collector's client) does; the fixed 64 KiB default would throttle large batches on
+        // long links.
+        .http2_adaptive_window(true)
         .user_agent(user_agent.unwrap_or(common::USER_AGENT))
         .map_err(|error| invalid(&error))
 }
@@ -354,7 +362,11 @@ enum Outgoing {
 
 impl Outgoing {
     fn of(batch: &Batch) -> Outgoing {
-        if batch.is_encoded() { Outgoing::Encoded(batch.clone()) } else { Outgoing::Bytes(batch.to_bytes()) }
+        if batch.is_encoded() {
+            Outgoing::Encoded(batch.clone())
+        } else {
+            Outgoing::Bytes(batch.to_bytes())
+        }
     }
 }
 
@@ -445,7 +457,8 @@ mod tests {
         assert!(matches!(send_error(&invalid), SendError::Permanent { .. }));
         let exhausted = tonic::Status::resource_exhausted("full");
         assert!(matches!(send_error(&exhausted), SendError::Permanent { .. }));
-        let details = RpcStatus::new(code::RESOURCE_EXHAUSTED, "full", Some(Duration::from_secs(2)));
+        let details =
+            RpcStatus::new(code::RESOURCE_EXHAUSTED, "full", Some(Duration::from_secs(2)));
         let throttled = tonic::Status::with_details(
             tonic::Code::ResourceExhausted,
             "full",
@@ -461,7 +474,9 @@ mod tests {
     fn the_encoder_writes_the_batch_bytes_unchanged() {
         let request = otlp::fixtures::sidecar_traces(5, 2);
         let wire = Bytes::from(request.encode_to_vec());
-        for batch in [Batch::from_wire(Signal::Traces, wire.clone()).unwrap(), Batch::from_traces(request)] {
+        for batch in
+            [Batch::from_wire(Signal::Traces, wire.clone()).unwrap(), Batch::from_traces(request)]
+        {
             let mut out = bytes::BytesMut::new();
             match Outgoing::of(&batch) {
                 Outgoing::Encoded(batch) => batch.encode_to(&mut out),

@@ -16,7 +16,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use otlp::{Batch, Signal};
-use pipeline::exporter_helper::{self, HelperSettings, QueueConfig, RetryConfig, SendError, Sender};
+use pipeline::exporter_helper::{
+    self, HelperSettings, QueueConfig, RetryConfig, SendError, Sender,
+};
 use pipeline::telemetry::ExporterMetrics;
 use pipeline::{BuildContext, BuildError, Built, Configured, Factory, Kind, Stability};
 use prost::Message;
@@ -81,8 +83,8 @@ impl Factory for OtlpHttpExporterFactory {
     }
 
     fn configure(&self, raw: &Value, path: &str) -> Result<Box<dyn Configured>, ConfigErrors> {
-        let config: OtlpHttpConfig = config::from_value(raw, path)?;
-        Ok(Box::new(OtlpHttpConfigured::new(&config, path)?))
+        let configured = common::configure(raw, path, OtlpHttpConfigured::new)?;
+        Ok(Box::new(configured))
     }
 }
 
@@ -177,7 +179,8 @@ impl OtlpHttpConfigured {
                 Encoding::Proto
             }
         };
-        let headers: HeaderMap = common::headers(&config.headers, path, &mut errors).into_iter().collect();
+        let headers: HeaderMap =
+            common::headers(&config.headers, path, &mut errors).into_iter().collect();
         let helper = common::collect(
             HelperSettings::new(
                 path,
@@ -200,7 +203,8 @@ impl OtlpHttpConfigured {
 
 /// Checks an endpoint URL: http or https, with a host.
 fn parse_url(text: &str) -> Result<Uri, String> {
-    let invalid = || format!("invalid endpoint \"{text}\": expected an http:// or https:// URL with a host");
+    let invalid =
+        || format!("invalid endpoint \"{text}\": expected an http:// or https:// URL with a host");
     let url: Uri = text.parse().map_err(|_| invalid())?;
     let scheme_ok = matches!(url.scheme_str(), Some("http" | "https"));
     let host_ok = url.host().is_some_and(|host| !host.is_empty());
@@ -226,7 +230,8 @@ impl Configured for OtlpHttpConfigured {
             ));
         };
         let exporter = context.id.to_string();
-        let connector = Connector::new(if url.scheme_str() == Some("https") { self.tls.clone() } else { None });
+        let connector =
+            Connector::new(if url.scheme_str() == Some("https") { self.tls.clone() } else { None });
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
@@ -269,9 +274,11 @@ impl Sender for OtlpHttpSender {
         Box::pin(async move {
             let body = match self.encoding {
                 Encoding::Proto => batch.to_bytes(),
-                Encoding::Json => otlp::json::encode(batch.clone()).map(Bytes::from).map_err(|error| {
-                    SendError::permanent(format!("cannot encode the batch as JSON: {error}"))
-                })?,
+                Encoding::Json => {
+                    otlp::json::encode(batch.clone()).map(Bytes::from).map_err(|error| {
+                        SendError::permanent(format!("cannot encode the batch as JSON: {error}"))
+                    })?
+                }
             };
             let body = match self.compression {
                 Compression::Gzip => Bytes::from(transport::gzip::compress_off_reactor(body).await),
@@ -316,7 +323,8 @@ impl Sender for OtlpHttpSender {
                 self.read_success(&content_type, body);
                 return Ok(());
             }
-            let message = format!("the destination answered {status}{}", error_detail(&content_type, &body));
+            let message =
+                format!("the destination answered {status}{}", error_detail(&content_type, &body));
             if http_status_is_retryable(status.as_u16()) {
                 Err(SendError::Retryable { message, retry_after })
             } else {

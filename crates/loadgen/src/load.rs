@@ -86,7 +86,10 @@ pub struct Shape {
 
 /// Runs the `load` subcommand.
 pub async fn command(args: LoadArgs) -> anyhow::Result<()> {
-    ensure!(args.duration.is_finite() && args.duration > 0.0, "--duration must be a positive number of seconds");
+    ensure!(
+        args.duration.is_finite() && args.duration > 0.0,
+        "--duration must be a positive number of seconds"
+    );
     let config = LoadConfig {
         target: args.target,
         protocol: args.protocol,
@@ -94,7 +97,8 @@ pub async fn command(args: LoadArgs) -> anyhow::Result<()> {
         gzip: args.gzip,
         shape: args.shape,
     };
-    let load = Load::start(&config, Instant::now() + Duration::from_secs_f64(args.duration)).await?;
+    let load =
+        Load::start(&config, Instant::now() + Duration::from_secs_f64(args.duration)).await?;
     println!("payload: {}", load.payloads().describe());
     let started = load.started();
     let tally = load.finish().await;
@@ -141,7 +145,8 @@ impl Payloads {
         for seed in 1..=DISTINCT_REQUESTS {
             let pods = 1 + (seed % 3) as usize;
             let message = otlp::fixtures::sidecar_traces_seeded(spans, pods, seed).encode_to_vec();
-            let scan = otlp::wire::scan(Signal::Traces, &message).context("fixture does not scan")?;
+            let scan =
+                otlp::wire::scan(Signal::Traces, &message).context("fixture does not scan")?;
             ensure!(scan.items == spans as u64, "fixture holds {} spans, not {spans}", scan.items);
             message_bytes += message.len();
             let body = if gzip { gzip_bytes(&message)? } else { message };
@@ -305,7 +310,11 @@ impl Stats {
             failed_requests: self.failed_requests.load(Ordering::Relaxed),
             failed_spans: self.failed_spans.load(Ordering::Relaxed),
             ok_nanos: self.answered_nanos.load(Ordering::Relaxed),
-            first_problem: self.first_problem.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            first_problem: self
+                .first_problem
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
         }
     }
 }
@@ -383,7 +392,8 @@ impl Load {
     pub async fn start(config: &LoadConfig, until: Instant) -> anyhow::Result<Load> {
         let shape = &config.shape;
         ensure!(shape.concurrency > 0, "--concurrency must be at least 1");
-        let payloads = Arc::new(Payloads::build(shape.spans_per_request, config.protocol, config.gzip)?);
+        let payloads =
+            Arc::new(Payloads::build(shape.spans_per_request, config.protocol, config.gzip)?);
         let authority = authority(&config.target)?;
         let mut clients = Vec::with_capacity(shape.concurrency);
         match config.protocol {
@@ -394,7 +404,10 @@ impl Load {
                 let mut slots = Vec::new();
                 for _ in 0..shape.connections.clamp(1, shape.concurrency) {
                     let sender = connect_h2(&authority).await?;
-                    slots.push(Arc::new(H2Slot { authority: authority.clone(), sender: tokio::sync::Mutex::new(Some(sender)) }));
+                    slots.push(Arc::new(H2Slot {
+                        authority: authority.clone(),
+                        sender: tokio::sync::Mutex::new(Some(sender)),
+                    }));
                 }
                 for worker in 0..shape.concurrency {
                     let slot = slots.get(worker % slots.len()).cloned().context("no connection")?;
@@ -404,7 +417,11 @@ impl Load {
             Protocol::Http => {
                 for _ in 0..shape.concurrency {
                     let sender = connect_h1(&authority).await?;
-                    clients.push(Client::Http { authority: authority.clone(), sender: Some(sender), gzip: config.gzip });
+                    clients.push(Client::Http {
+                        authority: authority.clone(),
+                        sender: Some(sender),
+                        gzip: config.gzip,
+                    });
                 }
             }
         }
@@ -494,7 +511,8 @@ impl Worker {
             let body = self.payloads.body(next);
             next += 1;
             let began = Instant::now();
-            let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, self.client.send(body)).await {
+            let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, self.client.send(body)).await
+            {
                 Ok(outcome) => outcome,
                 Err(_) => Outcome::Failed(format!("no answer within {REQUEST_TIMEOUT:?}")),
             };
@@ -535,7 +553,9 @@ impl H2Slot {
 }
 
 async fn tcp(authority: &str) -> anyhow::Result<TokioIo<TcpStream>> {
-    let stream = TcpStream::connect(authority).await.with_context(|| format!("cannot connect to {authority}"))?;
+    let stream = TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("cannot connect to {authority}"))?;
     stream.set_nodelay(true).context("cannot set TCP_NODELAY")?;
     Ok(TokioIo::new(stream))
 }
@@ -552,10 +572,11 @@ async fn connect_h2(authority: &str) -> anyhow::Result<http2::SendRequest<Full<B
     Ok(sender)
 }
 
-async fn connect_h1(authority: &str) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
+pub(crate) async fn connect_h1(authority: &str) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
     let io = tcp(authority).await?;
-    let (sender, connection) =
-        http1::handshake(io).await.with_context(|| format!("HTTP/1.1 handshake with {authority} failed"))?;
+    let (sender, connection) = http1::handshake(io)
+        .await
+        .with_context(|| format!("HTTP/1.1 handshake with {authority} failed"))?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -601,7 +622,9 @@ impl Client {
                         Err(error) => return Outcome::Failed(format!("{error:#}")),
                     }
                 }
-                let Some(sender) = sender.as_mut() else { return Outcome::Failed("not connected".into()) };
+                let Some(sender) = sender.as_mut() else {
+                    return Outcome::Failed("not connected".into());
+                };
                 let mut request = Request::post(Signal::Traces.http_path())
                     .header(http::header::HOST, authority.as_str())
                     .header(http::header::CONTENT_TYPE, "application/x-protobuf")
@@ -641,7 +664,11 @@ async fn grpc_outcome(response: Response<Incoming>) -> Outcome {
 }
 
 /// The outcome of a gRPC answer from its HTTP status and its `grpc-status`/`grpc-message`.
-pub fn classify_grpc(status: http::StatusCode, grpc_status: Option<&str>, message: Option<&str>) -> Outcome {
+pub fn classify_grpc(
+    status: http::StatusCode,
+    grpc_status: Option<&str>,
+    message: Option<&str>,
+) -> Outcome {
     match grpc_status {
         Some("0") if status == http::StatusCode::OK => Outcome::Ok,
         Some(code) => Outcome::Refused(format!("grpc-status {code}: {}", message.unwrap_or(""))),
@@ -682,8 +709,7 @@ mod tests {
         let mut pacer = Pacer::new(1000.0, 10);
         let mut ready = [Duration::ZERO; 4];
         let mut inside = 0;
-        loop {
-            let Some((worker, now)) = ready.iter().copied().enumerate().min_by_key(|(_, t)| *t) else { break };
+        while let Some((worker, now)) = ready.iter().copied().enumerate().min_by_key(|(_, t)| *t) {
             let slot = pacer.reserve(now);
             if slot >= Duration::from_secs(1) {
                 break;
@@ -714,12 +740,17 @@ mod tests {
         let length = u32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]]) as usize;
         assert_eq!(length + 5, frame.len());
         assert_eq!(otlp::wire::scan(Signal::Traces, &frame[5..]).unwrap().items, 100);
-        assert!((600.0..=850.0).contains(&payloads.bytes_per_span()), "{}", payloads.bytes_per_span());
+        assert!(
+            (600.0..=850.0).contains(&payloads.bytes_per_span()),
+            "{}",
+            payloads.bytes_per_span()
+        );
 
         let http = Payloads::build(10, Protocol::Http, true).unwrap();
         let body = http.body(0);
         let mut message = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut message).unwrap();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut message)
+            .unwrap();
         assert_eq!(otlp::wire::scan(Signal::Traces, &message).unwrap().items, 10);
         assert_ne!(http.body(0), http.body(1), "distinct requests");
     }
@@ -728,8 +759,13 @@ mod tests {
     fn grpc_answers_are_classified() {
         let ok = http::StatusCode::OK;
         assert_eq!(classify_grpc(ok, Some("0"), None), Outcome::Ok);
-        assert!(matches!(classify_grpc(ok, Some("8"), Some("full")), Outcome::Refused(m) if m.contains("8: full")));
-        assert!(matches!(classify_grpc(http::StatusCode::BAD_GATEWAY, None, None), Outcome::Refused(_)));
+        assert!(
+            matches!(classify_grpc(ok, Some("8"), Some("full")), Outcome::Refused(m) if m.contains("8: full"))
+        );
+        assert!(matches!(
+            classify_grpc(http::StatusCode::BAD_GATEWAY, None, None),
+            Outcome::Refused(_)
+        ));
         assert!(matches!(classify_grpc(ok, None, None), Outcome::Failed(_)));
     }
 

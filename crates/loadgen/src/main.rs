@@ -21,7 +21,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "meshtrace-loadgen", version, about = "Load generator and benchmark driver for meshtrace")]
+#[command(
+    name = "meshtrace-loadgen",
+    version,
+    about = "Load generator and benchmark driver for meshtrace"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -44,8 +44,9 @@ impl Proc {
     /// User plus system CPU time used so far by every thread of the process.
     pub fn cpu_time(&self) -> io::Result<Duration> {
         let text = std::fs::read_to_string(self.dir.join("stat"))?;
-        let ticks = parse_stat_ticks(&text)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected /proc/PID/stat"))?;
+        let ticks = parse_stat_ticks(&text).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "unexpected /proc/PID/stat")
+        })?;
         Ok(ticks_to_duration(ticks, clock_ticks()))
     }
 
@@ -85,7 +86,8 @@ pub fn status_kib(text: &str, name: &str) -> Option<u64> {
 fn ticks_to_duration(ticks: u64, per_second: u64) -> Duration {
     let per_second = per_second.max(1);
     let nanos_per_tick = 1_000_000_000 / per_second;
-    Duration::from_secs(ticks / per_second) + Duration::from_nanos((ticks % per_second) * nanos_per_tick)
+    Duration::from_secs(ticks / per_second)
+        + Duration::from_nanos((ticks % per_second) * nanos_per_tick)
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`), read once.
@@ -130,7 +132,8 @@ mod tests {
 
     #[test]
     fn status_fields_are_read_in_kib() {
-        let text = "Name:\tmeshtrace\nVmPeak:\t  900000 kB\nVmHWM:\t   40960 kB\nVmRSS:\t   30720 kB\n";
+        let text =
+            "Name:\tmeshtrace\nVmPeak:\t  900000 kB\nVmHWM:\t   40960 kB\nVmRSS:\t   30720 kB\n";
         assert_eq!(status_kib(text, "VmHWM"), Some(40960));
         assert_eq!(status_kib(text, "VmRSS"), Some(30720));
         assert_eq!(status_kib(text, "VmSwap"), None);

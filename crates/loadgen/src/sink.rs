@@ -60,7 +60,10 @@ pub async fn command(args: SinkArgs) -> anyhow::Result<()> {
     println!("stats {stats}");
     tokio::signal::ctrl_c().await.context("cannot wait for SIGINT")?;
     let counts = counters.counts();
-    println!("received {} spans in {} requests ({} invalid)", counts.spans, counts.requests, counts.invalid);
+    println!(
+        "received {} spans in {} requests ({} invalid)",
+        counts.spans, counts.requests, counts.invalid
+    );
     Ok(())
 }
 
@@ -135,14 +138,20 @@ pub struct Sink {
 
 impl Sink {
     /// Binds `listen` and serves `protocol` there, counting into `counters`.
-    pub async fn start(listen: &str, protocol: Protocol, counters: Arc<Counters>) -> anyhow::Result<Sink> {
-        let listener =
-            TcpListener::bind(listen).await.with_context(|| format!("sink: cannot listen on {listen}"))?;
+    pub async fn start(
+        listen: &str,
+        protocol: Protocol,
+        counters: Arc<Counters>,
+    ) -> anyhow::Result<Sink> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("sink: cannot listen on {listen}"))?;
         let address = listener.local_addr().context("sink: no local address")?;
         let task = match protocol {
             Protocol::Grpc => tokio::spawn(serve_grpc(listener, counters)),
             Protocol::Http => {
-                let handler: Handler = Arc::new(move |request| Box::pin(otlp_http(counters.clone(), request)));
+                let handler: Handler =
+                    Arc::new(move |request| Box::pin(otlp_http(counters.clone(), request)));
                 tokio::spawn(serve_http(listener, handler))
             }
         };
@@ -162,8 +171,9 @@ impl Drop for Sink {
 
 /// Serves `GET /count` on `listen` in the background; returns the bound address.
 pub async fn serve_stats(listen: &str, counters: Arc<Counters>) -> anyhow::Result<SocketAddr> {
-    let listener =
-        TcpListener::bind(listen).await.with_context(|| format!("stats: cannot listen on {listen}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("stats: cannot listen on {listen}"))?;
     let address = listener.local_addr().context("stats: no local address")?;
     let handler: Handler = Arc::new(move |request| {
         let counts = counters.counts();
@@ -182,7 +192,9 @@ pub async fn serve_stats(listen: &str, counters: Arc<Counters>) -> anyhow::Resul
 // === OTLP/HTTP ===
 
 type Handler = Arc<
-    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>> + Send + Sync,
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>
+        + Send
+        + Sync,
 >;
 
 /// Serves HTTP/1.1 and HTTP/2 on `listener` with `handler`, forever.
@@ -213,14 +225,23 @@ async fn serve_http(listener: TcpListener, handler: Handler) {
 /// `POST /v1/traces` with a protobuf body, gzip or not.
 async fn otlp_http(counters: Arc<Counters>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     if request.uri().path() != Signal::Traces.http_path() {
-        return respond(StatusCode::NOT_FOUND, "text/plain", "only POST /v1/traces is served here\n");
+        return respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "only POST /v1/traces is served here\n",
+        );
     }
     if request.method() != http::Method::POST {
         return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use POST\n");
     }
-    let header = |name| request.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or("");
+    let header =
+        |name| request.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or("");
     if !header(http::header::CONTENT_TYPE).starts_with("application/x-protobuf") {
-        return respond(StatusCode::UNSUPPORTED_MEDIA_TYPE, "text/plain", "only application/x-protobuf\n");
+        return respond(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "text/plain",
+            "only application/x-protobuf\n",
+        );
     }
     let gzip = match header(http::header::CONTENT_ENCODING) {
         "" | "identity" => false,
@@ -234,7 +255,9 @@ async fn otlp_http(counters: Arc<Counters>, request: Request<Incoming>) -> Respo
     let message = if gzip {
         match gunzip(&body) {
             Ok(message) => Bytes::from(message),
-            Err(error) => return respond(StatusCode::BAD_REQUEST, "text/plain", format!("{error}\n")),
+            Err(error) => {
+                return respond(StatusCode::BAD_REQUEST, "text/plain", format!("{error}\n"));
+            }
         }
     } else {
         body
@@ -252,10 +275,16 @@ fn gunzip(compressed: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(message)
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     response
 }
 
@@ -295,7 +324,8 @@ impl tonic::codegen::Service<http::Request<tonic::body::Body>> for TraceSink {
         let counters = self.0.clone();
         Box::pin(async move {
             if request.uri().path() != Signal::Traces.grpc_path() {
-                let status = Status::unimplemented(format!("unknown method {}", request.uri().path()));
+                let status =
+                    Status::unimplemented(format!("unknown method {}", request.uri().path()));
                 return Ok(status.into_http());
             }
             let mut grpc = Grpc::new(PassThroughCodec)
@@ -378,7 +408,10 @@ mod tests {
         assert_eq!(counts.requests, 2);
         assert_eq!(counts.bytes, 2 * request.len() as u64);
         assert_eq!(counts.invalid, 1);
-        assert_eq!(counts.to_json(), format!("{{\"spans\":200,\"requests\":2,\"bytes\":{},\"invalid\":1}}", counts.bytes));
+        assert_eq!(
+            counts.to_json(),
+            format!("{{\"spans\":200,\"requests\":2,\"bytes\":{},\"invalid\":1}}", counts.bytes)
+        );
     }
 
     #[test]

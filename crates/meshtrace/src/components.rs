@@ -24,8 +24,11 @@ pub fn describe(registry: &Registry) -> String {
     for kind in [Kind::Receiver, Kind::Processor, Kind::Exporter, Kind::Extension] {
         let _ = writeln!(text, "{}:", kind.section());
         for factory in registry.iter().filter(|f| f.kind() == kind) {
-            let signals: Vec<String> =
-                factory.signals().iter().map(|(signal, stability)| format!("{signal}: {stability}")).collect();
+            let signals: Vec<String> = factory
+                .signals()
+                .iter()
+                .map(|(signal, stability)| format!("{signal}: {stability}"))
+                .collect();
             let detail = if signals.is_empty() {
                 format!("stability: {}", factory.stability())
             } else {

@@ -7,7 +7,6 @@
 
 use std::hint::black_box;
 
-use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use otlp::{Batch, ExportTraceServiceRequest, Signal, fixtures, json, wire};
 use prost::Message;
@@ -30,21 +29,23 @@ fn scan_vs_decode(c: &mut Criterion) {
 }
 
 fn append_encoded(c: &mut Criterion) {
-    let chunks: Vec<Bytes> = (0..10)
-        .map(|seed| fixtures::sidecar_traces_seeded(SPANS, 4, seed).encode_to_vec().into())
+    let batches: Vec<Batch> = (0..10)
+        .filter_map(|seed| {
+            let bytes = fixtures::sidecar_traces_seeded(SPANS, 4, seed).encode_to_vec();
+            Batch::from_wire(Signal::Traces, bytes.into()).ok()
+        })
         .collect();
-    let total: usize = chunks.iter().map(Bytes::len).sum();
     let mut group = c.benchmark_group("batch");
-    group.throughput(Throughput::Bytes(total as u64));
+    // Appending encoded batches pushes chunks and never touches their bytes, so count spans.
+    let spans: u64 = batches.iter().map(Batch::items).sum();
+    group.throughput(Throughput::Elements(spans));
     group.bench_function("append_10_encoded_100_span_batches", |b| {
         b.iter_batched(
-            || chunks.clone(),
-            |chunks| {
+            || batches.clone(),
+            |batches| {
                 let mut batch = Batch::empty(Signal::Traces);
-                for chunk in chunks {
-                    if let Ok(other) = Batch::from_wire(Signal::Traces, chunk) {
-                        batch.append(other);
-                    }
+                for other in batches {
+                    batch.append(other);
                 }
                 batch
             },

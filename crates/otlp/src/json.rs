@@ -14,7 +14,8 @@
 //!   asks receivers to accept them; every mainstream encoder sends integers;
 //! - `ArrayValue`, `KeyValueList` and `KeyValue` have no serde defaults, so `"arrayValue": {}`
 //!   (an empty array with its `values` omitted) and a key-value without `"key"` are refused;
-//! - a `NaN` or infinite `doubleValue` is written as `null` and so reads back as an empty value.
+//! - a `NaN` or infinite `doubleValue` is written as `null` and so reads back as an empty value;
+//! - serde reads a JSON array as a struct's fields in order, so a body of `[]` is an empty request.
 
 use serde::Serialize;
 
@@ -97,7 +98,7 @@ const DATA_POINT_DEPTH: u32 = 5;
 
 fn check_traces(request: &ExportTraceServiceRequest) -> Result<(), JsonError> {
     for (r, resource_spans) in request.resource_spans.iter().enumerate() {
-        let at = format_args!("resourceSpans[{r}]").to_string();
+        let at = format!("resourceSpans[{r}]");
         check_resource(resource_spans.resource.as_ref(), &at)?;
         for (s, scope_spans) in resource_spans.scope_spans.iter().enumerate() {
             let at = format!("{at}.scopeSpans[{s}]");

@@ -98,7 +98,9 @@ impl ComponentId {
             ));
         }
         if name.is_some_and(|name| name.is_empty() || name.contains(char::is_whitespace)) {
-            return Err(format!("invalid component id \"{text}\": the name after \"/\" must be non-empty without spaces"));
+            return Err(format!(
+                "invalid component id \"{text}\": the name after \"/\" must be non-empty without spaces"
+            ));
         }
         Ok(ComponentId { type_name: type_name.to_string(), name: name.map(str::to_string) })
     }

@@ -173,7 +173,10 @@ pub fn plan(root: &Value, registry: &Registry) -> Result<Plan, ConfigErrors> {
 
     let service: ServiceConfig = match &top.service {
         None => {
-            errors.push(ConfigError::new("service", "missing: a collector needs at least one pipeline under service.pipelines"));
+            errors.push(ConfigError::new(
+                "service",
+                "missing: a collector needs at least one pipeline under service.pipelines",
+            ));
             ServiceConfig::default()
         }
         Some(raw) => match config::from_value(raw, "service") {
@@ -189,7 +192,13 @@ pub fn plan(root: &Value, registry: &Registry) -> Result<Plan, ConfigErrors> {
     }
 
     let resolver = Resolver { registry, declared: &declared };
-    let extensions = resolver.references(Kind::Extension, "service.extensions", &service.extensions, None, &mut errors);
+    let extensions = resolver.references(
+        Kind::Extension,
+        "service.extensions",
+        &service.extensions,
+        None,
+        &mut errors,
+    );
     let mut pipelines = Vec::new();
     for (name, pipeline) in &service.pipelines {
         let path = format!("service.pipelines.{name}");
@@ -202,19 +211,44 @@ pub fn plan(root: &Value, registry: &Registry) -> Result<Plan, ConfigErrors> {
             continue;
         };
         if name.ends_with('/') {
-            errors.push(ConfigError::new(path.clone(), "the pipeline name after \"/\" must be non-empty"));
+            errors.push(ConfigError::new(
+                path.clone(),
+                "the pipeline name after \"/\" must be non-empty",
+            ));
         }
-        for (list, what) in [(&pipeline.receivers, "receivers"), (&pipeline.exporters, "exporters")] {
+        for (list, what) in [(&pipeline.receivers, "receivers"), (&pipeline.exporters, "exporters")]
+        {
             if list.is_empty() {
-                errors.push(ConfigError::new(format!("{path}.{what}"), format!("a pipeline needs at least one of its {what}")));
+                errors.push(ConfigError::new(
+                    format!("{path}.{what}"),
+                    format!("a pipeline needs at least one of its {what}"),
+                ));
             }
         }
         pipelines.push(PipelinePlan {
             name: name.clone(),
             signal,
-            receivers: resolver.references(Kind::Receiver, &format!("{path}.receivers"), &pipeline.receivers, Some(signal), &mut errors),
-            processors: resolver.references(Kind::Processor, &format!("{path}.processors"), &pipeline.processors, Some(signal), &mut errors),
-            exporters: resolver.references(Kind::Exporter, &format!("{path}.exporters"), &pipeline.exporters, Some(signal), &mut errors),
+            receivers: resolver.references(
+                Kind::Receiver,
+                &format!("{path}.receivers"),
+                &pipeline.receivers,
+                Some(signal),
+                &mut errors,
+            ),
+            processors: resolver.references(
+                Kind::Processor,
+                &format!("{path}.processors"),
+                &pipeline.processors,
+                Some(signal),
+                &mut errors,
+            ),
+            exporters: resolver.references(
+                Kind::Exporter,
+                &format!("{path}.exporters"),
+                &pipeline.exporters,
+                Some(signal),
+                &mut errors,
+            ),
         });
     }
 
@@ -245,7 +279,8 @@ impl Resolver<'_> {
             let path = format!("{path}[{index}]");
             let Some(id) = declared.iter().find(|id| id.to_string() == *name) else {
                 let choices: Vec<String> = declared.iter().map(ToString::to_string).collect();
-                let choices = if choices.is_empty() { "none".to_string() } else { choices.join(", ") };
+                let choices =
+                    if choices.is_empty() { "none".to_string() } else { choices.join(", ") };
                 errors.push(ConfigError::new(
                     path,
                     format!("references {} \"{name}\" which is not configured; configured {}: {choices}", kind.as_str(), kind.section()),
@@ -253,7 +288,10 @@ impl Resolver<'_> {
                 continue;
             };
             if resolved.contains(id) {
-                errors.push(ConfigError::new(path, format!("{} \"{name}\" is listed twice", kind.as_str())));
+                errors.push(ConfigError::new(
+                    path,
+                    format!("{} \"{name}\" is listed twice", kind.as_str()),
+                ));
                 continue;
             }
             if let Some(signal) = signal
@@ -290,7 +328,10 @@ fn telemetry_plan(config: &TelemetryConfig, errors: &mut ConfigErrors) -> Teleme
     if !["none", "basic", "normal", "detailed"].contains(&metrics_level.as_str()) {
         errors.push(ConfigError::new(
             "service.telemetry.metrics.level",
-            format!("invalid level \"{}\": expected none, basic, normal or detailed", config.metrics.level),
+            format!(
+                "invalid level \"{}\": expected none, basic, normal or detailed",
+                config.metrics.level
+            ),
         ));
     }
     if let Err(message) = config::parse_endpoint(&config.metrics.address) {

@@ -37,7 +37,9 @@ pub fn bindable(endpoint: &str) -> String {
 /// Binds `endpoint`, naming `what` in the error.
 pub async fn bind(what: &str, endpoint: &str) -> Result<TcpListener, String> {
     let address = bindable(endpoint);
-    TcpListener::bind(&address).await.map_err(|error| format!("{what}: cannot listen on {endpoint}: {error}"))
+    TcpListener::bind(&address)
+        .await
+        .map_err(|error| format!("{what}: cannot listen on {endpoint}: {error}"))
 }
 
 /// A running server; [`Server::shutdown`] stops accepting and lets open requests finish.
@@ -50,7 +52,8 @@ pub struct Server {
 impl Server {
     /// Serves `listener` with `handler` until shut down.
     pub fn start(listener: TcpListener, handler: Handler) -> Server {
-        let local_addr = listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let local_addr =
+            listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, handler, stopped));
         Server { local_addr, stop, task: Some(task) }
@@ -60,11 +63,15 @@ impl Server {
         self.local_addr
     }
 
-    /// Stops accepting connections and waits until `deadline` for open ones to finish.
+    /// Stops accepting connections at once and waits until `deadline` for open ones to finish;
+    /// connections still open then are closed.
     pub async fn shutdown(&mut self, deadline: Instant) {
         self.stop.send_replace(true);
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout_at(deadline.into(), task).await;
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout_at(deadline.into(), &mut task).await.is_err()
+        {
+            // The task owns every connection; aborting it closes them.
+            task.abort();
         }
     }
 }
@@ -72,7 +79,10 @@ impl Server {
 async fn accept_loop(listener: TcpListener, handler: Handler, mut stopped: watch::Receiver<bool>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
+    // Connections belong to this task, so aborting it at the shutdown deadline ends them too.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stopped.wait_for(|stop| *stop) => break,
@@ -94,17 +104,21 @@ async fn accept_loop(listener: TcpListener, handler: Handler, mut stopped: watch
         });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _ = connection.await;
         });
     }
+    // Free the port before waiting for open requests, so nothing new connects meanwhile.
+    drop(listener);
     graceful.shutdown().await;
+    while connections.join_next().await.is_some() {}
 }
 
 /// A plain response with a status and body.
 pub fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body.into()));
-    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(value) = http::HeaderValue::from_str(content_type) {
         response.headers_mut().insert(http::header::CONTENT_TYPE, value);
     }

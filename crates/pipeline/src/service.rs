@@ -46,10 +46,9 @@ impl Service {
         };
         let build = |kind: Kind, context: BuildContext| -> Result<Built, BuildError> {
             let id = context.id.clone();
-            let component = plan
-                .configured
-                .get(&(kind, id.clone()))
-                .ok_or_else(|| BuildError::new(&id, "used in a pipeline but not configured").of(kind))?;
+            let component = plan.configured.get(&(kind, id.clone())).ok_or_else(|| {
+                BuildError::new(&id, "used in a pipeline but not configured").of(kind)
+            })?;
             component.build(context).map_err(|error| error.of(kind))
         };
 
@@ -71,7 +70,9 @@ impl Service {
                 let mut ctx = context(id, Kind::Exporter);
                 ctx.signal = Some(pipeline.signal);
                 let built = build(Kind::Exporter, ctx)?;
-                let consumer = built.consumer.ok_or_else(|| BuildError::new(id, "built without a consumer").of(Kind::Exporter))?;
+                let consumer = built.consumer.ok_or_else(|| {
+                    BuildError::new(id, "built without a consumer").of(Kind::Exporter)
+                })?;
                 exporters.insert(key, consumer);
                 exporter_stages.push((Kind::Exporter, id.clone(), built.lifecycle));
             }
@@ -92,7 +93,9 @@ impl Service {
                 ctx.signal = Some(pipeline.signal);
                 ctx.next = Some(next.clone());
                 let built = build(Kind::Processor, ctx)?;
-                next = built.consumer.ok_or_else(|| BuildError::new(id, "built without a consumer").of(Kind::Processor))?;
+                next = built.consumer.ok_or_else(|| {
+                    BuildError::new(id, "built without a consumer").of(Kind::Processor)
+                })?;
                 processor_stages.push((Kind::Processor, id.clone(), built.lifecycle));
             }
             entries.push(next);
@@ -161,16 +164,20 @@ impl Service {
     /// Starts everything; on failure, shuts down what already started and returns the error.
     pub async fn start(&mut self) -> Result<(), BuildError> {
         if let Some(address) = self.metrics_address.clone() {
-            let listener = http_server::bind("service.telemetry.metrics", &address)
-                .await
-                .map_err(|message| BuildError { kind: "service".into(), id: "telemetry".into(), message })?;
+            let listener = http_server::bind("service.telemetry.metrics", &address).await.map_err(
+                |message| BuildError { kind: "service".into(), id: "telemetry".into(), message },
+            )?;
             let telemetry = self.telemetry.clone();
             let server = Server::start(
                 listener,
                 http_server::handler(move |_request| {
                     let text = telemetry.encode();
                     async move {
-                        http_server::respond(200, "application/openmetrics-text; version=1.0.0; charset=utf-8", text)
+                        http_server::respond(
+                            200,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            text,
+                        )
                     }
                 }),
             );

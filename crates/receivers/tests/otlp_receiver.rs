@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use config::{ConfigErrors, Value};
 use futures_util::future::BoxFuture;
 use http::header;
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use otlp::{Batch, ExportLogsServiceRequest, ExportTraceServiceRequest, Signal};
 use pipeline::health::HealthReporter;
@@ -25,6 +27,7 @@ use receivers::OtlpReceiverFactory;
 use receivers::otlp::OtlpReceiver;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 use transport::status::{RpcStatus, code};
@@ -46,14 +49,34 @@ async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
 
 // === the consumer ===
 
-/// Records what it receives; refuses with `refusal` while one is set.
+/// Records what it receives; refuses with `refusal` while one is set, and waits for a permit of
+/// `gate` first while one is set.
 #[derive(Default)]
 struct Recorder {
     batches: Mutex<Vec<Batch>>,
     refusal: Mutex<Option<ConsumeError>>,
+    gate: Mutex<Option<Arc<Semaphore>>>,
+    waiting: AtomicUsize,
 }
 
 impl Recorder {
+    /// From now on each batch waits for a permit of the returned gate.
+    fn hold(&self) -> Arc<Semaphore> {
+        let gate = Arc::new(Semaphore::new(0));
+        *self.gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
+    /// Until `count` batches wait at the gate.
+    async fn wait_for_held(&self, count: usize) {
+        within("batches at the gate", async {
+            while self.waiting.load(Ordering::SeqCst) < count {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+
     fn refuse(&self, refusal: Option<ConsumeError>) {
         *self.refusal.lock().unwrap() = refusal;
     }
@@ -77,6 +100,12 @@ impl Recorder {
 impl Consumer for Recorder {
     fn consume(&self, batch: Batch) -> BoxFuture<'_, Result<(), ConsumeError>> {
         Box::pin(async move {
+            let gate = self.gate.lock().unwrap().clone();
+            if let Some(gate) = gate {
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+                gate.acquire().await.unwrap().forget();
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+            }
             if let Some(refusal) = self.refusal.lock().unwrap().clone() {
                 return Err(refusal);
             }
@@ -127,7 +156,11 @@ impl Running {
     }
 }
 
-fn context(telemetry: &Arc<Telemetry>, traces: &Arc<Recorder>, logs: &Arc<Recorder>) -> BuildContext {
+fn context(
+    telemetry: &Arc<Telemetry>,
+    traces: &Arc<Recorder>,
+    logs: &Arc<Recorder>,
+) -> BuildContext {
     let traces: Arc<dyn Consumer> = traces.clone();
     let logs: Arc<dyn Consumer> = logs.clone();
     BuildContext {
@@ -199,7 +232,12 @@ impl Decoder for BytesCodec {
 }
 
 /// One unary call of `method` (a gRPC path) with `body` as the message.
-async fn grpc_call(address: SocketAddr, method: &str, body: Bytes, gzip: bool) -> Result<Bytes, Status> {
+async fn grpc_call(
+    address: SocketAddr,
+    method: &str,
+    body: Bytes,
+    gzip: bool,
+) -> Result<Bytes, Status> {
     let channel = tonic::transport::Channel::from_shared(format!("http://{address}")).unwrap();
     let channel = within("grpc connect", channel.connect()).await.unwrap();
     let mut client = tonic::client::Grpc::new(channel);
@@ -208,7 +246,8 @@ async fn grpc_call(address: SocketAddr, method: &str, body: Bytes, gzip: bool) -
     }
     within("grpc ready", client.ready()).await.unwrap();
     let path = http::uri::PathAndQuery::try_from(method).unwrap();
-    let response = within("grpc call", client.unary(tonic::Request::new(body), path, BytesCodec)).await;
+    let response =
+        within("grpc call", client.unary(tonic::Request::new(body), path, BytesCodec)).await;
     response.map(tonic::Response::into_inner)
 }
 
@@ -261,6 +300,43 @@ impl Reply {
     }
 }
 
+/// An HTTP/1.1 request to `address`.
+fn http_message(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> http::Request<Full<Bytes>> {
+    let mut request =
+        http::Request::builder().method(method).uri(path).header(header::HOST, address.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(Full::new(body.into())).unwrap()
+}
+
+/// Opens an HTTP/1.1 connection for [`send`].
+async fn http_connect(address: SocketAddr) -> std::io::Result<SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(address).await?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Sends one request on an open connection.
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: http::Request<Full<Bytes>>,
+) -> Result<Reply, hyper::Error> {
+    let response = sender.send_request(request).await?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(Reply { status: parts.status.as_u16(), headers: parts.headers, body })
+}
+
 /// One request on a fresh HTTP/1.1 connection.
 async fn http_request(
     address: SocketAddr,
@@ -269,25 +345,17 @@ async fn http_request(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Reply {
-    let stream = within("http connect", TcpStream::connect(address)).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(connection);
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::HOST, address.to_string());
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.body(Full::new(body.into())).unwrap();
-    let response = within("http request", sender.send_request(request)).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let body = within("http body", body.collect()).await.unwrap().to_bytes();
-    Reply { status: parts.status.as_u16(), headers: parts.headers, body }
+    let mut sender = within("http connect", http_connect(address)).await.unwrap();
+    let request = http_message(address, method, path, headers, body);
+    within("http request", send(&mut sender, request)).await.unwrap()
 }
 
-async fn post(address: SocketAddr, path: &str, content_type: &str, body: impl Into<Bytes>) -> Reply {
+async fn post(
+    address: SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Reply {
     http_request(address, "POST", path, &[("content-type", content_type)], body).await
 }
 
@@ -332,7 +400,10 @@ async fn grpc_traces_arrive_unchanged_and_still_encoded() {
 
     let request = otlp::fixtures::sidecar_traces(100, 3);
     let reply = grpc_export(running.grpc(), Signal::Traces, traces_bytes(&request)).await.unwrap();
-    assert!(reply.is_empty(), "the ExportTraceServiceResponse of a full success encodes to nothing");
+    assert!(
+        reply.is_empty(),
+        "the ExportTraceServiceResponse of a full success encodes to nothing"
+    );
     let batch = running.traces.only();
     assert!(batch.is_encoded(), "the receiver must not decode what it forwards");
     assert_eq!(batch.signal(), Signal::Traces);
@@ -364,7 +435,9 @@ async fn grpc_logs_reach_the_logs_pipeline() {
     assert_eq!(batch.into_logs().unwrap(), request);
     assert_eq!(running.traces.count(), 0);
     assert_eq!(
-        running.metric(r#"otelcol_receiver_accepted_log_records_total{receiver="otlp",transport="grpc"}"#),
+        running.metric(
+            r#"otelcol_receiver_accepted_log_records_total{receiver="otlp",transport="grpc"}"#
+        ),
         30
     );
     running.stop().await;
@@ -387,19 +460,22 @@ async fn grpc_bad_requests_are_refused_with_the_otlp_codes() {
 
     // Not a protobuf request at all: 0xff starts a varint that never ends.
     let garbage = Bytes::from_static(b"\xff\xff\xff\xff\xff");
-    let status = grpc_refused(grpc_export(address, Signal::Traces, garbage).await, Code::InvalidArgument);
+    let status =
+        grpc_refused(grpc_export(address, Signal::Traces, garbage).await, Code::InvalidArgument);
     assert!(status.message().contains("varint"), "the message says what is wrong: {status:?}");
 
     // A valid request cut short.
     let whole = traces_bytes(&otlp::fixtures::sidecar_traces(10, 1));
     let cut = whole.slice(..whole.len() - 7);
-    let status = grpc_refused(grpc_export(address, Signal::Traces, cut).await, Code::InvalidArgument);
+    let status =
+        grpc_refused(grpc_export(address, Signal::Traces, cut).await, Code::InvalidArgument);
     assert!(status.message().contains("past the end"), "{status:?}");
 
     // A valid request over 1 MiB.
     let large = traces_bytes(&otlp::fixtures::sidecar_traces(2_000, 4));
     assert!(large.len() > 1 << 20);
-    let status = grpc_refused(grpc_export(address, Signal::Traces, large).await, Code::ResourceExhausted);
+    let status =
+        grpc_refused(grpc_export(address, Signal::Traces, large).await, Code::ResourceExhausted);
     assert!(!status.message().is_empty());
 
     // A small gzip message that inflates far past the limit.
@@ -430,7 +506,8 @@ async fn grpc_bad_requests_are_refused_with_the_otlp_codes() {
 async fn grpc_metrics_without_a_metrics_pipeline_is_unimplemented() {
     let running = start(GRPC).await;
     let body = Bytes::from(otlp::fixtures::sidecar_metrics(10, 1).encode_to_vec());
-    let status = grpc_refused(grpc_export(running.grpc(), Signal::Metrics, body).await, Code::Unimplemented);
+    let status =
+        grpc_refused(grpc_export(running.grpc(), Signal::Metrics, body).await, Code::Unimplemented);
     assert!(status.message().contains("metrics"), "{status:?}");
     grpc_still_accepts(&running).await;
     running.stop().await;
@@ -466,9 +543,12 @@ async fn grpc_pipeline_refusals_map_to_retryable_codes_with_a_retry_delay() {
 
     running.traces.refuse(None);
     grpc_export(address, Signal::Traces, request).await.unwrap();
+    assert_eq!(running.traces.only().items(), 10);
     grpc_still_accepts(&running).await;
 
-    let series = |what: &str| format!(r#"otelcol_receiver_{what}_spans_total{{receiver="otlp",transport="grpc"}}"#);
+    let series = |what: &str| {
+        format!(r#"otelcol_receiver_{what}_spans_total{{receiver="otlp",transport="grpc"}}"#)
+    };
     assert_eq!(running.metric(&series("accepted")), 10 + 5);
     assert_eq!(running.metric(&series("refused")), 3 * 10);
     running.stop().await;
@@ -528,7 +608,8 @@ async fn http_gzip_bodies_are_inflated() {
     let request = otlp::fixtures::sidecar_traces(50, 2);
 
     let headers = [("content-type", PROTOBUF), ("content-encoding", "gzip")];
-    let reply = http_request(address, "POST", "/v1/traces", &headers, gzip(&traces_bytes(&request))).await;
+    let reply =
+        http_request(address, "POST", "/v1/traces", &headers, gzip(&traces_bytes(&request))).await;
     assert_eq!(reply.status, 200);
     let batch = running.traces.only();
     assert!(batch.is_encoded());
@@ -561,7 +642,8 @@ async fn http_empty_bodies_succeed_without_reaching_the_pipeline() {
 
 #[tokio::test]
 async fn http_bad_requests_get_the_right_status_and_body() {
-    let config = "protocols:\n  http:\n    endpoint: 127.0.0.1:0\n    max_request_body_size: 4096\n";
+    let config =
+        "protocols:\n  http:\n    endpoint: 127.0.0.1:0\n    max_request_body_size: 4096\n";
     let running = start(config).await;
     let address = running.http();
     let small = traces_bytes(&otlp::fixtures::sidecar_traces(3, 1));
@@ -598,7 +680,7 @@ async fn http_bad_requests_get_the_right_status_and_body() {
     assert_eq!(status, 413, "{text}");
 
     // Small gzip that inflates past the limit.
-    let bomb = gzip(&vec![0u8; 1 << 20]);
+    let bomb = gzip(&vec![0u8; 256 << 10]);
     assert!(bomb.len() < 4096);
     let headers = [("content-type", PROTOBUF), ("content-encoding", "gzip")];
     let reply = http_request(address, "POST", "/v1/traces", &headers, bomb).await;
@@ -663,7 +745,8 @@ async fn http_pipeline_refusals_carry_retry_after() {
     assert_eq!(status.message, "queue is full");
     assert_eq!(status.retry_after(), Some(Duration::from_secs(2)));
 
-    let json = otlp::json::encode(Batch::from_wire(Signal::Traces, request.clone()).unwrap()).unwrap();
+    let json =
+        otlp::json::encode(Batch::from_wire(Signal::Traces, request.clone()).unwrap()).unwrap();
     let reply = post(address, "/v1/traces", JSON, json).await;
     assert_eq!(reply.status, 429);
     assert_eq!(reply.header("retry-after"), Some("2"));
@@ -684,7 +767,9 @@ async fn http_pipeline_refusals_carry_retry_after() {
 
     running.traces.refuse(None);
     http_still_accepts(&running).await;
-    let series = |what: &str| format!(r#"otelcol_receiver_{what}_spans_total{{receiver="otlp",transport="http"}}"#);
+    let series = |what: &str| {
+        format!(r#"otelcol_receiver_{what}_spans_total{{receiver="otlp",transport="http"}}"#)
+    };
     assert_eq!(running.metric(&series("refused")), 4 * 10);
     assert_eq!(running.metric(&series("accepted")), 3);
     running.stop().await;
@@ -709,8 +794,13 @@ async fn http_cors_allows_only_the_configured_origins() {
     assert_eq!(reply.status, 204);
     assert_eq!(reply.header("access-control-allow-origin"), Some(good));
     assert_eq!(reply.header("access-control-allow-methods"), Some("POST"));
-    assert_eq!(reply.header("access-control-allow-headers"), Some("content-type, content-encoding"));
+    assert_eq!(
+        reply.header("access-control-allow-headers"),
+        Some("content-type, content-encoding")
+    );
     assert_eq!(reply.header("access-control-max-age"), Some("600"));
+    let vary = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
+    assert_eq!(reply.header("vary"), Some(vary), "the answer depends on all three");
     assert_eq!(running.traces.count(), 0, "a preflight carries no telemetry");
 
     let headers = [("content-type", PROTOBUF), ("origin", good)];
@@ -764,7 +854,8 @@ async fn http_without_cors_answers_options_with_405() {
 
 #[tokio::test]
 async fn http_custom_url_paths_replace_the_defaults() {
-    let config = "protocols:\n  http:\n    endpoint: 127.0.0.1:0\n    traces_url_path: /custom/traces\n";
+    let config =
+        "protocols:\n  http:\n    endpoint: 127.0.0.1:0\n    traces_url_path: /custom/traces\n";
     let running = start(config).await;
     let request = otlp::fixtures::sidecar_traces(4, 1);
     let reply = post(running.http(), "/custom/traces", PROTOBUF, traces_bytes(&request)).await;
@@ -784,7 +875,8 @@ async fn http_custom_url_paths_replace_the_defaults() {
 
 #[tokio::test]
 async fn grpc_and_http_count_separately() {
-    let config = "protocols:\n  grpc:\n    endpoint: 127.0.0.1:0\n  http:\n    endpoint: 127.0.0.1:0\n";
+    let config =
+        "protocols:\n  grpc:\n    endpoint: 127.0.0.1:0\n  http:\n    endpoint: 127.0.0.1:0\n";
     let running = start(config).await;
     let request = otlp::fixtures::sidecar_traces(7, 1);
     grpc_export(running.grpc(), Signal::Traces, traces_bytes(&request)).await.unwrap();
@@ -794,7 +886,9 @@ async fn grpc_and_http_count_separately() {
     assert_eq!(reply.status, 200);
     assert_eq!(running.traces.take().len(), 3);
     let series = |transport: &str| {
-        format!(r#"otelcol_receiver_accepted_spans_total{{receiver="otlp",transport="{transport}"}}"#)
+        format!(
+            r#"otelcol_receiver_accepted_spans_total{{receiver="otlp",transport="{transport}"}}"#
+        )
     };
     assert_eq!(running.metric(&series("grpc")), 7);
     assert_eq!(running.metric(&series("http")), 14);
@@ -814,10 +908,12 @@ fn config_errors(text: &str) -> ConfigErrors {
 fn config_a_protocol_key_alone_enables_it_with_the_default_endpoint() {
     let configured = OtlpReceiverFactory.configure(&yaml("protocols:\n  grpc:\n"), PATH).unwrap();
     let addresses = configured.listen_addresses();
-    let expected = [("receivers.otlp.protocols.grpc.endpoint".to_string(), "localhost:4317".to_string())];
+    let expected =
+        [("receivers.otlp.protocols.grpc.endpoint".to_string(), "localhost:4317".to_string())];
     assert_eq!(addresses, expected);
 
-    let configured = OtlpReceiverFactory.configure(&yaml("protocols:\n  grpc:\n  http:\n"), PATH).unwrap();
+    let configured =
+        OtlpReceiverFactory.configure(&yaml("protocols:\n  grpc:\n  http:\n"), PATH).unwrap();
     let addresses = configured.listen_addresses();
     assert_eq!(addresses.len(), 2);
     assert_eq!(addresses[1].0, "receivers.otlp.protocols.http.endpoint");
@@ -860,7 +956,8 @@ fn config_bad_endpoints_are_named_by_their_key() {
 
 #[test]
 fn config_unknown_keys_are_named() {
-    let errors = config_errors("protocols:\n  grpc:\n    endpoint: 127.0.0.1:0\n    max_recv_msg_size: 4\n");
+    let errors =
+        config_errors("protocols:\n  grpc:\n    endpoint: 127.0.0.1:0\n    max_recv_msg_size: 4\n");
     let text = errors.to_string();
     assert!(text.contains("receivers.otlp.protocols.grpc.max_recv_msg_size"), "{text}");
     assert!(text.contains("unknown key"), "{text}");
@@ -905,13 +1002,16 @@ async fn a_port_in_use_fails_start_with_the_key() {
 async fn assert_refused(address: SocketAddr, what: &str) {
     match within("connect after shutdown", TcpStream::connect(address)).await {
         Ok(_) => panic!("{what}: a connection to {address} was accepted after shutdown"),
-        Err(error) => assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused, "{what}: {error}"),
+        Err(error) => {
+            assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused, "{what}: {error}")
+        }
     }
 }
 
 #[tokio::test]
 async fn after_shutdown_new_connections_are_refused() {
-    let config = "protocols:\n  grpc:\n    endpoint: 127.0.0.1:0\n  http:\n    endpoint: 127.0.0.1:0\n";
+    let config =
+        "protocols:\n  grpc:\n    endpoint: 127.0.0.1:0\n  http:\n    endpoint: 127.0.0.1:0\n";
     let running = start(config).await;
     let (grpc, http) = (running.grpc(), running.http());
     grpc_still_accepts(&running).await;
@@ -925,26 +1025,190 @@ async fn after_shutdown_new_connections_are_refused() {
     assert_refused(http, "http").await;
 }
 
-#[tokio::test]
-async fn shutdown_does_not_wait_past_its_deadline_for_a_stalled_client() {
-    let config = "protocols:\n  grpc:\n    endpoint: 127.0.0.1:0\n  http:\n    endpoint: 127.0.0.1:0\n";
-    let running = start(config).await;
-    let (grpc, http) = (running.grpc(), running.http());
-
-    // A client that sends the start of a request and then nothing.
-    let mut stalled_http = TcpStream::connect(http).await.unwrap();
+/// Starts a request on a fresh connection to `address` and never finishes it.
+async fn stalled_http_request(address: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(address).await.unwrap();
     let head = format!(
-        "POST /v1/traces HTTP/1.1\r\nhost: {http}\r\ncontent-type: {PROTOBUF}\r\ncontent-length: 1000\r\n\r\nabc"
+        "POST /v1/traces HTTP/1.1\r\nhost: {address}\r\ncontent-type: {PROTOBUF}\r\n\
+         content-length: 1000\r\n\r\nabc"
     );
-    stalled_http.write_all(head.as_bytes()).await.unwrap();
-    // Let the server start on it.
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn grpc_shutdown_stops_listening_at_once_despite_a_stalled_call() {
+    let running = start(GRPC).await;
+    let address = running.grpc();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}")).unwrap();
+    let channel = within("grpc connect", channel.connect()).await.unwrap();
+    // A call whose request message never comes.
+    let stalled = tokio::spawn(async move {
+        let mut client = tonic::client::Grpc::new(channel);
+        client.ready().await.unwrap();
+        let path = http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path());
+        let never = futures_util::stream::pending::<Bytes>();
+        client.client_streaming(tonic::Request::new(never), path, BytesCodec).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!stalled.is_finished());
+
+    let begun = Instant::now();
+    let Running { mut receiver, .. } = running;
+    within("shutdown", receiver.shutdown(Instant::now() + Duration::from_millis(500))).await;
+    assert!(begun.elapsed() < Duration::from_secs(3), "took {:?}", begun.elapsed());
+    assert_refused(address, "grpc").await;
+    stalled.abort();
+}
+
+#[tokio::test]
+async fn http_shutdown_stops_listening_at_once_despite_a_stalled_request() {
+    let running = start(HTTP).await;
+    let address = running.http();
+    let stalled = stalled_http_request(address).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let begun = Instant::now();
     let Running { mut receiver, .. } = running;
     within("shutdown", receiver.shutdown(Instant::now() + Duration::from_millis(500))).await;
     assert!(begun.elapsed() < Duration::from_secs(3), "took {:?}", begun.elapsed());
+    assert_refused(address, "http").await;
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn shutdown_stops_both_transports_at_once_then_drains_requests_in_flight() {
+    let config =
+        "protocols:\n  grpc:\n    endpoint: 127.0.0.1:0\n  http:\n    endpoint: 127.0.0.1:0\n";
+    let running = start(config).await;
+    let (grpc, http) = (running.grpc(), running.http());
+    let body = traces_bytes(&otlp::fixtures::sidecar_traces(10, 1));
+    let gate = running.traces.hold();
+    let grpc_in_flight = tokio::spawn(grpc_export(grpc, Signal::Traces, body.clone()));
+    let http_in_flight = tokio::spawn(post(http, "/v1/traces", PROTOBUF, body.clone()));
+    running.traces.wait_for_held(2).await;
+
+    let Running { mut receiver, traces, telemetry, .. } = running;
+    let shutdown = tokio::spawn(async move {
+        receiver.shutdown(Instant::now() + Duration::from_secs(10)).await;
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!shutdown.is_finished(), "shutdown waits for the requests in flight");
+
+    // Neither transport takes new work while the old drains. (The late request is empty, so
+    // that serving it would not need the held pipeline.)
     assert_refused(grpc, "grpc").await;
-    assert_refused(http, "http").await;
-    drop(stalled_http);
+    let late = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut sender = http_connect(http).await?;
+        let headers = [("content-type", PROTOBUF)];
+        let request = http_message(http, "POST", "/v1/traces", &headers, Bytes::new());
+        send(&mut sender, request).await.map_err(std::io::Error::other)
+    })
+    .await;
+    if let Ok(Ok(reply)) = late {
+        panic!("a new HTTP request was answered {} during the drain", reply.status);
+    }
+
+    gate.add_permits(2);
+    assert_eq!(within("grpc in flight", grpc_in_flight).await.unwrap().unwrap(), Bytes::new());
+    assert_eq!(within("http in flight", http_in_flight).await.unwrap().status, 200);
+    within("shutdown", shutdown).await.unwrap();
+    assert_eq!(traces.take().len(), 2, "both requests in flight were delivered");
+    let text = telemetry.encode();
+    assert!(
+        text.contains(
+            r#"otelcol_receiver_accepted_spans_total{receiver="otlp",transport="grpc"} 10"#
+        )
+    );
+    assert!(
+        text.contains(
+            r#"otelcol_receiver_accepted_spans_total{receiver="otlp",transport="http"} 10"#
+        )
+    );
+}
+
+/// `request`'s encoding grown to exactly `size` bytes by an unknown field (number 15), which
+/// receivers must skip.
+fn padded(request: &ExportTraceServiceRequest, size: usize) -> Bytes {
+    let mut bytes = request.encode_to_vec();
+    let padding = size - bytes.len() - 3;
+    assert!((128..16_384).contains(&padding), "the length takes two bytes");
+    bytes.push((15 << 3) | 2);
+    prost::encoding::encode_varint(padding as u64, &mut bytes);
+    bytes.extend(std::iter::repeat_n(b'x', padding));
+    assert_eq!(bytes.len(), size);
+    Bytes::from(bytes)
+}
+
+#[tokio::test]
+async fn http_body_limit_is_inclusive_compressed_or_not() {
+    let config =
+        "protocols:\n  http:\n    endpoint: 127.0.0.1:0\n    max_request_body_size: 4096\n";
+    let running = start(config).await;
+    let address = running.http();
+    let request = otlp::fixtures::sidecar_traces(3, 1);
+
+    let reply = post(address, "/v1/traces", PROTOBUF, padded(&request, 4096)).await;
+    assert_eq!(reply.status, 200);
+    let batch = running.traces.only();
+    assert_eq!(batch.items(), 3);
+    assert_eq!(batch.into_traces().unwrap(), request, "unknown fields are skipped");
+    let reply = post(address, "/v1/traces", PROTOBUF, padded(&request, 4097)).await;
+    assert_eq!(reply.status, 413);
+
+    let headers = [("content-type", PROTOBUF), ("content-encoding", "gzip")];
+    let reply =
+        http_request(address, "POST", "/v1/traces", &headers, gzip(&padded(&request, 4096))).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(running.traces.only().items(), 3);
+    let reply =
+        http_request(address, "POST", "/v1/traces", &headers, gzip(&padded(&request, 4097))).await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(running.traces.count(), 0);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn http_a_refused_request_does_not_spoil_its_connection() {
+    let config =
+        "protocols:\n  http:\n    endpoint: 127.0.0.1:0\n    max_request_body_size: 4096\n";
+    let running = start(config).await;
+    let address = running.http();
+    let good = traces_bytes(&otlp::fixtures::sidecar_traces(3, 1));
+    let large = traces_bytes(&otlp::fixtures::sidecar_traces(20, 1));
+    // Method, headers, body, and the status expected.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Bytes, u16);
+    let bad: [Case<'_>; 4] = [
+        ("POST", &[("content-type", "text/plain")], good.clone(), 415),
+        ("GET", &[], Bytes::new(), 405),
+        ("POST", &[("content-type", PROTOBUF)], large, 413),
+        ("POST", &[("content-type", PROTOBUF)], good.slice(..good.len() - 7), 400),
+    ];
+    for (method, headers, body, status) in bad {
+        let mut sender = within("connect", http_connect(address)).await.unwrap();
+        let request = http_message(address, method, "/v1/traces", headers, body);
+        let reply = within("bad request", send(&mut sender, request)).await.unwrap();
+        assert_eq!(reply.status, status);
+        // The same connection either serves the next request properly or is closed; never does
+        // the unread body of the last request get read as the next one.
+        within("ready", sender.ready()).await.ok();
+        let request = http_message(
+            address,
+            "POST",
+            "/v1/traces",
+            &[("content-type", PROTOBUF)],
+            good.clone(),
+        );
+        match within("next request", send(&mut sender, request)).await {
+            Ok(reply) => {
+                assert_eq!(reply.status, 200, "after {status}: {:?}", reply.body);
+                assert_eq!(running.traces.only().items(), 3);
+            }
+            Err(error) => {
+                assert!(error.is_closed() || error.is_canceled(), "after {status}: {error}")
+            }
+        }
+    }
+    http_still_accepts(&running).await;
+    running.stop().await;
 }

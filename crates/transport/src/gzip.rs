@@ -38,9 +38,9 @@ pub async fn decompress_off_reactor(data: Bytes, limit: usize) -> Result<Vec<u8>
     if data.len() < OFF_REACTOR_THRESHOLD {
         return decompress(&data, limit);
     }
-    tokio::task::spawn_blocking(move || decompress(&data, limit))
-        .await
-        .unwrap_or_else(|error| Err(InflateError::Corrupt(format!("decompression task failed: {error}"))))
+    tokio::task::spawn_blocking(move || decompress(&data, limit)).await.unwrap_or_else(|error| {
+        Err(InflateError::Corrupt(format!("decompression task failed: {error}")))
+    })
 }
 
 /// Deflates `data` at the default level.
@@ -57,7 +57,9 @@ pub async fn compress_off_reactor(data: Bytes) -> Vec<u8> {
         return compress(&data);
     }
     let fallback = data.clone();
-    tokio::task::spawn_blocking(move || compress(&data)).await.unwrap_or_else(|_| compress(&fallback))
+    tokio::task::spawn_blocking(move || compress(&data))
+        .await
+        .unwrap_or_else(|_| compress(&fallback))
 }
 
 #[cfg(test)]

@@ -123,7 +123,8 @@ mod tests {
 
     #[test]
     fn retry_delay_round_trips_through_the_encoding() {
-        let status = RpcStatus::new(code::RESOURCE_EXHAUSTED, "full", Some(Duration::from_millis(1500)));
+        let status =
+            RpcStatus::new(code::RESOURCE_EXHAUSTED, "full", Some(Duration::from_millis(1500)));
         let decoded = RpcStatus::decode(status.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded.retry_after(), Some(Duration::from_millis(1500)));
         assert_eq!(decoded.message, "full");

@@ -49,9 +49,9 @@ fn versions(
         None | Some("") => Ok(default),
         Some("1.2") => Ok(2),
         Some("1.3") => Ok(3),
-        Some(other) => Err(format!(
-            "{key}: unsupported TLS version \"{other}\": expected \"1.2\" or \"1.3\""
-        )),
+        Some(other) => {
+            Err(format!("{key}: unsupported TLS version \"{other}\": expected \"1.2\" or \"1.3\""))
+        }
     };
     let low = rank(min, 2, "min_version")?;
     let high = rank(max, 3, "max_version")?;
@@ -122,12 +122,10 @@ impl ServerTlsConfig {
             Some(path) => {
                 let pem = read_pem(Some(path), None, "client_ca_file")?;
                 let roots = Arc::new(root_store(&pem, "client_ca_file")?);
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    roots,
-                    provider(),
-                )
-                .build()
-                .map_err(|error| format!("client_ca_file: {error}"))?;
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider())
+                        .build()
+                        .map_err(|error| format!("client_ca_file: {error}"))?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
@@ -144,7 +142,10 @@ impl ClientTlsConfig {
     /// certificate when one is set.
     pub fn build(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, String> {
         if self.insecure_skip_verify {
-            return Err("insecure_skip_verify: not supported; give the server's CA in ca_file instead".into());
+            return Err(
+                "insecure_skip_verify: not supported; give the server's CA in ca_file instead"
+                    .into(),
+            );
         }
         let ca_pem = read_pem(self.ca_file.as_deref(), self.ca_pem.as_deref(), "ca_file")?;
         let roots = if ca_pem.is_empty() {
@@ -169,7 +170,11 @@ impl ClientTlsConfig {
                     .with_client_auth_cert(certs, key)
                     .map_err(|error| format!("key_file: {error}"))?
             }
-            _ => return Err("cert_file: a client certificate needs both cert_file and key_file".into()),
+            _ => {
+                return Err(
+                    "cert_file: a client certificate needs both cert_file and key_file".into()
+                );
+            }
         };
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))

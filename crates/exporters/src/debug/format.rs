@@ -18,7 +18,10 @@ use otlp::proto::metrics::v1::{
 };
 use otlp::proto::resource::v1::Resource;
 use otlp::proto::trace::v1::{Span, span, status};
-use otlp::{Batch, DecodeError, ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Signal};
+use otlp::{
+    Batch, DecodeError, ExportLogsServiceRequest, ExportMetricsServiceRequest,
+    ExportTraceServiceRequest, Signal,
+};
 
 /// How much the debug exporter prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +147,13 @@ fn data_points(metric: &Metric) -> usize {
 pub fn traces_normal(request: &ExportTraceServiceRequest) -> String {
     let mut out = String::new();
     for (i, resource) in request.resource_spans.iter().enumerate() {
-        resource_line(&mut out, "ResourceTraces", i, resource.resource.as_ref(), &resource.schema_url);
+        resource_line(
+            &mut out,
+            "ResourceTraces",
+            i,
+            resource.resource.as_ref(),
+            &resource.schema_url,
+        );
         for (j, scope) in resource.scope_spans.iter().enumerate() {
             scope_line(&mut out, "ScopeTraces", j, scope.scope.as_ref(), &scope.schema_url);
             for span in &scope.spans {
@@ -178,7 +187,13 @@ pub fn logs_normal(request: &ExportLogsServiceRequest) -> String {
 pub fn metrics_normal(request: &ExportMetricsServiceRequest) -> String {
     let mut out = String::new();
     for (i, resource) in request.resource_metrics.iter().enumerate() {
-        resource_line(&mut out, "ResourceMetrics", i, resource.resource.as_ref(), &resource.schema_url);
+        resource_line(
+            &mut out,
+            "ResourceMetrics",
+            i,
+            resource.resource.as_ref(),
+            &resource.schema_url,
+        );
         for (j, scope) in resource.scope_metrics.iter().enumerate() {
             scope_line(&mut out, "ScopeMetrics", j, scope.scope.as_ref(), &scope.schema_url);
             for metric in &scope.metrics {
@@ -258,7 +273,13 @@ fn number(point: &NumberDataPoint) -> String {
     }
 }
 
-fn resource_line(out: &mut String, label: &str, index: usize, resource: Option<&Resource>, schema: &str) {
+fn resource_line(
+    out: &mut String,
+    label: &str,
+    index: usize,
+    resource: Option<&Resource>,
+    schema: &str,
+) {
     let _ = write!(out, "{label} #{index}");
     if !schema.is_empty() {
         let _ = write!(out, " [{schema}]");
@@ -269,7 +290,13 @@ fn resource_line(out: &mut String, label: &str, index: usize, resource: Option<&
     out.push('\n');
 }
 
-fn scope_line(out: &mut String, label: &str, index: usize, scope: Option<&InstrumentationScope>, schema: &str) {
+fn scope_line(
+    out: &mut String,
+    label: &str,
+    index: usize,
+    scope: Option<&InstrumentationScope>,
+    schema: &str,
+) {
     let _ = write!(out, "{label} #{index}");
     if let Some(scope) = scope {
         let _ = write!(out, " {}", scope.name);
@@ -442,19 +469,28 @@ fn metric_detailed(out: &mut Lines, metric: &Metric) {
         }
         Some(metric::Data::Sum(data)) => {
             out.line(format!("     -> IsMonotonic: {}", data.is_monotonic));
-            out.line(format!("     -> AggregationTemporality: {}", temporality(data.aggregation_temporality)));
+            out.line(format!(
+                "     -> AggregationTemporality: {}",
+                temporality(data.aggregation_temporality)
+            ));
             for (i, point) in data.data_points.iter().enumerate() {
                 number_point(out, i, point);
             }
         }
         Some(metric::Data::Histogram(data)) => {
-            out.line(format!("     -> AggregationTemporality: {}", temporality(data.aggregation_temporality)));
+            out.line(format!(
+                "     -> AggregationTemporality: {}",
+                temporality(data.aggregation_temporality)
+            ));
             for (i, point) in data.data_points.iter().enumerate() {
                 histogram_point(out, i, point);
             }
         }
         Some(metric::Data::ExponentialHistogram(data)) => {
-            out.line(format!("     -> AggregationTemporality: {}", temporality(data.aggregation_temporality)));
+            out.line(format!(
+                "     -> AggregationTemporality: {}",
+                temporality(data.aggregation_temporality)
+            ));
             for (i, point) in data.data_points.iter().enumerate() {
                 exponential_point(out, i, point);
             }
@@ -793,11 +829,18 @@ mod tests {
     }
 
     fn resource() -> Option<Resource> {
-        Some(Resource { attributes: vec![string("service.name", "checkout")], ..Default::default() })
+        Some(Resource {
+            attributes: vec![string("service.name", "checkout")],
+            ..Default::default()
+        })
     }
 
     fn scope() -> Option<InstrumentationScope> {
-        Some(InstrumentationScope { name: "envoy".into(), version: "1.27.2".into(), ..Default::default() })
+        Some(InstrumentationScope {
+            name: "envoy".into(),
+            version: "1.27.2".into(),
+            ..Default::default()
+        })
     }
 
     fn traces() -> ExportTraceServiceRequest {
@@ -827,7 +870,11 @@ mod tests {
         ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
                 resource: resource(),
-                scope_spans: vec![ScopeSpans { scope: scope(), spans: vec![span], schema_url: String::new() }],
+                scope_spans: vec![ScopeSpans {
+                    scope: scope(),
+                    spans: vec![span],
+                    schema_url: String::new(),
+                }],
                 schema_url: String::new(),
             }],
         }
@@ -836,7 +883,10 @@ mod tests {
     #[test]
     fn traces_print_at_every_verbosity() {
         let request = traces();
-        assert_eq!(traces_summary(&request), "TracesExporter {\"resource spans\": 1, \"spans\": 1}");
+        assert_eq!(
+            traces_summary(&request),
+            "TracesExporter {\"resource spans\": 1, \"spans\": 1}"
+        );
         assert_eq!(
             traces_normal(&request),
             "ResourceTraces #0 service.name=checkout\n\
@@ -901,7 +951,9 @@ SpanLink #0
             observed_time_unix_nano: START + 5,
             severity_number: SeverityNumber::Warn2 as i32,
             severity_text: "WARN".into(),
-            body: Some(AnyValue { value: Some(any_value::Value::StringValue("disk almost full".into())) }),
+            body: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("disk almost full".into())),
+            }),
             attributes: vec![int("free_mb", 12)],
             trace_id: vec![0x11; 16],
             span_id: vec![0x22; 8],
@@ -910,12 +962,22 @@ SpanLink #0
         let request = ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
                 resource: resource(),
-                scope_logs: vec![ScopeLogs { scope: scope(), log_records: vec![record], schema_url: String::new() }],
+                scope_logs: vec![ScopeLogs {
+                    scope: scope(),
+                    log_records: vec![record],
+                    schema_url: String::new(),
+                }],
                 schema_url: String::new(),
             }],
         };
-        assert_eq!(logs_summary(&request), "LogsExporter {\"resource logs\": 1, \"log records\": 1}");
-        assert!(logs_normal(&request).ends_with("ScopeLog #0 envoy@1.27.2\ndisk almost full free_mb=12\n"));
+        assert_eq!(
+            logs_summary(&request),
+            "LogsExporter {\"resource logs\": 1, \"log records\": 1}"
+        );
+        assert!(
+            logs_normal(&request)
+                .ends_with("ScopeLog #0 envoy@1.27.2\ndisk almost full free_mb=12\n")
+        );
         let detailed = logs_detailed(&request);
         for line in [
             "LogRecord #0",
@@ -953,7 +1015,11 @@ SpanLink #0
         let request = ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {
                 resource: resource(),
-                scope_metrics: vec![ScopeMetrics { scope: scope(), metrics: vec![metric], schema_url: String::new() }],
+                scope_metrics: vec![ScopeMetrics {
+                    scope: scope(),
+                    metrics: vec![metric],
+                    schema_url: String::new(),
+                }],
                 schema_url: String::new(),
             }],
         };
@@ -996,7 +1062,10 @@ SpanLink #0
         assert_eq!(base64(b""), "");
         assert_eq!(base64(b"ab"), "YWI=");
         assert_eq!(base64(b"abc"), "YWJj");
-        assert_eq!(typed(&AnyValue { value: Some(any_value::Value::DoubleValue(1.5)) }), "Double(1.5)");
+        assert_eq!(
+            typed(&AnyValue { value: Some(any_value::Value::DoubleValue(1.5)) }),
+            "Double(1.5)"
+        );
         assert_eq!(typed(&AnyValue::default()), "Empty()");
     }
 

@@ -20,7 +20,7 @@ use otlp::{Batch, Signal};
 use pipeline::component::NoLifecycle;
 use pipeline::telemetry::ExporterMetrics;
 use pipeline::{
-    BuildContext, BuildError, Built, ConsumeError, Configured, Consumer, Factory, Kind, Stability,
+    BuildContext, BuildError, Built, Configured, ConsumeError, Consumer, Factory, Kind, Stability,
 };
 use serde::Deserialize;
 
@@ -93,7 +93,7 @@ impl Factory for DebugExporterFactory {
     }
 
     fn configure(&self, raw: &Value, path: &str) -> Result<Box<dyn Configured>, ConfigErrors> {
-        Ok(Box::new(DebugConfigured::from_debug(&config::from_value(raw, path)?, path)?))
+        Ok(Box::new(crate::common::configure(raw, path, DebugConfigured::from_debug)?))
     }
 }
 
@@ -115,7 +115,7 @@ impl Factory for LoggingExporterFactory {
     }
 
     fn configure(&self, raw: &Value, path: &str) -> Result<Box<dyn Configured>, ConfigErrors> {
-        Ok(Box::new(DebugConfigured::from_logging(&config::from_value(raw, path)?, path)?))
+        Ok(Box::new(crate::common::configure(raw, path, DebugConfigured::from_logging)?))
     }
 }
 
@@ -155,7 +155,10 @@ impl DebugConfigured {
         })
     }
 
-    pub fn from_logging(config: &LoggingConfig, path: &str) -> Result<DebugConfigured, ConfigErrors> {
+    pub fn from_logging(
+        config: &LoggingConfig,
+        path: &str,
+    ) -> Result<DebugConfigured, ConfigErrors> {
         let mut errors = ConfigErrors::new();
         let from_level = match config.loglevel.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None => None,
@@ -296,7 +299,7 @@ impl Sampler {
         if seen <= self.initial {
             return true;
         }
-        self.thereafter > 0 && (seen - self.initial) % self.thereafter == 0
+        self.thereafter > 0 && (seen - self.initial).is_multiple_of(self.thereafter)
     }
 }
 

@@ -173,6 +173,7 @@ fn check_body(
 ) -> Result<u64, WireError> {
     let fail = |kind| WireError::at(kind, at);
     match kind {
+        // `visit` never passes a scalar here; bytes are opaque.
         Kind::Scalar(_) | Kind::Bytes => Ok(0),
         Kind::PackedOrScalar(element) => packed(body, element).map(|()| 0).map_err(fail),
         Kind::String => utf8(body).map(|()| 0).map_err(fail),

@@ -69,7 +69,10 @@ pub fn build(
         Ok(Built { consumer: Some(consumer), lifecycle: Box::new(lifecycle) })
     } else {
         let consumer = Arc::new(retry::Direct::new(delivery.clone()));
-        Ok(Built { consumer: Some(consumer), lifecycle: Box::new(retry::DirectLifecycle(delivery)) })
+        Ok(Built {
+            consumer: Some(consumer),
+            lifecycle: Box::new(retry::DirectLifecycle(delivery)),
+        })
     }
 }
 

@@ -23,7 +23,9 @@ use crate::telemetry::ExporterMetrics;
 pub(super) enum Outcome {
     Sent,
     /// Gave up; `retryable` tells whether the last failure could have succeeded later.
-    Failed { retryable: bool },
+    Failed {
+        retryable: bool,
+    },
 }
 
 /// Sends batches for one exporter and keeps its counters.
@@ -75,12 +77,17 @@ impl Delivery {
         let mut aborted = self.abort.subscribe();
         let mut attempt = 0u32;
         loop {
-            let result = match tokio::time::timeout(self.timeout, self.sender.send(&batch)).await {
-                Ok(result) => result,
-                Err(_) => Err(SendError::retryable(format!(
-                    "no answer within the timeout of {:?}",
-                    self.timeout
-                ))),
+            let result = if self.timeout.is_zero() {
+                // As in the collector, a zero timeout means none.
+                self.sender.send(&batch).await
+            } else {
+                match tokio::time::timeout(self.timeout, self.sender.send(&batch)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(SendError::retryable(format!(
+                        "no answer within the timeout of {:?}",
+                        self.timeout
+                    ))),
+                }
             };
             let (message, retry_after) = match result {
                 Ok(()) => {
@@ -123,8 +130,11 @@ impl Delivery {
         let base = (initial * self.retry.multiplier.powi(exponent))
             .min(self.retry.max_interval.0.as_secs_f64());
         let spread = base * self.retry.randomization_factor;
-        let jittered =
-            if spread > 0.0 { rand::rng().random_range(base - spread..=base + spread) } else { base };
+        let jittered = if spread > 0.0 {
+            rand::rng().random_range(base - spread..=base + spread)
+        } else {
+            base
+        };
         let delay = Duration::from_secs_f64(jittered.max(0.0));
         match server_hint {
             Some(hint) if hint > delay => hint,
@@ -162,7 +172,9 @@ impl Consumer for Direct {
     }
 }
 
-/// Without a queue there is nothing to drain: shutdown only cuts waiting retries short.
+/// Without a queue there is nothing to drain: deliveries run inside the receivers' requests,
+/// which finish before exporters are shut down. Shutdown only makes retries still waiting at the
+/// deadline give up, without holding up the rest of the shutdown until then.
 pub(super) struct DirectLifecycle(pub(super) Arc<Delivery>);
 
 impl Lifecycle for DirectLifecycle {
@@ -171,9 +183,12 @@ impl Lifecycle for DirectLifecycle {
     }
 
     fn shutdown(&mut self, deadline: Instant) -> BoxFuture<'_, ()> {
+        let delivery = self.0.clone();
         Box::pin(async move {
-            tokio::time::sleep_until(deadline.into()).await;
-            self.0.abort();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(deadline.into()).await;
+                delivery.abort();
+            });
         })
     }
 }

@@ -111,7 +111,9 @@ impl HelperSettings {
         if let Some(storage) = &queue.storage {
             fail(
                 "sending_queue.storage",
-                format!("persistent queues are not supported (storage \"{storage}\"); remove the key to use the in-memory queue"),
+                format!(
+                    "persistent queues are not supported (storage \"{storage}\"); remove the key to use the in-memory queue"
+                ),
             );
         }
         let timeout = timeout.map_or(TimeoutConfig::DEFAULT, |t| t.0);

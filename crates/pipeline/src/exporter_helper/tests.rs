@@ -194,7 +194,10 @@ async fn shutdown_drains_the_queue_then_refuses_new_data() {
     built.lifecycle.shutdown(Instant::now() + Duration::from_secs(30)).await;
     assert_eq!(destination.delivered(), 6);
     let refusal = consumer.consume(spans(1)).await.unwrap_err();
-    assert!(matches!(refusal, ConsumeError::Retryable { kind: crate::RefusalKind::Unavailable, .. }));
+    assert!(matches!(
+        refusal,
+        ConsumeError::Retryable { kind: crate::RefusalKind::Unavailable, .. }
+    ));
 }
 
 #[tokio::test(start_paused = true)]

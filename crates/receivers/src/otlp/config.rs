@@ -95,9 +95,13 @@ impl OtlpReceiverConfig {
     /// Every problem with the config, each with its key path under `path`.
     pub fn validate(&self, path: &str) -> config::ConfigErrors {
         let mut errors = config::ConfigErrors::new();
-        let mut fail = |key: String, message: String| errors.push(config::ConfigError::new(key, message));
+        let mut fail =
+            |key: String, message: String| errors.push(config::ConfigError::new(key, message));
         if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
-            fail(format!("{path}.protocols"), "must enable at least one protocol: grpc or http".into());
+            fail(
+                format!("{path}.protocols"),
+                "must enable at least one protocol: grpc or http".into(),
+            );
         }
         if let Some(grpc) = &self.protocols.grpc {
             let base = format!("{path}.protocols.grpc");
@@ -105,13 +109,19 @@ impl OtlpReceiverConfig {
                 fail(format!("{base}.endpoint"), message);
             }
             if grpc.transport != "tcp" {
-                fail(format!("{base}.transport"), format!("unsupported transport \"{}\": expected tcp", grpc.transport));
+                fail(
+                    format!("{base}.transport"),
+                    format!("unsupported transport \"{}\": expected tcp", grpc.transport),
+                );
             }
             if grpc.max_recv_msg_size_mib == 0 {
                 fail(format!("{base}.max_recv_msg_size_mib"), "must be greater than zero".into());
             }
             if grpc.include_metadata {
-                fail(format!("{base}.include_metadata"), "not supported: request metadata is not carried down the pipeline".into());
+                fail(
+                    format!("{base}.include_metadata"),
+                    "not supported: request metadata is not carried down the pipeline".into(),
+                );
             }
             if let Some(tls) = &grpc.tls
                 && let Err(message) = tls.build(&[b"h2"])
@@ -131,14 +141,20 @@ impl OtlpReceiverConfig {
                 ("metrics_url_path", &http.metrics_url_path),
             ] {
                 if !value.starts_with('/') {
-                    fail(format!("{base}.{key}"), format!("invalid path \"{value}\": must start with /"));
+                    fail(
+                        format!("{base}.{key}"),
+                        format!("invalid path \"{value}\": must start with /"),
+                    );
                 }
             }
             if http.max_request_body_size == 0 {
                 fail(format!("{base}.max_request_body_size"), "must be greater than zero".into());
             }
             if http.include_metadata {
-                fail(format!("{base}.include_metadata"), "not supported: request metadata is not carried down the pipeline".into());
+                fail(
+                    format!("{base}.include_metadata"),
+                    "not supported: request metadata is not carried down the pipeline".into(),
+                );
             }
             if http.tls.is_some() {
                 fail(format!("{base}.tls"), "not supported yet for OTLP/HTTP; use protocols.grpc.tls, or terminate TLS in front of the collector".into());

@@ -8,7 +8,8 @@ use http_body_util::Full;
 use super::config::CorsConfig;
 
 /// Headers a browser may always send to OTLP/HTTP, besides the configured ones.
-const DEFAULT_ALLOWED_HEADERS: [&str; 4] = ["accept", "content-type", "content-encoding", "x-requested-with"];
+const DEFAULT_ALLOWED_HEADERS: [&str; 4] =
+    ["accept", "content-type", "content-encoding", "x-requested-with"];
 
 /// Whether `origin` matches a pattern such as `https://*.example.com` or `*`.
 fn origin_allowed(cors: &CorsConfig, origin: &str) -> bool {
@@ -40,7 +41,12 @@ pub(crate) fn allow_origin(cors: &CorsConfig, origin: &HeaderValue, headers: &mu
 pub(crate) fn preflight(cors: &CorsConfig, request: &HeaderMap) -> Response<Full<Bytes>> {
     let mut response = pipeline::http_server::respond(204, "text/plain", Bytes::new());
     let headers = response.headers_mut();
-    headers.insert(header::VARY, HeaderValue::from_static("Origin, Access-Control-Request-Method, Access-Control-Request-Headers"));
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static(
+            "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+        ),
+    );
     let Some(origin) = request.get(header::ORIGIN) else { return response };
     let Ok(origin_text) = origin.to_str() else { return response };
     if !origin_allowed(cors, origin_text) {
@@ -55,7 +61,9 @@ pub(crate) fn preflight(cors: &CorsConfig, request: &HeaderMap) -> Response<Full
     let requested: Vec<String> = request
         .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect())
+        .map(|v| {
+            v.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect()
+        })
         .unwrap_or_default();
     let allow_any = cors.allowed_headers.iter().any(|h| h == "*");
     let header_ok = |name: &String| {

@@ -117,11 +117,15 @@ async fn handle(
     request: http::Request<tonic::body::Body>,
 ) -> Result<http::Response<tonic::body::Body>, Infallible> {
     if request.uri().path() != signal.grpc_path() {
-        return Ok(Status::unimplemented(format!("unknown method {}", request.uri().path())).into_http());
+        return Ok(
+            Status::unimplemented(format!("unknown method {}", request.uri().path())).into_http()
+        );
     }
     let Some(ingest) = shared.ingest(signal).cloned() else {
         // The receiver is not in any pipeline of this signal: say so, as the collector does.
-        return Ok(Status::unimplemented(format!("this receiver has no {signal} pipeline")).into_http());
+        return Ok(
+            Status::unimplemented(format!("this receiver has no {signal} pipeline")).into_http()
+        );
     };
     let mut grpc = Grpc::new(PassThroughCodec)
         .accept_compressed(CompressionEncoding::Gzip)
@@ -142,7 +146,9 @@ fn oversized_is_resource_exhausted(
         .get("grpc-status")
         .is_some_and(|value| value.as_bytes() == code::OUT_OF_RANGE.to_string().as_bytes());
     if out_of_range {
-        response.headers_mut().insert("grpc-status", http::HeaderValue::from(code::RESOURCE_EXHAUSTED));
+        response
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from(code::RESOURCE_EXHAUSTED));
     }
     response
 }

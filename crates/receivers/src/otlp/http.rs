@@ -72,7 +72,15 @@ impl HttpReceiver {
     }
 
     /// Answers one request.
-    pub(crate) async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Response<Full<Bytes>> {
+        if let Some(cors) = self.preflight_cors(&request) {
+            // The preflight answer carries exactly the permissions it decided on: adding the
+            // actual-request headers here would grant the origin what the preflight refused.
+            return cors::preflight(cors, request.headers());
+        }
         let origin = request.headers().get(header::ORIGIN).cloned();
         let mut response = self.route(request).await;
         if let (Some(cors), Some(origin)) = (&self.cors, origin) {
@@ -81,31 +89,49 @@ impl HttpReceiver {
         response
     }
 
+    /// The CORS settings when `request` is a preflight for one of the OTLP paths.
+    fn preflight_cors(&self, request: &Request<Incoming>) -> Option<&CorsConfig> {
+        let cors = self.cors.as_ref()?;
+        let path = request.uri().path();
+        (request.method() == Method::OPTIONS && self.all_paths.iter().any(|p| p == path))
+            .then_some(cors)
+    }
+
     async fn route(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = request.uri().path().to_string();
-        if request.method() == Method::OPTIONS
-            && let Some(cors) = &self.cors
-            && self.all_paths.contains(&path)
-        {
-            return cors::preflight(cors, request.headers());
-        }
         let Some((_, ingest)) = self.routes.iter().find(|(p, _)| *p == path) else {
             if self.all_paths.contains(&path) {
-                return plain(StatusCode::NOT_FOUND, "this receiver has no pipeline for this signal");
+                return plain(
+                    StatusCode::NOT_FOUND,
+                    "this receiver has no pipeline for this signal",
+                );
             }
             return plain(StatusCode::NOT_FOUND, "404 page not found");
         };
         if request.method() != Method::POST {
-            let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, &format!("{} method not allowed, supported: [POST]", request.method()));
+            let mut response = plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("{} method not allowed, supported: [POST]", request.method()),
+            );
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
         let Some(encoding) = Encoding::from_headers(request.headers()) else {
-            let given = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("none").to_string();
-            return plain(StatusCode::UNSUPPORTED_MEDIA_TYPE, &format!("{given} is not supported, supported: [{JSON}, {PROTOBUF}]"));
+            let given = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none")
+                .to_string();
+            return plain(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!("{given} is not supported, supported: [{JSON}, {PROTOBUF}]"),
+            );
         };
         match self.read_body(request).await {
-            Err((status, message)) => error_response(encoding, status, code_for(status), &message, None),
+            Err((status, message)) => {
+                error_response(encoding, status, code_for(status), &message, None)
+            }
             Ok(body) => {
                 let result = match encoding {
                     Encoding::Protobuf => ingest.protobuf(body).await,
@@ -124,7 +150,12 @@ impl HttpReceiver {
 
     /// Reads the body within the size limit and inflates it if it is gzip, also within the limit.
     async fn read_body(&self, request: Request<Incoming>) -> Result<Bytes, (StatusCode, String)> {
-        let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, format!("request body exceeds the limit of {} bytes", self.max_body));
+        let too_large = || {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds the limit of {} bytes", self.max_body),
+            )
+        };
         let declared = request
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -141,7 +172,12 @@ impl HttpReceiver {
             None | Some("") | Some("identity") => false,
             Some("gzip") | Some("x-gzip") => true,
             Some(other) => {
-                return Err((StatusCode::BAD_REQUEST, format!("unsupported Content-Encoding \"{other}\": supported are gzip and identity")));
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "unsupported Content-Encoding \"{other}\": supported are gzip and identity"
+                    ),
+                ));
             }
         };
         let body = match Limited::new(request.into_body(), self.max_body).collect().await {
@@ -149,7 +185,12 @@ impl HttpReceiver {
             Err(error) if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
                 return Err(too_large());
             }
-            Err(error) => return Err((StatusCode::BAD_REQUEST, format!("failed to read the request body: {error}"))),
+            Err(error) => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    format!("failed to read the request body: {error}"),
+                ));
+            }
         };
         if !gzip {
             return Ok(body);
@@ -172,7 +213,11 @@ fn code_for(status: StatusCode) -> i32 {
 }
 
 fn plain(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
-    let mut response = pipeline::http_server::respond(status.as_u16(), "text/plain; charset=utf-8", message.to_string());
+    let mut response = pipeline::http_server::respond(
+        status.as_u16(),
+        "text/plain; charset=utf-8",
+        message.to_string(),
+    );
     *response.status_mut() = status;
     response
 }
@@ -188,12 +233,19 @@ fn success(encoding: Encoding) -> Response<Full<Bytes>> {
 
 fn refusal(encoding: Encoding, error: IngestError) -> Response<Full<Bytes>> {
     match error {
-        IngestError::Invalid(message) | IngestError::Refused(ConsumeError::Permanent { message, .. }) => {
-            error_response(encoding, StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, &message, None)
-        }
+        IngestError::Invalid(message)
+        | IngestError::Refused(ConsumeError::Permanent { message, .. }) => error_response(
+            encoding,
+            StatusCode::BAD_REQUEST,
+            code::INVALID_ARGUMENT,
+            &message,
+            None,
+        ),
         IngestError::Refused(ConsumeError::Retryable { kind, message, retry_after }) => {
             let (status, code) = match kind {
-                RefusalKind::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, code::RESOURCE_EXHAUSTED),
+                RefusalKind::ResourceExhausted => {
+                    (StatusCode::TOO_MANY_REQUESTS, code::RESOURCE_EXHAUSTED)
+                }
                 RefusalKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE),
             };
             error_response(encoding, status, code, &message, retry_after)
@@ -218,7 +270,8 @@ fn error_response(
             Bytes::from(json.to_string())
         }
     };
-    let mut response = pipeline::http_server::respond(status.as_u16(), encoding.content_type(), body);
+    let mut response =
+        pipeline::http_server::respond(status.as_u16(), encoding.content_type(), body);
     if let Some(delay) = retry_after {
         let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));

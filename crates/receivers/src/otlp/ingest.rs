@@ -30,7 +30,11 @@ pub(crate) struct Ingest {
 }
 
 impl Ingest {
-    pub(crate) fn new(signal: Signal, consumer: Arc<dyn Consumer>, metrics: ReceiverMetrics) -> Ingest {
+    pub(crate) fn new(
+        signal: Signal,
+        consumer: Arc<dyn Consumer>,
+        metrics: ReceiverMetrics,
+    ) -> Ingest {
         Ingest { signal, consumer, metrics }
     }
 

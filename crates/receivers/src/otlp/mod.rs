@@ -18,7 +18,9 @@ use std::time::Instant;
 use futures_util::future::BoxFuture;
 use otlp::Signal;
 use pipeline::http_server::{self, Server};
-use pipeline::{BuildContext, BuildError, Built, ComponentId, Configured, Factory, Kind, Lifecycle, Stability};
+use pipeline::{
+    BuildContext, BuildError, Built, ComponentId, Configured, Factory, Kind, Lifecycle, Stability,
+};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -38,10 +40,18 @@ impl Factory for OtlpReceiverFactory {
     }
 
     fn signals(&self) -> &'static [(Signal, Stability)] {
-        &[(Signal::Traces, Stability::Stable), (Signal::Metrics, Stability::Stable), (Signal::Logs, Stability::Beta)]
+        &[
+            (Signal::Traces, Stability::Stable),
+            (Signal::Metrics, Stability::Stable),
+            (Signal::Logs, Stability::Beta),
+        ]
     }
 
-    fn configure(&self, raw: &::config::Value, path: &str) -> Result<Box<dyn Configured>, ::config::ConfigErrors> {
+    fn configure(
+        &self,
+        raw: &::config::Value,
+        path: &str,
+    ) -> Result<Box<dyn Configured>, ::config::ConfigErrors> {
         Ok(Box::new(self.configure_typed(raw, path)?))
     }
 }
@@ -49,7 +59,11 @@ impl Factory for OtlpReceiverFactory {
 impl OtlpReceiverFactory {
     /// [`Factory::configure`] with the concrete type, so a caller can build the receiver as
     /// [`OtlpReceiver`] (see [`ConfiguredOtlp::receiver`]) and ask for the addresses it bound.
-    pub fn configure_typed(&self, raw: &::config::Value, path: &str) -> Result<ConfiguredOtlp, ::config::ConfigErrors> {
+    pub fn configure_typed(
+        &self,
+        raw: &::config::Value,
+        path: &str,
+    ) -> Result<ConfiguredOtlp, ::config::ConfigErrors> {
         let config: OtlpReceiverConfig = ::config::from_value(raw, path)?;
         config.validate(path).into_result()?;
         Ok(ConfiguredOtlp { config, path: path.to_string() })
@@ -92,10 +106,12 @@ impl Configured for ConfiguredOtlp {
     fn listen_addresses(&self) -> Vec<(String, String)> {
         let mut addresses = Vec::new();
         if let Some(grpc) = &self.config.protocols.grpc {
-            addresses.push((format!("{}.protocols.grpc.endpoint", self.path), grpc.endpoint.clone()));
+            addresses
+                .push((format!("{}.protocols.grpc.endpoint", self.path), grpc.endpoint.clone()));
         }
         if let Some(http) = &self.config.protocols.http {
-            addresses.push((format!("{}.protocols.http.endpoint", self.path), http.endpoint.clone()));
+            addresses
+                .push((format!("{}.protocols.http.endpoint", self.path), http.endpoint.clone()));
         }
         addresses
     }
@@ -134,9 +150,12 @@ impl OtlpReceiver {
         }
         let tls = match &grpc.tls {
             None => None,
-            Some(tls) => Some(tls.build(&[b"h2"]).map_err(|message| BuildError::new(&self.id, format!("protocols.grpc.tls.{message}")))?),
+            Some(tls) => Some(tls.build(&[b"h2"]).map_err(|message| {
+                BuildError::new(&self.id, format!("protocols.grpc.tls.{message}"))
+            })?),
         };
-        let max_bytes = usize::try_from(grpc.max_recv_msg_size_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        let max_bytes = usize::try_from(grpc.max_recv_msg_size_mib.saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX);
         let (stop, stopped) = oneshot::channel::<()>();
         let id = self.id.clone();
         let serve = grpc::serve(
@@ -164,7 +183,10 @@ impl OtlpReceiver {
             .await
             .map_err(|message| BuildError::new(&self.id, message))?;
         let receiver = Arc::new(http::HttpReceiver::new(&config, self.http_ingests.clone()));
-        let server = Server::start(listener, http_server::handler(move |request| receiver.clone().handle(request)));
+        let server = Server::start(
+            listener,
+            http_server::handler(move |request| receiver.clone().handle(request)),
+        );
         self.record("http", server.local_addr());
         self.http = Some(server);
         Ok(())
@@ -186,15 +208,24 @@ impl Lifecycle for OtlpReceiver {
 
     fn shutdown(&mut self, deadline: Instant) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if let Some((stop, task)) = self.grpc.take() {
+            // Both transports stop taking new work first, then drain side by side: draining one
+            // before even stopping the other would keep the second accepting meanwhile.
+            let grpc = self.grpc.take();
+            let mut http = self.http.take();
+            let id = &self.id;
+            let grpc = async move {
+                let Some((stop, task)) = grpc else { return };
                 let _ = stop.send(());
                 if tokio::time::timeout_at(deadline.into(), task).await.is_err() {
-                    tracing::warn!(receiver = %self.id, "grpc server did not stop before the deadline");
+                    tracing::warn!(receiver = %id, "grpc server did not stop before the deadline");
                 }
-            }
-            if let Some(mut server) = self.http.take() {
-                server.shutdown(deadline).await;
-            }
+            };
+            let http = async {
+                if let Some(server) = http.as_mut() {
+                    server.shutdown(deadline).await;
+                }
+            };
+            tokio::join!(grpc, http);
         })
     }
 }
