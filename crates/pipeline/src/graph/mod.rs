@@ -397,3 +397,6 @@ fn hosts_overlap(a: &str, b: &str) -> bool {
         (Some(a), Some(b)) => a == b,
     }
 }
+
+#[cfg(test)]
+mod tests;
