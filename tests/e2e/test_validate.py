@@ -1,5 +1,8 @@
 """`meshtrace validate` and `meshtrace components`: every config mistake is reported at once,
-with its key path (golden file), and good configs, the seed's included, are valid."""
+with its key path (golden file), and good configs, the seed's included, are valid.
+
+After an intended change of the messages, regenerate the golden file with
+`MESHTRACE_UPDATE_GOLDEN=1 pytest tests/e2e/test_validate.py` and read the diff."""
 
 import os
 import re
