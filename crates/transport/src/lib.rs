@@ -2,6 +2,7 @@
 //! settings as the collector writes them ([`tls`]), and the OTLP error status with its retry hint
 //! ([`status`]).
 
+pub mod grpc_codec;
 pub mod gzip;
 pub mod status;
 pub mod tls;

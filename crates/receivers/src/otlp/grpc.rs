@@ -10,14 +10,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use otlp::Signal;
 use pipeline::{ConsumeError, RefusalKind};
 use prost::Message;
 use tokio::net::TcpListener;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Status};
+use transport::grpc_codec::PassThroughCodec;
 use transport::status::{RpcStatus, code};
 
 use super::ingest::{Ingest, IngestError};
@@ -186,43 +187,5 @@ fn status_for(error: IngestError) -> Status {
             let details = RpcStatus::new(code as i32, message.clone(), retry_after).encode_to_vec();
             Status::with_details(code, message, Bytes::from(details))
         }
-    }
-}
-
-/// Hands message bytes through untouched in both directions.
-#[derive(Clone, Copy, Default)]
-struct PassThroughCodec;
-
-impl Codec for PassThroughCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = PassThroughCodec;
-    type Decoder = PassThroughCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        PassThroughCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        PassThroughCodec
-    }
-}
-
-impl Encoder for PassThroughCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for PassThroughCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
