@@ -507,7 +507,10 @@ impl Worker {
             if send_at >= self.until {
                 break;
             }
-            tokio::time::sleep_until(send_at.into()).await;
+            // A deadline already due would still wait for the timer's next tick (about 1 ms).
+            if send_at > Instant::now() {
+                tokio::time::sleep_until(send_at.into()).await;
+            }
             let body = self.payloads.body(next);
             next += 1;
             let began = Instant::now();

@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 
 use crate::Protocol;
 use crate::load::{Load, LoadConfig, Shape, Tally};
-use crate::proc_stats::{self, Memory, Proc};
+use crate::proc_stats::{self, MachineCpu, Memory, Proc};
 use crate::sink::{Counters, Counts, Sink};
 
 /// The environment variable holding the sink's address in the collector config.
@@ -181,6 +181,7 @@ pub async fn command(args: RunArgs) -> anyhow::Result<()> {
         load: after.load.since(&before.load),
         delivered: after.sink.spans.saturating_sub(before.sink.spans),
         own_cpu: after.own_cpu.saturating_sub(before.own_cpu),
+        machine_busy: after.machine.busy_since(&before.machine),
         collector: None,
         total,
         drained,
@@ -564,6 +565,7 @@ struct Snapshot {
     collector_cpu: Option<Duration>,
     collector_memory: Option<Memory>,
     own_cpu: Duration,
+    machine: MachineCpu,
 }
 
 impl Snapshot {
@@ -575,6 +577,7 @@ impl Snapshot {
             collector_cpu: collector.and_then(|proc| proc.cpu_time().ok()),
             collector_memory: collector.and_then(|proc| proc.memory().ok()),
             own_cpu: Proc::current().cpu_time().unwrap_or_default(),
+            machine: MachineCpu::read().unwrap_or_default(),
         }
     }
 }
@@ -664,6 +667,8 @@ struct Report {
     /// Spans the sink received within the window.
     delivered: u64,
     own_cpu: Duration,
+    /// Busy CPU time of the whole machine in the window.
+    machine_busy: Duration,
     collector: Option<CollectorFigures>,
     /// The load over the whole run, warm-up included.
     total: Tally,
@@ -763,6 +768,12 @@ impl Report {
             out,
             "loadgen:   load + sink process CPU {:.2} s ({own_cores:.2} cores)",
             self.own_cpu.as_secs_f64()
+        );
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let _ = writeln!(
+            out,
+            "machine:   {:.2} of {cores} cores busy in the window (both processes, the kernel's network work, anything else running)",
+            self.machine_busy.as_secs_f64() / seconds,
         );
         if let Some(problem) = &self.total.first_problem {
             let _ = writeln!(out, "first problem: {problem}");

@@ -10,8 +10,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use transport::grpc_codec::PassThroughCodec;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use config::{ConfigErrors, Value};
 use futures_util::future::BoxFuture;
 use http::header;
@@ -28,7 +29,7 @@ use receivers::otlp::OtlpReceiver;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::{Code, Status};
 use transport::status::{RpcStatus, code};
 
@@ -193,44 +194,6 @@ fn traces_bytes(request: &ExportTraceServiceRequest) -> Bytes {
 
 // === an OTLP/gRPC client ===
 
-/// Sends and receives message bytes as they are, so tests can send anything at all.
-#[derive(Clone, Copy, Default)]
-struct BytesCodec;
-
-impl Codec for BytesCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = BytesCodec;
-    type Decoder = BytesCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        BytesCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        BytesCodec
-    }
-}
-
-impl Encoder for BytesCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for BytesCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
 /// One unary call of `method` (a gRPC path) with `body` as the message.
 async fn grpc_call(
     address: SocketAddr,
@@ -247,7 +210,7 @@ async fn grpc_call(
     within("grpc ready", client.ready()).await.unwrap();
     let path = http::uri::PathAndQuery::try_from(method).unwrap();
     let response =
-        within("grpc call", client.unary(tonic::Request::new(body), path, BytesCodec)).await;
+        within("grpc call", client.unary(tonic::Request::new(body), path, PassThroughCodec)).await;
     response.map(tonic::Response::into_inner)
 }
 
@@ -1048,7 +1011,7 @@ async fn grpc_shutdown_stops_listening_at_once_despite_a_stalled_call() {
         client.ready().await.unwrap();
         let path = http::uri::PathAndQuery::from_static(Signal::Traces.grpc_path());
         let never = futures_util::stream::pending::<Bytes>();
-        client.client_streaming(tonic::Request::new(never), path, BytesCodec).await
+        client.client_streaming(tonic::Request::new(never), path, PassThroughCodec).await
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!stalled.is_finished());
@@ -1211,4 +1174,82 @@ async fn http_a_refused_request_does_not_spoil_its_connection() {
     }
     http_still_accepts(&running).await;
     running.stop().await;
+}
+
+// === TLS ===
+
+/// A CA and a `localhost` certificate it signed, as PEM: (ca, cert, key).
+fn certificates() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+fn pem_file(name: &str, pem: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("meshtrace-receivers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, pem).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[tokio::test]
+async fn grpc_with_tls_serves_clients_that_trust_its_ca_and_refuses_plain_text() {
+    let (ca, cert, key) = certificates();
+    let config = format!(
+        "protocols:\n  grpc:\n    endpoint: 127.0.0.1:0\n    tls:\n      cert_file: {}\n      key_file: {}\n",
+        pem_file("server.pem", &cert),
+        pem_file("server.key", &key),
+    );
+    let running = start(&config).await;
+    let address = running.grpc();
+    let request = otlp::fixtures::sidecar_traces(5, 1);
+
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(&ca))
+        .domain_name("localhost");
+    let endpoint = tonic::transport::Channel::from_shared(format!("https://{address}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap();
+    let channel = within("tls connect", endpoint.connect()).await.unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    within("grpc ready", client.ready()).await.unwrap();
+    let path = http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
+    within(
+        "tls export",
+        client.unary(tonic::Request::new(traces_bytes(&request)), path, PassThroughCodec),
+    )
+    .await
+    .unwrap();
+    assert_eq!(running.traces.only().items(), 5);
+
+    let plain = grpc_export(address, Signal::Traces, traces_bytes(&request)).await;
+    assert!(plain.is_err(), "a plain-text client must not get through a TLS listener");
+    assert_eq!(running.traces.count(), 0);
+    running.stop().await;
+}
+
+#[test]
+fn tls_with_a_missing_certificate_file_is_a_config_error_naming_the_key() {
+    let errors = config_errors(
+        "protocols:\n  grpc:\n    tls:\n      cert_file: /nonexistent/cert.pem\n      key_file: /nonexistent/key.pem\n",
+    );
+    let text = errors.to_string();
+    assert!(
+        text.starts_with(
+            "receivers.otlp.protocols.grpc.tls.cert_file: cannot read \"/nonexistent/cert.pem\""
+        ),
+        "{text}"
+    );
 }
