@@ -38,7 +38,11 @@ COLLECTOR=target/release/meshtrace
 echo
 echo "== machine"
 echo "nproc:  $(nproc)"
-echo "cpu:    $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "cpu:    $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')," \
+    "$(grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') MHz"
+if command -v lscpu >/dev/null 2>&1; then
+    echo "        $(lscpu | grep -E '^(Hypervisor vendor|Thread\(s\) per core|L3 cache)' | sed 's/  */ /g' | paste -sd ';' -)"
+fi
 echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
 echo "kernel: $(uname -r)"
 echo "rustc:  $(rustc --version)"
@@ -91,11 +95,11 @@ if [ "$PROFILE" != 0 ]; then
         sleep 3 # past the warm-up
         if perf record -e cpu-clock -F 999 -p "$pid" -o "$OUT/perf.data" -- sleep "$PROFILE_SECONDS" >/dev/null 2>&1; then
             echo "-- top symbols by self time (whole process):"
-            perf report -i "$OUT/perf.data" --stdio --no-children --sort symbol --percent-limit 1 2>/dev/null |
-                grep -v '^#' | grep -v '^$' | head -n 40
+            perf report -i "$OUT/perf.data" --stdio --no-children --sort symbol --percent-limit 0.7 2>/dev/null |
+                grep -v '^#' | grep -v '^$' | awk '{$1 = $1; print}' | cut -c 1-120 | head -n 40
             echo "-- by shared object:"
             perf report -i "$OUT/perf.data" --stdio --no-children --sort dso 2>/dev/null |
-                grep -v '^#' | grep -v '^$' | head -n 8
+                grep -v '^#' | grep -v '^$' | awk '{$1 = $1; print}' | head -n 8
         else
             echo "perf record failed (perf_event_paranoid is $(cat /proc/sys/kernel/perf_event_paranoid))"
         fi

@@ -62,48 +62,6 @@ impl Proc {
     }
 }
 
-/// Busy and total CPU time of the whole machine, summed over every core, from `/proc/stat`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct MachineCpu {
-    /// Time not idle and not waiting for I/O.
-    pub busy: Duration,
-    pub total: Duration,
-}
-
-impl MachineCpu {
-    pub fn read() -> io::Result<MachineCpu> {
-        let text = std::fs::read_to_string("/proc/stat")?;
-        let (busy, total) = parse_machine_ticks(&text)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected /proc/stat"))?;
-        let ticks = clock_ticks();
-        Ok(MachineCpu {
-            busy: ticks_to_duration(busy, ticks),
-            total: ticks_to_duration(total, ticks),
-        })
-    }
-
-    /// Busy time between `earlier` and this reading.
-    pub fn busy_since(&self, earlier: &MachineCpu) -> Duration {
-        self.busy.saturating_sub(earlier.busy)
-    }
-}
-
-/// Busy and total ticks from the `cpu` line of `/proc/stat`: `user nice system idle iowait irq
-/// softirq steal ...`; busy is everything but `idle` and `iowait`. Guest time is already
-/// counted in `user`, so only the first eight fields are summed.
-pub fn parse_machine_ticks(text: &str) -> Option<(u64, u64)> {
-    let line = text.lines().find(|line| line.starts_with("cpu "))?;
-    let fields: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|field| field.parse().ok())
-        .collect::<Option<_>>()?;
-    let total: u64 = fields.iter().sum();
-    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
-}
-
 /// `utime + stime`, in clock ticks, from the text of `/proc/PID/stat`.
 ///
 /// The second field is the command name in parentheses, which may itself hold spaces and
@@ -180,13 +138,6 @@ mod tests {
         assert_eq!(status_kib(text, "VmRSS"), Some(30720));
         assert_eq!(status_kib(text, "VmSwap"), None);
         assert_eq!(mib(40960), 40.0);
-    }
-
-    #[test]
-    fn machine_busy_time_leaves_out_idle_and_iowait() {
-        let text = "cpu  100 5 50 1000 20 3 7 0 0 0\ncpu0 50 2 25 500 10 1 3 0 0 0\nintr 1 2\n";
-        assert_eq!(parse_machine_ticks(text), Some((165, 1185)));
-        assert_eq!(parse_machine_ticks("intr 1 2\n"), None);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use tokio::sync::mpsc;
 
 use crate::Protocol;
 use crate::load::{Load, LoadConfig, Shape, Tally};
-use crate::proc_stats::{self, MachineCpu, Memory, Proc};
+use crate::proc_stats::{self, Proc};
 use crate::sink::{Counters, Counts, Sink};
 
 /// The environment variable holding the sink's address in the collector config.
@@ -167,9 +167,17 @@ pub async fn command(args: RunArgs) -> anyhow::Result<()> {
         collector_proc.clone().map(|proc| tokio::spawn(sample_rss(proc, before.at + window)));
     tokio::time::sleep_until((before.at + window).into()).await;
     let after = Snapshot::take(&counters, &load, collector_proc.as_ref());
+    // The exporter's queue while the load is still on: where memory goes when export lags.
+    let queue_at_end = match collector.as_ref().and_then(|collector| collector.metrics) {
+        Some(address) => scrape(address)
+            .await
+            .ok()
+            .and_then(|text| metric_sum(&text, "otelcol_exporter_queue_size")),
+        None => None,
+    };
     let rss = match sampler {
         Some(sampler) => sampler.await.unwrap_or_default(),
-        None => RssSamples::default(),
+        None => RssTrace::default(),
     };
 
     let total = load.finish().await;
@@ -181,7 +189,6 @@ pub async fn command(args: RunArgs) -> anyhow::Result<()> {
         load: after.load.since(&before.load),
         delivered: after.sink.spans.saturating_sub(before.sink.spans),
         own_cpu: after.own_cpu.saturating_sub(before.own_cpu),
-        machine_busy: after.machine.busy_since(&before.machine),
         collector: None,
         total,
         drained,
@@ -200,10 +207,9 @@ pub async fn command(args: RunArgs) -> anyhow::Result<()> {
                 .unwrap_or_default()
                 .saturating_sub(before.collector_cpu.unwrap_or_default()),
             peak_kib: peak,
-            rss_start_kib: before.collector_memory.map(|memory| memory.rss_kib).unwrap_or_default(),
-            rss_end_kib: after.collector_memory.map(|memory| memory.rss_kib).unwrap_or_default(),
             rss,
             metrics,
+            queue_at_end,
             log: collector.log_summary(),
             exit,
         });
@@ -563,9 +569,7 @@ struct Snapshot {
     sink: Counts,
     load: Tally,
     collector_cpu: Option<Duration>,
-    collector_memory: Option<Memory>,
     own_cpu: Duration,
-    machine: MachineCpu,
 }
 
 impl Snapshot {
@@ -575,30 +579,50 @@ impl Snapshot {
             sink: counters.counts(),
             load: load.tally(),
             collector_cpu: collector.and_then(|proc| proc.cpu_time().ok()),
-            collector_memory: collector.and_then(|proc| proc.memory().ok()),
             own_cpu: Proc::current().cpu_time().unwrap_or_default(),
-            machine: MachineCpu::read().unwrap_or_default(),
         }
     }
 }
 
-/// The collector's resident memory over the window.
-#[derive(Debug, Default, Clone, Copy)]
-struct RssSamples {
-    max_kib: u64,
-    count: u64,
+/// The collector's resident memory (KiB) sampled evenly over the window, to show growth.
+#[derive(Debug, Default, Clone)]
+pub struct RssTrace {
+    samples: Vec<u64>,
 }
 
-async fn sample_rss(proc: Proc, until: Instant) -> RssSamples {
-    let mut samples = RssSamples::default();
-    while Instant::now() < until {
+impl RssTrace {
+    pub fn max_kib(&self) -> u64 {
+        self.samples.iter().copied().max().unwrap_or_default()
+    }
+
+    /// The sample `fraction` of the way through the window.
+    pub fn at(&self, fraction: f64) -> u64 {
+        let last = self.samples.len().saturating_sub(1);
+        let index = ((last as f64 * fraction.clamp(0.0, 1.0)).round() as usize).min(last);
+        self.samples.get(index).copied().unwrap_or_default()
+    }
+
+    /// `a → b → c → d → e MiB` at 0, 25, 50, 75 and 100 % of the window.
+    pub fn describe(&self) -> String {
+        [0.0, 0.25, 0.5, 0.75, 1.0]
+            .iter()
+            .map(|fraction| format!("{:.1}", proc_stats::mib(self.at(*fraction))))
+            .collect::<Vec<_>>()
+            .join(" → ")
+    }
+}
+
+async fn sample_rss(proc: Proc, until: Instant) -> RssTrace {
+    let mut trace = RssTrace::default();
+    loop {
         if let Ok(memory) = proc.memory() {
-            samples.max_kib = samples.max_kib.max(memory.rss_kib);
-            samples.count += 1;
+            trace.samples.push(memory.rss_kib);
         }
-        tokio::time::sleep(RSS_SAMPLE_INTERVAL).await;
+        if Instant::now() >= until {
+            return trace;
+        }
+        tokio::time::sleep_until(until.min(Instant::now() + RSS_SAMPLE_INTERVAL).into()).await;
     }
-    samples
 }
 
 /// Waits until the sink has `expected` spans or stops receiving; returns what it has then.
@@ -650,10 +674,10 @@ pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
 struct CollectorFigures {
     cpu: Duration,
     peak_kib: u64,
-    rss_start_kib: u64,
-    rss_end_kib: u64,
-    rss: RssSamples,
+    rss: RssTrace,
     metrics: Option<String>,
+    /// Batches in the exporter's sending queue at the end of the window.
+    queue_at_end: Option<f64>,
     log: String,
     exit: String,
 }
@@ -667,8 +691,6 @@ struct Report {
     /// Spans the sink received within the window.
     delivered: u64,
     own_cpu: Duration,
-    /// Busy CPU time of the whole machine in the window.
-    machine_busy: Duration,
     collector: Option<CollectorFigures>,
     /// The load over the whole run, warm-up included.
     total: Tally,
@@ -722,12 +744,10 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "           RSS: peak (VmHWM) {:.1} MiB; in the window {:.1} → {:.1} MiB, max {:.1} MiB ({} samples)",
+                "           RSS: peak (VmHWM, whole life) {:.1} MiB; in the window {} MiB (0/25/50/75/100 %), max {:.1} MiB",
                 proc_stats::mib(collector.peak_kib),
-                proc_stats::mib(collector.rss_start_kib),
-                proc_stats::mib(collector.rss_end_kib),
-                proc_stats::mib(collector.rss.max_kib),
-                collector.rss.count,
+                collector.rss.describe(),
+                proc_stats::mib(collector.rss.max_kib()),
             );
             lost = self.total.ok_spans.saturating_sub(self.drained.spans);
             let _ = writeln!(
@@ -753,9 +773,12 @@ impl Report {
                 );
                 let _ = writeln!(
                     out,
-                    "           batches sent on size {}, on timeout {}",
+                    "           batches sent on size {}, on timeout {}; exporter queue at the end of the window: {} batches",
                     get("otelcol_processor_batch_batch_size_trigger_send"),
                     get("otelcol_processor_batch_timeout_trigger_send"),
+                    collector
+                        .queue_at_end
+                        .map_or_else(|| "n/a".to_string(), |queue| thousands(queue as u64)),
                 );
             }
             let _ = writeln!(out, "log:       {}", collector.log);
@@ -768,12 +791,6 @@ impl Report {
             out,
             "loadgen:   load + sink process CPU {:.2} s ({own_cores:.2} cores)",
             self.own_cpu.as_secs_f64()
-        );
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        let _ = writeln!(
-            out,
-            "machine:   {:.2} of {cores} cores busy in the window (both processes, the kernel's network work, anything else running)",
-            self.machine_busy.as_secs_f64() / seconds,
         );
         if let Some(problem) = &self.total.first_problem {
             let _ = writeln!(out, "first problem: {problem}");
@@ -898,6 +915,16 @@ mod tests {
         assert!(
             collector_config(Processors::Batch, Compression::Gzip).contains("compression: gzip")
         );
+    }
+
+    #[test]
+    fn rss_traces_are_read_at_fractions_of_the_window() {
+        let trace =
+            RssTrace { samples: vec![1024, 2048, 3072, 4096, 5120, 4096, 3072, 2048, 1024] };
+        assert_eq!(trace.max_kib(), 5120);
+        assert_eq!((trace.at(0.0), trace.at(0.5), trace.at(1.0)), (1024, 5120, 1024));
+        assert_eq!(trace.describe(), "1.0 → 3.0 → 5.0 → 3.0 → 1.0");
+        assert_eq!(RssTrace::default().describe(), "0.0 → 0.0 → 0.0 → 0.0 → 0.0");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -27,10 +27,11 @@ use hyper_util::server::conn::auto;
 use otlp::Signal;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Status};
+use transport::grpc_codec::PassThroughCodec;
 
 use crate::Protocol;
 
@@ -350,44 +351,6 @@ impl UnaryService<Bytes> for Export {
             Err(message) => Err(Status::new(Code::InvalidArgument, message)),
         };
         std::future::ready(result)
-    }
-}
-
-/// Hands message bytes through untouched in both directions.
-#[derive(Clone, Copy, Default)]
-struct PassThroughCodec;
-
-impl Codec for PassThroughCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = PassThroughCodec;
-    type Decoder = PassThroughCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        PassThroughCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        PassThroughCodec
-    }
-}
-
-impl Encoder for PassThroughCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for PassThroughCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
 
