@@ -19,7 +19,7 @@ use otlp::{Batch, Signal};
 
 use crate::component::{BuildContext, Built};
 
-pub use settings::{HelperSettings, QueueConfig, RetryConfig, TimeoutConfig};
+pub use settings::{HelperSettings, QueueConfig, RetryConfig, Sizer, TimeoutConfig};
 
 /// One attempt at delivering a batch to the destination.
 pub trait Sender: Send + Sync + 'static {

@@ -30,21 +30,52 @@ impl Default for RetryConfig {
     }
 }
 
+/// What `sending_queue.queue_size` counts, as the collector's `sizer` key says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sizer {
+    /// Batches (export requests): the collector's default.
+    #[default]
+    Requests,
+    /// Spans, log records or metric data points.
+    Items,
+    /// Encoded bytes: the way to bound the queue's memory.
+    Bytes,
+}
+
+impl Sizer {
+    /// The size of `batch` in this sizer's unit.
+    pub fn measure(self, batch: &otlp::Batch) -> u64 {
+        match self {
+            Sizer::Requests => 1,
+            Sizer::Items => batch.items(),
+            Sizer::Bytes => batch.encoded_len() as u64,
+        }
+    }
+}
+
 /// `sending_queue`: bounded and in memory.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     pub enabled: bool,
     pub num_consumers: usize,
-    /// Capacity in batches (requests), the collector's default sizer.
-    pub queue_size: usize,
+    /// Capacity, in the unit `sizer` says.
+    pub queue_size: u64,
+    pub sizer: Sizer,
     /// A storage extension for a persistent queue; accepted only to reject it clearly.
     pub storage: Option<String>,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig { enabled: true, num_consumers: 10, queue_size: 1000, storage: None }
+        QueueConfig {
+            enabled: true,
+            num_consumers: 10,
+            queue_size: 1000,
+            sizer: Sizer::Requests,
+            storage: None,
+        }
     }
 }
 

@@ -64,7 +64,7 @@ fn context(telemetry: &Arc<Telemetry>) -> BuildContext {
     }
 }
 
-fn settings(queue_size: usize, max_elapsed: Duration) -> HelperSettings {
+fn settings(queue_size: u64, max_elapsed: Duration) -> HelperSettings {
     let retry = RetryConfig {
         initial_interval: config::Duration(Duration::from_millis(100)),
         max_interval: config::Duration(Duration::from_secs(1)),
@@ -212,4 +212,51 @@ async fn without_a_queue_the_caller_waits_and_learns_the_outcome() {
     assert!(matches!(refusal, ConsumeError::Permanent { rejected: 2, .. }));
     consumer.consume(spans(3)).await.unwrap();
     assert_eq!(destination.delivered(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_bytes_sizer_bounds_the_queue_by_encoded_size() {
+    let telemetry = Arc::new(Telemetry::new());
+    let destination = Destination::new(0, SendError::retryable("unused"));
+    *destination.stalled.lock().unwrap() = true;
+    let one = spans(10);
+    let size = one.encoded_len() as u64;
+    let mut settings = settings(size * 2 + size / 2, Duration::from_secs(60));
+    settings.queue.sizer = Sizer::Bytes;
+    let mut built = build(&context(&telemetry), destination.clone(), &settings).unwrap();
+    built.lifecycle.start().await.unwrap();
+    let consumer = built.consumer.clone().unwrap();
+    // The stalled worker takes the first batch; two more fit in two and a half batches of bytes.
+    consumer.consume(spans(10)).await.unwrap();
+    eventually(|| destination.attempts.load(Ordering::SeqCst) == 1).await;
+    consumer.consume(spans(10)).await.unwrap();
+    consumer.consume(spans(10)).await.unwrap();
+    let refusal = consumer.consume(spans(10)).await.unwrap_err();
+    assert!(refusal.is_retryable());
+    assert_eq!(metric(&telemetry, "otelcol_exporter_queue_size"), size * 2);
+    assert_eq!(metric(&telemetry, "otelcol_exporter_enqueue_failed_spans_total"), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_queue_takes_a_batch_larger_than_its_capacity() {
+    let telemetry = Arc::new(Telemetry::new());
+    let destination = Destination::new(0, SendError::retryable("unused"));
+    let mut settings = settings(100, Duration::from_secs(60));
+    settings.queue.sizer = Sizer::Items;
+    let mut built = build(&context(&telemetry), destination.clone(), &settings).unwrap();
+    built.lifecycle.start().await.unwrap();
+    built.consumer.as_ref().unwrap().consume(spans(250)).await.unwrap();
+    eventually(|| destination.delivered() == 250).await;
+}
+
+#[test]
+fn sizer_is_read_from_yaml_and_unknown_sizers_are_rejected() {
+    let value = config::parse_yaml("sizer: bytes\nqueue_size: 1024\n", "test").unwrap();
+    let queue: QueueConfig = config::from_value(&value, "exporters.otlp.sending_queue").unwrap();
+    assert_eq!(queue.sizer, Sizer::Bytes);
+    assert_eq!(queue.queue_size, 1024);
+    let value = config::parse_yaml("sizer: kilos\n", "test").unwrap();
+    let errors =
+        config::from_value::<QueueConfig>(&value, "exporters.otlp.sending_queue").unwrap_err();
+    assert!(errors.to_string().starts_with("exporters.otlp.sending_queue.sizer:"), "{errors}");
 }

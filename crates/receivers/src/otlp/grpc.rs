@@ -67,7 +67,10 @@ pub(crate) async fn serve(
         .add_service(MetricsService(shared));
     match tls {
         None => {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            // Without TCP_NODELAY small replies wait on Nagle's algorithm and the client's delayed
+            // ACK: measured, it capped throughput at a third of what the CPU allows.
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             router.serve_with_incoming_shutdown(incoming, shutdown).await
         }
         Some(config) => {

@@ -34,6 +34,8 @@ pub(crate) fn accept(
                 },
                 _ = sender.closed() => return,
             };
+            // As for plain text: replies must not wait on Nagle's algorithm.
+            let _ = stream.set_nodelay(true);
             let acceptor = acceptor.clone();
             let sender = sender.clone();
             tokio::spawn(async move {
