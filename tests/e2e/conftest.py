@@ -15,6 +15,10 @@ from pathlib import Path
 import grpc
 import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import (
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from e2e_util import eventually, http_session
@@ -242,6 +246,14 @@ class _LogsHandler(logs_service_pb2_grpc.LogsServiceServicer):
         return self.sink.handle(request, context, logs_service_pb2.ExportLogsServiceResponse)
 
 
+class _MetricsHandler(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, sink):
+        self.sink = sink
+
+    def Export(self, request, context):  # noqa: N802
+        return self.sink.handle(request, context, metrics_service_pb2.ExportMetricsServiceResponse)
+
+
 class OtlpSink:
     """A real OTLP/gRPC destination on 127.0.0.1 that records what it receives.
 
@@ -259,6 +271,7 @@ class OtlpSink:
         self._mode = ("ok", None, None)
         self.trace_requests = []
         self.log_requests = []
+        self.metric_requests = []
         self.attempts = 0
 
     @property
@@ -276,6 +289,7 @@ class OtlpSink:
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceHandler(self), server)
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_LogsHandler(self), server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsHandler(self), server)
         bound = server.add_insecure_port(f"127.0.0.1:{self.port}")
         assert bound, f"the sink could not bind 127.0.0.1:{self.port}"
         self.port = bound
@@ -327,9 +341,15 @@ class OtlpSink:
         with self._lock:
             if isinstance(request, trace_service_pb2.ExportTraceServiceRequest):
                 self.trace_requests.append((request, metadata))
+            elif isinstance(request, metrics_service_pb2.ExportMetricsServiceRequest):
+                self.metric_requests.append((request, metadata))
             else:
                 self.log_requests.append((request, metadata))
         return response_type()
+
+    def received_metrics(self):
+        with self._lock:
+            return list(self.metric_requests)
 
     def received_traces(self):
         with self._lock:

@@ -1,0 +1,274 @@
+//! The `kind: Sidecar` document: the workload, its listeners, its services table and the
+//! sidecar's native tracing rules.
+//!
+//! ```yaml
+//! kind: Sidecar
+//! metadata: {name: productpage-v1, namespace: default, labels: {app: productpage, version: v1}}
+//! spec:
+//!   inbound: {listen: 0.0.0.0:15006, app: 127.0.0.1:9080}
+//!   outbound: {listen: 127.0.0.1:15001}
+//!   admin: {listen: 127.0.0.1:15000}
+//!   services: {reviews.default.svc.cluster.local:9080: 127.0.0.1:19080}
+//!   tracing:                       # optional; the native rules below replace EnvoyFilter hacks
+//!     forceTraceHeaders: [{name: x-debug-trace, value: "true"}]
+//!     neverTracePaths: [{exact: /healthz}, {prefix: /app-health/}]
+//!     alwaysTracePaths: [{prefix: /checkout}]
+//!     stitching: true
+//! ```
+//!
+//! This is meshtrace's own document, not Istio's `networking.istio.io` Sidecar resource (which
+//! limits a proxy's egress): it has no `apiVersion`, or `meshtrace.io/v1alpha1`.
+
+use std::collections::BTreeMap;
+
+use ::config::{ConfigError, ConfigErrors, ListenAddress, Value};
+use serde::Deserialize;
+
+use super::object_meta::ObjectMeta;
+use super::settings::{Endpoint, InboundListener, Listeners, ServiceRoute};
+
+/// The apiVersion a Sidecar document may carry (it may also carry none).
+pub const SIDECAR_API_VERSION: &str = "meshtrace.io/v1alpha1";
+
+/// A parsed Sidecar document.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SidecarResource {
+    pub(crate) label: String,
+    pub(crate) metadata: ObjectMeta,
+    pub(crate) listeners: Listeners,
+    pub(crate) services: Vec<ServiceRoute>,
+    pub(crate) tracing: SidecarTracing,
+}
+
+/// `spec.tracing` after validation.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SidecarTracing {
+    pub(crate) force_trace_headers: Vec<HeaderMatch>,
+    pub(crate) never_trace_paths: Vec<PathMatch>,
+    pub(crate) always_trace_paths: Vec<PathMatch>,
+    pub(crate) stitching: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SidecarDocument {
+    #[serde(default)]
+    #[allow(dead_code, reason = "checked before the typed read; declared so it is a known key")]
+    api_version: Option<Value>,
+    #[allow(dead_code, reason = "checked before the typed read; declared so it is a known key")]
+    kind: Value,
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: SidecarSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SidecarSpec {
+    #[serde(default)]
+    inbound: Option<InboundSpec>,
+    #[serde(default)]
+    outbound: ListenSpec<OutboundDefault>,
+    #[serde(default)]
+    admin: ListenSpec<AdminDefault>,
+    #[serde(default)]
+    services: BTreeMap<String, Endpoint>,
+    #[serde(default)]
+    tracing: TracingSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundSpec {
+    #[serde(default = "default_inbound_listen")]
+    listen: ListenAddress,
+    app: Endpoint,
+}
+
+fn default_inbound_listen() -> ListenAddress {
+    ListenAddress::new("0.0.0.0", 15006)
+}
+
+/// A default listen address, chosen by type so one struct serves `outbound` and `admin`.
+trait DefaultListen {
+    fn address() -> ListenAddress;
+}
+
+#[derive(Debug)]
+struct OutboundDefault;
+
+impl DefaultListen for OutboundDefault {
+    fn address() -> ListenAddress {
+        ListenAddress::new("127.0.0.1", 15001)
+    }
+}
+
+#[derive(Debug)]
+struct AdminDefault;
+
+impl DefaultListen for AdminDefault {
+    fn address() -> ListenAddress {
+        ListenAddress::new("127.0.0.1", 15000)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, bound = "")]
+struct ListenSpec<D: DefaultListen> {
+    #[serde(default = "D::address")]
+    listen: ListenAddress,
+    #[serde(skip)]
+    default: std::marker::PhantomData<D>,
+}
+
+impl<D: DefaultListen> Default for ListenSpec<D> {
+    fn default() -> Self {
+        ListenSpec { listen: D::address(), default: std::marker::PhantomData }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TracingSpec {
+    #[serde(default)]
+    force_trace_headers: Vec<HeaderMatch>,
+    #[serde(default)]
+    never_trace_paths: Option<Vec<PathMatch>>,
+    #[serde(default)]
+    always_trace_paths: Vec<PathMatch>,
+    #[serde(default)]
+    stitching: Option<bool>,
+}
+
+/// A request header to match: by name (any value) or by name and exact value.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatch {
+    /// Header name; matched case-insensitively (stored lowercase).
+    pub name: String,
+    /// The exact value to match; absent matches any value.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// A request path to match, without the query string.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathMatch {
+    /// `{exact: /healthz}`: the path is exactly this.
+    Exact(String),
+    /// `{prefix: /debug/}`: the path starts with this.
+    Prefix(String),
+}
+
+impl PathMatch {
+    /// Whether `path` (without its query string) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Exact(exact) => path == exact,
+            PathMatch::Prefix(prefix) => path.starts_with(prefix.as_str()),
+        }
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            PathMatch::Exact(text) | PathMatch::Prefix(text) => text,
+        }
+    }
+}
+
+/// The never-trace rules when the Sidecar document sets none: Kubernetes health checks.
+///
+/// Envoy never traces requests it classifies as health checks (`shouldTraceRequest`,
+/// mesh-tracing-spec §1.6), and Istio keeps kubelet probes away from the sidecar's traced
+/// listeners by rewriting them to pilot-agent's `/app-health/<container>/{livez,readyz,
+/// startupz}`. The sidecar has no such rewrite, so it skips the conventional probe paths
+/// `/healthz`, `/livez`, `/readyz` and Istio's rewritten `/app-health/` paths instead. Setting
+/// `neverTracePaths` (even to `[]`) replaces this list.
+pub fn default_never_trace_paths() -> Vec<PathMatch> {
+    vec![
+        PathMatch::Exact("/healthz".to_owned()),
+        PathMatch::Exact("/livez".to_owned()),
+        PathMatch::Exact("/readyz".to_owned()),
+        PathMatch::Prefix("/app-health/".to_owned()),
+    ]
+}
+
+/// Parses a Sidecar document; `label` (e.g. `document 1 (Sidecar productpage-v1)`) prefixes
+/// every error path.
+pub(crate) fn parse(value: &Value, label: &str) -> Result<SidecarResource, ConfigErrors> {
+    let document: SidecarDocument = ::config::from_value(value, label)?;
+    let mut errors = ConfigErrors::new();
+    if document.metadata.name.as_deref().is_none_or(str::is_empty) {
+        errors.push(ConfigError::new(format!("{label}.metadata.name"), "missing required key"));
+    }
+    let spec = document.spec;
+    let mut services = Vec::new();
+    for (authority, target) in spec.services {
+        match Endpoint::parse(&authority) {
+            Ok(Endpoint { host, port }) => services.push(ServiceRoute { host, port, target }),
+            Err(message) => {
+                errors.push(ConfigError::new(format!("{label}.spec.services.{authority}"), message))
+            }
+        }
+    }
+    let tracing = check_tracing(spec.tracing, &format!("{label}.spec.tracing"), &mut errors);
+    errors.into_result()?;
+    Ok(SidecarResource {
+        label: label.to_owned(),
+        metadata: document.metadata,
+        listeners: Listeners {
+            inbound: spec.inbound.map(|inbound| InboundListener {
+                listen: inbound.listen,
+                app: inbound.app,
+            }),
+            outbound: spec.outbound.listen,
+            admin: spec.admin.listen,
+        },
+        services,
+        tracing,
+    })
+}
+
+fn check_tracing(spec: TracingSpec, path: &str, errors: &mut ConfigErrors) -> SidecarTracing {
+    let mut force_trace_headers = Vec::new();
+    for (i, header) in spec.force_trace_headers.into_iter().enumerate() {
+        if header.name.is_empty() || !header.name.bytes().all(is_token_byte) {
+            errors.push(ConfigError::new(
+                format!("{path}.forceTraceHeaders[{i}].name"),
+                format!("invalid header name {:?}", header.name),
+            ));
+            continue;
+        }
+        force_trace_headers.push(HeaderMatch { name: header.name.to_ascii_lowercase(), ..header });
+    }
+    let never = spec.never_trace_paths.unwrap_or_else(default_never_trace_paths);
+    check_paths(&never, &format!("{path}.neverTracePaths"), errors);
+    check_paths(&spec.always_trace_paths, &format!("{path}.alwaysTracePaths"), errors);
+    SidecarTracing {
+        force_trace_headers,
+        never_trace_paths: never,
+        always_trace_paths: spec.always_trace_paths,
+        stitching: spec.stitching.unwrap_or(true),
+    }
+}
+
+fn check_paths(rules: &[PathMatch], path: &str, errors: &mut ConfigErrors) {
+    for (i, rule) in rules.iter().enumerate() {
+        if !rule.text().starts_with('/') {
+            let kind = match rule {
+                PathMatch::Exact(_) => "exact",
+                PathMatch::Prefix(_) => "prefix",
+            };
+            errors.push(ConfigError::new(
+                format!("{path}[{i}].{kind}"),
+                format!("invalid path {:?}: must start with \"/\"", rule.text()),
+            ));
+        }
+    }
+}
+
+/// RFC 9110 token characters, the ones a header name may use.
+fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
