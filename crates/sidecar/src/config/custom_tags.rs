@@ -46,14 +46,14 @@ pub enum TagValue {
 }
 
 /// `literal: {value: …}` (both forms).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LiteralTag {
     value: String,
 }
 
 /// Istio's `environment` / `header`: `{name, defaultValue}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct IstioNamedTag {
     name: String,
@@ -62,7 +62,7 @@ pub(crate) struct IstioNamedTag {
 }
 
 /// One value of Istio's `customTags` map: exactly one of the three kinds.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IstioCustomTag {
     literal: Option<LiteralTag>,
@@ -71,7 +71,7 @@ pub(crate) struct IstioCustomTag {
 }
 
 /// Envoy's `environment` / `request_header`: `{name, default_value}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EnvoyNamedTag {
     name: String,
@@ -80,7 +80,7 @@ pub(crate) struct EnvoyNamedTag {
 }
 
 /// One entry of Envoy's `custom_tags` list (`envoy.type.tracing.v3.CustomTag`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EnvoyCustomTag {
     tag: String,
@@ -127,7 +127,10 @@ fn literal(tag: &LiteralTag, path: &str) -> Result<TagValue, ConfigError> {
 fn exactly_one(path: &str, kinds: &[&str], set: usize) -> Result<(), ConfigError> {
     match set {
         1 => Ok(()),
-        0 => Err(ConfigError::new(path, format!("missing tag value: expected one of {}", kinds.join(", ")))),
+        0 => Err(ConfigError::new(
+            path,
+            format!("missing tag value: expected one of {}", kinds.join(", ")),
+        )),
         _ => Err(ConfigError::new(path, format!("expected exactly one of {}", kinds.join(", ")))),
     }
 }
@@ -136,7 +139,11 @@ impl IstioCustomTag {
     /// The tag called `name`, or why it is invalid; `path` names this map entry.
     fn to_tag(&self, name: &str, path: &str) -> Result<CustomTag, ConfigError> {
         let set = [self.literal.is_some(), self.environment.is_some(), self.header.is_some()];
-        exactly_one(path, &["literal", "environment", "header"], set.iter().filter(|s| **s).count())?;
+        exactly_one(
+            path,
+            &["literal", "environment", "header"],
+            set.iter().filter(|s| **s).count(),
+        )?;
         let value = if let Some(tag) = &self.literal {
             literal(tag, path)?
         } else if let Some(env) = &self.environment {
@@ -190,7 +197,8 @@ impl EnvoyCustomTag {
                 "formatter tags are not supported; use literal, environment or request_header",
             ));
         }
-        let set = [self.literal.is_some(), self.environment.is_some(), self.request_header.is_some()];
+        let set =
+            [self.literal.is_some(), self.environment.is_some(), self.request_header.is_some()];
         let kinds = ["literal", "environment", "request_header"];
         exactly_one(path, &kinds, set.iter().filter(|s| **s).count())?;
         let value = if let Some(tag) = &self.literal {

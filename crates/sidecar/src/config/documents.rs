@@ -30,10 +30,10 @@ use super::telemetry::{self, TELEMETRY_API_VERSIONS, TelemetryResource};
 /// One parsed and validated document.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Document {
-    Sidecar(SidecarResource),
-    Mesh(MeshConfigSource),
+    Sidecar(Box<SidecarResource>),
+    Mesh(Box<MeshConfigSource>),
     Telemetry(TelemetryResource),
-    Deployment(DeploymentResource),
+    Deployment(Box<DeploymentResource>),
     EnvoyTracing(EnvoyTracing),
     EnvoyBootstrap(EnvoyBootstrap),
 }
@@ -110,7 +110,8 @@ fn split(text: &str) -> Vec<String> {
     let mut current = String::new();
     for (index, line) in text.lines().enumerate() {
         let marker = ["---", "..."].iter().find(|m| {
-            line.strip_prefix(**m).is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+            line.strip_prefix(**m)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
         });
         match marker {
             Some(marker) => {
@@ -144,7 +145,8 @@ fn label(number: usize, value: &Value) -> String {
             _ => None,
         },
     };
-    let name = value.get_path(&["metadata", "name"]).and_then(Value::as_str).filter(|n| !n.is_empty());
+    let name =
+        value.get_path(&["metadata", "name"]).and_then(Value::as_str).filter(|n| !n.is_empty());
     match (kind, name) {
         (Some(kind), Some(name)) => format!("document {number} ({kind} {name})"),
         (Some(kind), None) => format!("document {number} ({kind})"),
@@ -153,14 +155,21 @@ fn label(number: usize, value: &Value) -> String {
 }
 
 fn parse_one(value: &Value, label: &str) -> Result<Document, ConfigErrors> {
-    let kind = classify(value).map_err(|(path, message)| ConfigError::new(format!("{label}{path}"), message))?;
+    let kind = classify(value)
+        .map_err(|(path, message)| ConfigError::new(format!("{label}{path}"), message))?;
     Ok(match kind {
-        Kind::Sidecar => Document::Sidecar(sidecar_resource::parse(value, label)?),
-        Kind::IstioOperator => Document::Mesh(mesh_config::parse_istio_operator(value, label)?),
-        Kind::BareMeshConfig => Document::Mesh(mesh_config::parse_bare_mesh_config(value, label)?),
-        Kind::MeshConfig => Document::Mesh(mesh_config::parse_mesh_config(value, label)?),
+        Kind::Sidecar => Document::Sidecar(Box::new(sidecar_resource::parse(value, label)?)),
+        Kind::IstioOperator => {
+            Document::Mesh(Box::new(mesh_config::parse_istio_operator(value, label)?))
+        }
+        Kind::BareMeshConfig => {
+            Document::Mesh(Box::new(mesh_config::parse_bare_mesh_config(value, label)?))
+        }
+        Kind::MeshConfig => Document::Mesh(Box::new(mesh_config::parse_mesh_config(value, label)?)),
         Kind::Telemetry => Document::Telemetry(telemetry::parse(value, label)?),
-        Kind::Deployment => Document::Deployment(linkerd::parse_deployment(value, label)?),
+        Kind::Deployment => {
+            Document::Deployment(Box::new(linkerd::parse_deployment(value, label)?))
+        }
         Kind::EnvoyFilter => return Err(envoy_filter::errors(value, label)),
         Kind::EnvoyTracing => Document::EnvoyTracing(envoy_tracing::parse_document(value, label)?),
         Kind::EnvoyBootstrap => Document::EnvoyBootstrap(envoy_bootstrap::parse(value, label)?),
@@ -175,19 +184,33 @@ fn classify(value: &Value) -> Result<Kind, (String, String)> {
     let api_version = match map.get("apiVersion") {
         None => None,
         Some(Value::String(text)) => Some(text.as_str()),
-        Some(other) => return Err((".apiVersion".into(), format!("invalid type: {}, expected a string", other.kind()))),
+        Some(other) => {
+            return Err((
+                ".apiVersion".into(),
+                format!("invalid type: {}, expected a string", other.kind()),
+            ));
+        }
     };
     let kind = match map.get("kind") {
         None => return classify_kindless(value, api_version),
         Some(Value::String(kind)) => kind.as_str(),
-        Some(other) => return Err((".kind".into(), format!("invalid type: {}, expected a string", other.kind()))),
+        Some(other) => {
+            return Err((
+                ".kind".into(),
+                format!("invalid type: {}, expected a string", other.kind()),
+            ));
+        }
     };
-    let expect = |accepted: &[&str], kind: Kind| match api_version {
+    let versions = |accepted: &[&str], kind: Kind| match api_version {
         None => Ok(kind),
         Some(version) if accepted.contains(&version) => Ok(kind),
         Some(version) => Err((
             ".apiVersion".to_owned(),
-            format!("unsupported apiVersion {version:?} for kind {}: expected {}", kind_name(&kind), accepted.join(" or ")),
+            format!(
+                "unsupported apiVersion {version:?} for kind {}: expected {}",
+                kind_name(&kind),
+                accepted.join(" or ")
+            ),
         )),
     };
     match kind {
@@ -197,10 +220,10 @@ fn classify(value: &Value) -> Result<Kind, (String, String)> {
              document has no apiVersion, or meshtrace.io/v1alpha1"
                 .into(),
         )),
-        "Sidecar" => expect(&[SIDECAR_API_VERSION], Kind::Sidecar),
-        "IstioOperator" => expect(&[ISTIO_OPERATOR_API_VERSION], Kind::IstioOperator),
-        "Telemetry" => expect(TELEMETRY_API_VERSIONS, Kind::Telemetry),
-        "Deployment" => expect(&[DEPLOYMENT_API_VERSION], Kind::Deployment),
+        "Sidecar" => versions(&[SIDECAR_API_VERSION], Kind::Sidecar),
+        "IstioOperator" => versions(&[ISTIO_OPERATOR_API_VERSION], Kind::IstioOperator),
+        "Telemetry" => versions(TELEMETRY_API_VERSIONS, Kind::Telemetry),
+        "Deployment" => versions(&[DEPLOYMENT_API_VERSION], Kind::Deployment),
         "EnvoyFilter" => Ok(Kind::EnvoyFilter),
         "ConfigMap" => Err((
             ".kind".into(),
@@ -215,7 +238,13 @@ fn classify_kindless(value: &Value, api_version: Option<&str>) -> Result<Kind, (
         return Err((".kind".into(), "missing required key".into()));
     }
     let keys: Vec<&str> = value.as_map().map(|map| map.keys().collect()).unwrap_or_default();
-    let mesh_fields = ["enableTracing", "rootNamespace", "defaultConfig", "extensionProviders", "defaultProviders"];
+    let mesh_fields = [
+        "enableTracing",
+        "rootNamespace",
+        "defaultConfig",
+        "extensionProviders",
+        "defaultProviders",
+    ];
     if keys.contains(&"static_resources") {
         Ok(Kind::EnvoyBootstrap)
     } else if keys.contains(&"meshConfig") {
@@ -225,7 +254,10 @@ fn classify_kindless(value: &Value, api_version: Option<&str>) -> Result<Kind, (
     } else if keys.iter().any(|key| is_one_of(key, &mesh_fields) || is_one_of(key, MESH_CONFIG)) {
         Ok(Kind::MeshConfig)
     } else {
-        Err((String::new(), format!("cannot tell what this document is: it has no kind; {SUPPORTED}")))
+        Err((
+            String::new(),
+            format!("cannot tell what this document is: it has no kind; {SUPPORTED}"),
+        ))
     }
 }
 

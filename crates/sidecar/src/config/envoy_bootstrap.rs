@@ -14,7 +14,8 @@ use super::settings::Endpoint;
 
 /// The connection manager's filter name and type URL suffix.
 const HCM_NAME: &str = "envoy.filters.network.http_connection_manager";
-const HCM_TYPE: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const HCM_TYPE: &str =
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
 /// A bootstrap as the sidecar reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +30,8 @@ pub(crate) fn parse(value: &Value, label: &str) -> Result<EnvoyBootstrap, Config
     let mut errors = ConfigErrors::new();
     let resources = value.get("static_resources");
     let mut blocks = Vec::new();
-    let listeners = resources.and_then(|r| r.get("listeners")).and_then(Value::as_seq).unwrap_or(&[]);
+    let listeners =
+        resources.and_then(|r| r.get("listeners")).and_then(Value::as_seq).unwrap_or(&[]);
     for (l, listener) in listeners.iter().enumerate() {
         let chains = listener.get("filter_chains").and_then(Value::as_seq).unwrap_or(&[]);
         for (c, chain) in chains.iter().enumerate() {
@@ -81,7 +83,11 @@ fn is_connection_manager(filter: &Value) -> bool {
 }
 
 /// Each static cluster's name and its first endpoint's `socket_address`.
-fn clusters(resources: Option<&Value>, label: &str, errors: &mut ConfigErrors) -> Vec<(String, Endpoint)> {
+fn clusters(
+    resources: Option<&Value>,
+    label: &str,
+    errors: &mut ConfigErrors,
+) -> Vec<(String, Endpoint)> {
     let mut out = Vec::new();
     let clusters = resources.and_then(|r| r.get("clusters")).and_then(Value::as_seq).unwrap_or(&[]);
     for (i, cluster) in clusters.iter().enumerate() {
@@ -103,10 +109,16 @@ fn clusters(resources: Option<&Value>, label: &str, errors: &mut ConfigErrors) -
             "{label}.static_resources.clusters[{i}].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address"
         );
         let host = socket.get("address").and_then(Value::as_str);
-        let port = socket.get("port_value").and_then(Value::as_i64).and_then(|p| u16::try_from(p).ok());
+        let port =
+            socket.get("port_value").and_then(Value::as_i64).and_then(|p| u16::try_from(p).ok());
         match (host, port) {
-            (Some(host), Some(port)) if !host.is_empty() => out.push((name.to_owned(), Endpoint::new(host, port))),
-            _ => errors.push(ConfigError::new(path, "expected address (a host) and port_value (0 to 65535)")),
+            (Some(host), Some(port)) if !host.is_empty() => {
+                out.push((name.to_owned(), Endpoint::new(host, port)))
+            }
+            _ => errors.push(ConfigError::new(
+                path,
+                "expected address (a host) and port_value (0 to 65535)",
+            )),
         }
     }
     out

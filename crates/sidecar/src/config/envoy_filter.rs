@@ -29,7 +29,10 @@ pub(crate) fn errors(value: &Value, label: &str) -> ConfigErrors {
         .iter()
         .enumerate()
         .map(|(i, patch)| {
-            ConfigError::new(format!("{label}.spec.configPatches[{i}]"), format!("{NOT_SUPPORTED}: {}", advice(patch)))
+            ConfigError::new(
+                format!("{label}.spec.configPatches[{i}]"),
+                format!("{NOT_SUPPORTED}: {}", advice(patch)),
+            )
         })
         .collect()
 }
@@ -77,7 +80,8 @@ struct ForceRule {
 
 fn force_trace_advice(rules: &[ForceRule]) -> String {
     let lead = "this Lua filter forces tracing by request header; use the native rule in the Sidecar document instead";
-    let (paths, headers): (Vec<&ForceRule>, Vec<&ForceRule>) = rules.iter().partition(|r| r.header == ":path");
+    let (paths, headers): (Vec<&ForceRule>, Vec<&ForceRule>) =
+        rules.iter().partition(|r| r.header == ":path");
     let mut parts = Vec::new();
     if !headers.is_empty() {
         let items: Vec<String> = headers
@@ -89,13 +93,18 @@ fn force_trace_advice(rules: &[ForceRule]) -> String {
             .collect();
         parts.push(format!("spec.tracing.forceTraceHeaders: [{}]", items.join(", ")));
     }
-    let path_items: Vec<String> =
-        paths.iter().filter_map(|rule| rule.value.as_deref()).map(|path| format!("{{exact: {}}}", yaml_scalar(path))).collect();
+    let path_items: Vec<String> = paths
+        .iter()
+        .filter_map(|rule| rule.value.as_deref())
+        .map(|path| format!("{{exact: {}}}", yaml_scalar(path)))
+        .collect();
     if !path_items.is_empty() {
         parts.push(format!("spec.tracing.alwaysTracePaths: [{}]", path_items.join(", ")));
     }
     if parts.is_empty() {
-        return format!("{lead}: spec.tracing.forceTraceHeaders (by header) or spec.tracing.alwaysTracePaths (by path)");
+        return format!(
+            "{lead}: spec.tracing.forceTraceHeaders (by header) or spec.tracing.alwaysTracePaths (by path)"
+        );
     }
     format!("{lead}: {}", parts.join("; "))
 }
@@ -128,11 +137,12 @@ fn has_key(value: &Value, key: &str) -> bool {
 
 /// The Lua sources in a patch value: the strings under a Lua filter's `typed_config`.
 fn lua_sources(value: &Value) -> Vec<String> {
-    let is_lua = value.get("name").and_then(Value::as_str).is_some_and(|name| name.ends_with(".lua"))
-        || value
-            .get_path(&["typed_config", "@type"])
-            .and_then(Value::as_str)
-            .is_some_and(|url| url.ends_with(".lua.v3.Lua"));
+    let is_lua =
+        value.get("name").and_then(Value::as_str).is_some_and(|name| name.ends_with(".lua"))
+            || value
+                .get_path(&["typed_config", "@type"])
+                .and_then(Value::as_str)
+                .is_some_and(|url| url.ends_with(".lua.v3.Lua"));
     let mut out = Vec::new();
     if is_lua {
         collect_strings(value.get("typed_config").unwrap_or(&Value::Null), &mut out);
@@ -165,17 +175,18 @@ fn force_rules(code: &str) -> Vec<ForceRule> {
         {
             locals.push((name.trim().to_owned(), header));
         }
-        if let Some(condition) = line.strip_prefix("if ").and_then(|rest| rest.strip_suffix("then")) {
+        if let Some(condition) = line.strip_prefix("if ").and_then(|rest| rest.strip_suffix("then"))
+        {
             open.push(condition_rules(condition, &locals));
         } else if line == "end" || line.starts_with("end ") {
             open.pop();
         }
-        if line.contains("x-envoy-force-trace") && (line.contains(":add(") || line.contains(":replace(")) {
-            if let Some(current) = open.last() {
-                for rule in current {
-                    if !rules.contains(rule) {
-                        rules.push(rule.clone());
-                    }
+        let forces = line.contains("x-envoy-force-trace")
+            && (line.contains(":add(") || line.contains(":replace("));
+        if forces && let Some(current) = open.last() {
+            for rule in current {
+                if !rules.contains(rule) {
+                    rules.push(rule.clone());
                 }
             }
         }
@@ -203,7 +214,9 @@ fn condition_rules(condition: &str, locals: &[(String, String)]) -> Vec<ForceRul
         let part = part.trim();
         let (lhs, value) = if let Some((lhs, rhs)) = part.split_once("==") {
             let rhs = rhs.trim();
-            let Some(value) = rhs.strip_prefix(['"', '\'']).and_then(|r| r.strip_suffix(['"', '\''])) else {
+            let Some(value) =
+                rhs.strip_prefix(['"', '\'']).and_then(|r| r.strip_suffix(['"', '\'']))
+            else {
                 return Vec::new();
             };
             (lhs.trim(), Some(value.to_owned()))
@@ -264,6 +277,8 @@ end
     fn unreadable_conditions_give_the_general_advice() {
         let code = "function envoy_on_request(h)\n if math.random() < 0.5 then\n h:headers():add(\"x-envoy-force-trace\", \"1\")\n end\nend";
         assert!(force_rules(code).is_empty());
-        assert!(force_trace_advice(&[]).ends_with("spec.tracing.forceTraceHeaders (by header) or spec.tracing.alwaysTracePaths (by path)"));
+        assert!(force_trace_advice(&[]).ends_with(
+            "spec.tracing.forceTraceHeaders (by header) or spec.tracing.alwaysTracePaths (by path)"
+        ));
     }
 }

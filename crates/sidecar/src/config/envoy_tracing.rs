@@ -17,16 +17,16 @@ use ::config::{ConfigError, ConfigErrors, Duration, Value};
 use serde::Deserialize;
 
 use super::custom_tags::{CustomTag, EnvoyCustomTag, envoy_tags};
+use super::read::read;
 use super::sampling::SamplingPercentage;
 use super::tracing_settings::{ExportHeader, HeaderValueSource, OtlpProtocol, ResourceDetector};
 
 /// Envoy's name for the OpenTelemetry tracer.
 const OPENTELEMETRY_TRACER: &str = "envoy.tracers.opentelemetry";
 
-/// A validated tracing block; `path` is where it sits, for later error messages.
+/// A validated tracing block.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct EnvoyTracing {
-    pub(crate) path: String,
     pub(crate) custom_tags: Vec<CustomTag>,
     pub(crate) random_sampling: Option<SamplingPercentage>,
     pub(crate) client_sampling: Option<SamplingPercentage>,
@@ -39,10 +39,11 @@ pub(crate) struct EnvoyTracing {
 /// bootstrap's clusters).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct EnvoyOtelProvider {
-    pub(crate) path: String,
     pub(crate) protocol: OtlpProtocol,
     /// The upstream cluster name (gRPC `envoy_grpc.cluster_name`, HTTP `http_uri.cluster`).
     pub(crate) cluster: String,
+    /// Where the cluster name is written.
+    pub(crate) cluster_path: String,
     /// HTTP only: the path of `http_uri.uri`.
     pub(crate) http_path: Option<String>,
     pub(crate) timeout: Option<std::time::Duration>,
@@ -170,14 +171,14 @@ struct TypedExtension {
 
 /// Parses a document whose only key is `tracing`.
 pub(crate) fn parse_document(value: &Value, label: &str) -> Result<EnvoyTracing, ConfigErrors> {
-    let document: TracingDocument = ::config::from_value(value, label)?;
-    check(document.tracing, &format!("{label}.tracing"))
+    read(value, label, |document: TracingDocument| {
+        check(document.tracing, &format!("{label}.tracing"))
+    })
 }
 
 /// Parses the `tracing` block at `path` inside a bootstrap.
 pub(crate) fn parse_block(value: &Value, path: &str) -> Result<EnvoyTracing, ConfigErrors> {
-    let block: TracingBlock = ::config::from_value(value, path)?;
-    check(block, path)
+    read(value, path, |block: TracingBlock| check(block, path))
 }
 
 fn check(block: TracingBlock, path: &str) -> Result<EnvoyTracing, ConfigErrors> {
@@ -189,7 +190,6 @@ fn check(block: TracingBlock, path: &str) -> Result<EnvoyTracing, ConfigErrors> 
     });
     errors.into_result()?;
     Ok(EnvoyTracing {
-        path: path.to_owned(),
         custom_tags,
         random_sampling: block.random_sampling.map(|p| p.value),
         client_sampling: block.client_sampling.map(|p| p.value),
@@ -203,7 +203,10 @@ fn check_provider(provider: Provider, at: &str) -> Result<EnvoyOtelProvider, Con
     if provider.name != OPENTELEMETRY_TRACER {
         return Err(ConfigError::new(
             format!("{at}.name"),
-            format!("unsupported tracer {:?}: the sidecar supports {OPENTELEMETRY_TRACER}", provider.name),
+            format!(
+                "unsupported tracer {:?}: the sidecar supports {OPENTELEMETRY_TRACER}",
+                provider.name
+            ),
         )
         .into());
     }
@@ -231,31 +234,45 @@ fn check_provider(provider: Provider, at: &str) -> Result<EnvoyOtelProvider, Con
         (Some(grpc), None) => grpc_transport(grpc, &format!("{at}.grpc_service"), &mut errors),
         (None, Some(http)) => http_transport(http, &format!("{at}.http_service"), &mut errors),
         (Some(_), Some(_)) => {
-            errors.push(ConfigError::new(&at, "grpc_service and http_service are mutually exclusive"));
+            errors.push(ConfigError::new(
+                &at,
+                "grpc_service and http_service are mutually exclusive",
+            ));
             None
         }
         (None, None) => {
-            errors.push(ConfigError::new(&at, "missing exporter: expected grpc_service or http_service"));
+            errors.push(ConfigError::new(
+                &at,
+                "missing exporter: expected grpc_service or http_service",
+            ));
             None
         }
     };
     errors.into_result()?;
-    let Some((protocol, cluster, http_path, timeout, headers)) = transport else {
+    let Some(transport) = transport else {
         return Err(ConfigError::new(at, "missing exporter").into());
     };
     Ok(EnvoyOtelProvider {
-        path: at,
-        protocol,
-        cluster,
-        http_path,
-        timeout,
-        headers,
+        protocol: transport.protocol,
+        cluster: transport.cluster,
+        cluster_path: transport.cluster_path,
+        http_path: transport.http_path,
+        timeout: transport.timeout,
+        headers: transport.headers,
         service_name: config.service_name.filter(|name| !name.is_empty()),
         resource_detectors,
     })
 }
 
-type Transport = (OtlpProtocol, String, Option<String>, Option<std::time::Duration>, Vec<ExportHeader>);
+/// What `grpc_service` or `http_service` says.
+struct Transport {
+    protocol: OtlpProtocol,
+    cluster: String,
+    cluster_path: String,
+    http_path: Option<String>,
+    timeout: Option<std::time::Duration>,
+    headers: Vec<ExportHeader>,
+}
 
 fn literal_headers(headers: impl Iterator<Item = HeaderValue>) -> Vec<ExportHeader> {
     headers
@@ -272,8 +289,14 @@ fn grpc_transport(grpc: GrpcService, at: &str, errors: &mut ConfigErrors) -> Opt
         errors.push(ConfigError::new(format!("{at}.envoy_grpc"), "missing required key"));
         return None;
     };
-    let headers = literal_headers(grpc.initial_metadata.into_iter());
-    Some((OtlpProtocol::Grpc, envoy_grpc.cluster_name, None, grpc.timeout.map(Duration::get), headers))
+    Some(Transport {
+        protocol: OtlpProtocol::Grpc,
+        cluster: envoy_grpc.cluster_name,
+        cluster_path: format!("{at}.envoy_grpc.cluster_name"),
+        http_path: None,
+        timeout: grpc.timeout.map(Duration::get),
+        headers: literal_headers(grpc.initial_metadata.into_iter()),
+    })
 }
 
 fn http_transport(http: HttpService, at: &str, errors: &mut ConfigErrors) -> Option<Transport> {
@@ -288,7 +311,12 @@ fn http_transport(http: HttpService, at: &str, errors: &mut ConfigErrors) -> Opt
         ));
         return None;
     };
-    let headers = literal_headers(http.request_headers_to_add.into_iter().map(|h| h.header));
-    let timeout = http.http_uri.timeout.map(Duration::get);
-    Some((OtlpProtocol::Http, http.http_uri.cluster, Some(path), timeout, headers))
+    Some(Transport {
+        protocol: OtlpProtocol::Http,
+        cluster: http.http_uri.cluster,
+        cluster_path: format!("{at}.http_uri.cluster"),
+        http_path: Some(path),
+        timeout: http.http_uri.timeout.map(Duration::get),
+        headers: literal_headers(http.request_headers_to_add.into_iter().map(|h| h.header)),
+    })
 }

@@ -25,9 +25,11 @@ use super::tracing_settings::LinkerdTracing;
 /// The collector address annotation.
 pub const TRACE_COLLECTOR: &str = "config.linkerd.io/trace-collector";
 /// The collector service account annotation, as Linkerd spells it.
-pub const TRACE_COLLECTOR_SERVICE_ACCOUNT: &str = "config.alpha.linkerd.io/trace-collector-service-account";
+pub const TRACE_COLLECTOR_SERVICE_ACCOUNT: &str =
+    "config.alpha.linkerd.io/trace-collector-service-account";
 /// The same, as the first seed spells it.
-const TRACE_COLLECTOR_SERVICE_ACCOUNT_SEED: &str = "config.linkerd.io/trace-collector-service-account";
+const TRACE_COLLECTOR_SERVICE_ACCOUNT_SEED: &str =
+    "config.linkerd.io/trace-collector-service-account";
 
 /// The apiVersion of `kind: Deployment`.
 pub const DEPLOYMENT_API_VERSION: &str = "apps/v1";
@@ -61,14 +63,21 @@ struct DeploymentDocument {
 }
 
 /// Parses a Deployment document.
-pub(crate) fn parse_deployment(value: &Value, label: &str) -> Result<DeploymentResource, ConfigErrors> {
+pub(crate) fn parse_deployment(
+    value: &Value,
+    label: &str,
+) -> Result<DeploymentResource, ConfigErrors> {
     let document: DeploymentDocument = ::config::from_value(value, label)?;
     let template = match value.get_path(&["spec", "template", "metadata"]) {
-        Some(metadata) => ::config::from_value(metadata, &format!("{label}.spec.template.metadata"))?,
+        Some(metadata) => {
+            ::config::from_value(metadata, &format!("{label}.spec.template.metadata"))?
+        }
         None => ObjectMeta::default(),
     };
     let mut errors = ConfigErrors::new();
-    for (key, shape) in [("spec", value.get("spec")), ("spec.template", value.get_path(&["spec", "template"]))] {
+    for (key, shape) in
+        [("spec", value.get("spec")), ("spec.template", value.get_path(&["spec", "template"]))]
+    {
         if let Some(found) = shape.filter(|v| !v.is_map() && !v.is_null()) {
             errors.push(ConfigError::new(
                 format!("{label}.{key}"),

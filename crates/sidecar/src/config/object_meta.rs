@@ -48,14 +48,3 @@ pub struct ObjectMeta {
     #[serde(default)]
     self_link: Option<Value>,
 }
-
-impl ObjectMeta {
-    /// Metadata with just a name and namespace (handy in tests and defaults).
-    pub fn named(name: &str, namespace: Option<&str>) -> ObjectMeta {
-        ObjectMeta {
-            name: Some(name.to_owned()),
-            namespace: namespace.map(str::to_owned),
-            ..ObjectMeta::default()
-        }
-    }
-}

@@ -50,7 +50,11 @@ impl SamplingPercentage {
 
 /// `150`, `150.5`, `-1`: how a number is written in our messages.
 fn number_text(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 { format!("{value:.0}") } else { value.to_string() }
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else {
+        value.to_string()
+    }
 }
 
 impl fmt::Display for SamplingPercentage {

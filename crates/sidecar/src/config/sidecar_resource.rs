@@ -25,6 +25,7 @@ use ::config::{ConfigError, ConfigErrors, ListenAddress, Value};
 use serde::Deserialize;
 
 use super::object_meta::ObjectMeta;
+use super::read::read;
 use super::settings::{Endpoint, InboundListener, Listeners, ServiceRoute};
 
 /// The apiVersion a Sidecar document may carry (it may also carry none).
@@ -197,7 +198,10 @@ pub fn default_never_trace_paths() -> Vec<PathMatch> {
 /// Parses a Sidecar document; `label` (e.g. `document 1 (Sidecar productpage-v1)`) prefixes
 /// every error path.
 pub(crate) fn parse(value: &Value, label: &str) -> Result<SidecarResource, ConfigErrors> {
-    let document: SidecarDocument = ::config::from_value(value, label)?;
+    read(value, label, |document: SidecarDocument| build(document, label))
+}
+
+fn build(document: SidecarDocument, label: &str) -> Result<SidecarResource, ConfigErrors> {
     let mut errors = ConfigErrors::new();
     if document.metadata.name.as_deref().is_none_or(str::is_empty) {
         errors.push(ConfigError::new(format!("{label}.metadata.name"), "missing required key"));
@@ -218,10 +222,9 @@ pub(crate) fn parse(value: &Value, label: &str) -> Result<SidecarResource, Confi
         label: label.to_owned(),
         metadata: document.metadata,
         listeners: Listeners {
-            inbound: spec.inbound.map(|inbound| InboundListener {
-                listen: inbound.listen,
-                app: inbound.app,
-            }),
+            inbound: spec
+                .inbound
+                .map(|inbound| InboundListener { listen: inbound.listen, app: inbound.app }),
             outbound: spec.outbound.listen,
             admin: spec.admin.listen,
         },

@@ -13,10 +13,12 @@ use serde::Deserialize;
 
 use super::custom_tags::{CustomTag, IstioCustomTag, istio_tags};
 use super::object_meta::ObjectMeta;
+use super::read::read;
 use super::sampling::SamplingPercentage;
 
 /// The apiVersions accepted for `kind: Telemetry`.
-pub const TELEMETRY_API_VERSIONS: &[&str] = &["telemetry.istio.io/v1", "telemetry.istio.io/v1alpha1"];
+pub const TELEMETRY_API_VERSIONS: &[&str] =
+    &["telemetry.istio.io/v1", "telemetry.istio.io/v1alpha1"];
 
 /// Which traffic a Telemetry tracing entry applies to (`match.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -176,7 +178,10 @@ struct ProviderRef {
 
 /// Parses a Telemetry document; `label` prefixes every error path.
 pub(crate) fn parse(value: &Value, label: &str) -> Result<TelemetryResource, ConfigErrors> {
-    let document: TelemetryDocument = ::config::from_value(value, label)?;
+    read(value, label, |document: TelemetryDocument| build(document, label))
+}
+
+fn build(document: TelemetryDocument, label: &str) -> Result<TelemetryResource, ConfigErrors> {
     let mut errors = ConfigErrors::new();
     let spec = document.spec;
     let has_targets = spec.target_ref.is_some() || !spec.target_refs.is_empty();
@@ -197,7 +202,10 @@ pub(crate) fn parse(value: &Value, label: &str) -> Result<TelemetryResource, Con
         let path = format!("{label}.spec.tracing[{i}]");
         let provider = entry.providers.first().map(|first| {
             if first.name.is_empty() {
-                errors.push(ConfigError::new(format!("{path}.providers[0].name"), "must not be empty"));
+                errors.push(ConfigError::new(
+                    format!("{path}.providers[0].name"),
+                    "must not be empty",
+                ));
             }
             (first.name.clone(), format!("{path}.providers[0].name"))
         });

@@ -1,0 +1,212 @@
+//! Mesh-wide settings: every MeshConfig source of the file merged into one [`Mesh`], and the
+//! service name Istio derives from it (mesh-tracing-spec §2.6).
+//!
+//! Several MeshConfig sources (two IstioOperator documents, say) merge in file order: a field set
+//! later replaces the earlier value, `defaultConfig.tracing` fields merge one by one, and
+//! `extensionProviders` lists are concatenated (names must stay unique), as overlaying
+//! `istioctl install -f a.yaml -f b.yaml` files would.
+
+use std::collections::BTreeMap;
+
+use ::config::{ConfigError, ConfigErrors};
+
+use super::custom_tags::CustomTag;
+use super::extension_providers::ExtensionProvider;
+use super::mesh_config::{MeshConfigSource, TracingServiceName};
+use super::sampling::SamplingPercentage;
+use super::settings::Workload;
+
+/// Istio's default root namespace (`meshConfig.rootNamespace`).
+pub const DEFAULT_ROOT_NAMESPACE: &str = "istio-system";
+
+/// The merged mesh configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Mesh {
+    /// `enableTracing`; Istio's built-in mesh config sets it true (`pkg/config/mesh/mesh.go`).
+    pub(crate) enable_tracing: bool,
+    pub(crate) root_namespace: String,
+    /// `defaultProviders.tracing[0]` and where it is written.
+    pub(crate) default_provider: Option<(String, String)>,
+    /// Every extension provider and where it is defined.
+    pub(crate) providers: Vec<(ExtensionProvider, String)>,
+    pub(crate) proxy: Proxy,
+}
+
+/// The merged `defaultConfig` (ProxyConfig), tracing part.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Proxy {
+    /// `tracing.sampling`, `None` when unset or `0` (which Istio treats as unset).
+    pub(crate) sampling: Option<SamplingPercentage>,
+    pub(crate) custom_tags: Option<Vec<CustomTag>>,
+    pub(crate) max_path_tag_length: Option<u32>,
+    pub(crate) enable_istio_tags: Option<bool>,
+    /// The legacy tracer address and where it is written.
+    pub(crate) zipkin_address: Option<(String, String)>,
+    pub(crate) tracing_service_name: Option<TracingServiceName>,
+    pub(crate) service_cluster: Option<String>,
+}
+
+impl Mesh {
+    /// The provider called `name`.
+    pub(crate) fn provider(&self, name: &str) -> Option<&ExtensionProvider> {
+        self.providers.iter().map(|(provider, _)| provider).find(|provider| provider.name == name)
+    }
+
+    /// Provider names, for "unknown provider" messages.
+    pub(crate) fn provider_names(&self) -> String {
+        let names: Vec<&str> = self.providers.iter().map(|(p, _)| p.name.as_str()).collect();
+        if names.is_empty() {
+            "none are defined".to_owned()
+        } else {
+            format!("defined: {}", names.join(", "))
+        }
+    }
+}
+
+/// Merges the MeshConfig sources in file order.
+pub(crate) fn merge(
+    sources: &[&MeshConfigSource],
+    warnings: &mut Vec<String>,
+) -> Result<Mesh, ConfigErrors> {
+    let mut errors = ConfigErrors::new();
+    let mut mesh = Mesh {
+        enable_tracing: true,
+        root_namespace: DEFAULT_ROOT_NAMESPACE.to_owned(),
+        default_provider: None,
+        providers: Vec::new(),
+        proxy: Proxy::default(),
+    };
+    for source in sources {
+        let config = &source.mesh;
+        let path = &source.path;
+        if let Some(enable) = config.enable_tracing {
+            mesh.enable_tracing = enable;
+        }
+        if let Some(root) = config.root_namespace.as_ref().filter(|root| !root.is_empty()) {
+            mesh.root_namespace = root.clone();
+        }
+        if let Some(defaults) = &config.default_providers {
+            mesh.default_provider = defaults
+                .tracing
+                .first()
+                .map(|name| (name.clone(), format!("{path}.defaultProviders.tracing[0]")));
+        }
+        for (i, provider) in config.extension_providers.iter().enumerate() {
+            let at = format!("{path}.extensionProviders[{i}]");
+            if let Some((_, first)) = mesh.providers.iter().find(|(p, _)| p.name == provider.name) {
+                errors.push(ConfigError::new(
+                    format!("{at}.name"),
+                    format!("provider {:?} is already defined at {first}", provider.name),
+                ));
+                continue;
+            }
+            mesh.providers.push((provider.clone(), at));
+        }
+        if let Some(proxy) = &config.default_config {
+            merge_proxy(
+                &mut mesh.proxy,
+                proxy,
+                &format!("{path}.defaultConfig"),
+                &mut errors,
+                warnings,
+            );
+        }
+    }
+    if let Some((name, at)) = &mesh.default_provider
+        && mesh.provider(name).is_none()
+    {
+        errors.push(ConfigError::new(
+            at,
+            format!("unknown provider {name:?}; {}", mesh.provider_names()),
+        ));
+    }
+    errors.into_result()?;
+    Ok(mesh)
+}
+
+fn merge_proxy(
+    into: &mut Proxy,
+    proxy: &super::mesh_config::ProxyConfig,
+    path: &str,
+    errors: &mut ConfigErrors,
+    warnings: &mut Vec<String>,
+) {
+    if proxy.tracing_service_name.is_some() || proxy.service_cluster.is_some() {
+        // One oneof in Istio: setting either replaces the other.
+        into.tracing_service_name = proxy.tracing_service_name;
+        into.service_cluster = proxy.service_cluster.clone();
+    }
+    if let Some(address) = proxy.zipkin_address.as_ref().filter(|a| !a.is_empty()) {
+        into.zipkin_address = Some((address.clone(), format!("{path}.zipkinAddress")));
+    }
+    let Some(tracing) = &proxy.tracing else {
+        return;
+    };
+    let path = format!("{path}.tracing");
+    match tracing.sampling {
+        Some(SamplingPercentage::ZERO) => warnings.push(format!(
+            "{path}.sampling: 0 means \"not set\" to Istio, so the default 1% applies; \
+             use a Telemetry randomSamplingPercentage: 0 to stop sampling"
+        )),
+        Some(sampling) => into.sampling = Some(sampling),
+        None => {}
+    }
+    if let Some(tags) = tracing.custom_tags(&path, errors) {
+        into.custom_tags = Some(tags);
+    }
+    if let Some(length) = tracing.max_path_tag_length.filter(|l| *l > 0) {
+        into.max_path_tag_length = Some(length);
+    }
+    if let Some(enable) = tracing.enable_istio_tags {
+        into.enable_istio_tags = Some(enable);
+    }
+    if let Some(address) =
+        tracing.zipkin.as_ref().and_then(|z| z.address.as_ref()).filter(|a| !a.is_empty())
+    {
+        into.zipkin_address = Some((address.clone(), format!("{path}.zipkin.address")));
+    }
+}
+
+/// The first non-empty value among `keys` in `labels`.
+fn first_label<'a>(labels: &'a BTreeMap<String, String>, keys: &[&str]) -> Option<&'a str> {
+    keys.iter()
+        .filter_map(|key| labels.get(*key))
+        .map(String::as_str)
+        .find(|value| !value.is_empty())
+}
+
+/// Istio's canonical service label.
+pub const CANONICAL_NAME_LABEL: &str = "service.istio.io/canonical-name";
+
+/// The span `service.name` Istio gives this workload (`getServiceCluster`, mesh-tracing-spec
+/// §2.6):
+///
+/// * `serviceCluster: X` → `X` (unless empty or `istio-proxy`);
+/// * `APP_LABEL_AND_NAMESPACE` (default) → `<app>.<namespace>`, app = first of the labels `app`,
+///   `app.kubernetes.io/name`, `service.istio.io/canonical-name`, else the workload name;
+/// * `CANONICAL_NAME_ONLY` → the canonical name: first of `service.istio.io/canonical-name`,
+///   `app.kubernetes.io/name`, `app`, else the workload name;
+/// * `CANONICAL_NAME_AND_NAMESPACE` → `<canonical name>.<namespace>`.
+pub(crate) fn service_name(proxy: &Proxy, workload: &Workload) -> String {
+    if let Some(cluster) =
+        proxy.service_cluster.as_deref().filter(|c| !c.is_empty() && *c != "istio-proxy")
+    {
+        return cluster.to_owned();
+    }
+    let labels = &workload.labels;
+    let canonical = || {
+        first_label(labels, &[CANONICAL_NAME_LABEL, "app.kubernetes.io/name", "app"])
+            .unwrap_or(&workload.name)
+    };
+    match proxy.tracing_service_name.unwrap_or_default() {
+        TracingServiceName::AppLabelAndNamespace => {
+            let app = first_label(labels, &["app", "app.kubernetes.io/name", CANONICAL_NAME_LABEL])
+                .unwrap_or(&workload.name);
+            format!("{app}.{}", workload.namespace)
+        }
+        TracingServiceName::CanonicalNameOnly => canonical().to_owned(),
+        TracingServiceName::CanonicalNameAndNamespace => {
+            format!("{}.{}", canonical(), workload.namespace)
+        }
+    }
+}
