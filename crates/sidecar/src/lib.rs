@@ -14,3 +14,7 @@
 //! Start reading at [`config`] (its module docs list the files in reading order).
 
 pub mod config;
+pub mod metrics;
+pub mod observe;
+pub mod proxy;
+pub mod trace;

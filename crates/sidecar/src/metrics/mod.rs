@@ -1,0 +1,1 @@
+//! Istio-standard Prometheus metrics (being written).

@@ -1,0 +1,127 @@
+//! The seam between the proxy and what watches its traffic.
+//!
+//! The proxy forwards; observers (tracing in [`crate::trace`], Istio metrics in
+//! [`crate::metrics`]) learn about each exchange through these calls and never touch sockets.
+//! The proxy calls [`Observer::request`] once the request head is read and before it is
+//! forwarded (so a tracer can add `traceparent`, `x-request-id`, … to the forwarded request),
+//! [`Observation::response`] when the response head arrives (or the proxy makes its own error
+//! response), and [`Observation::complete`] when both bodies are done or the exchange failed.
+//! Connection events feed the TCP metrics.
+//!
+//! Observers run on the request path: they must not block, and must never fail a request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode, Version};
+
+/// Which listener saw the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Into the local app: the sidecar is the server side (SERVER spans, `reporter="destination"`).
+    Inbound,
+    /// From the local app to another service: the client side (CLIENT spans,
+    /// `reporter="source"`).
+    Outbound,
+}
+
+/// A request as the proxy is about to forward it.
+pub struct RequestView<'a> {
+    pub direction: Direction,
+    /// Method, URI, version and headers; observers may add or change headers (propagation).
+    pub head: &'a mut http::request::Parts,
+    /// The downstream peer (the caller).
+    pub peer: SocketAddr,
+    /// The address of the listener that accepted it.
+    pub local: SocketAddr,
+    /// Envoy's cluster name for the destination, e.g.
+    /// `outbound|9080||reviews.default.svc.cluster.local` or `inbound|9080||`.
+    pub upstream_cluster: &'a str,
+    /// When the request head was received.
+    pub started: SystemTime,
+}
+
+/// The response head, from upstream or made by the proxy.
+pub struct ResponseView<'a> {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: &'a HeaderMap,
+    /// The upstream address actually used, if a connection was made.
+    pub upstream: Option<SocketAddr>,
+}
+
+/// How an exchange ended.
+pub struct Completion<'a> {
+    /// Bytes of request body sent upstream, and of response body sent downstream.
+    pub request_body_bytes: u64,
+    pub response_body_bytes: u64,
+    /// Trailers of the response (gRPC status lives here), if any.
+    pub trailers: Option<&'a HeaderMap>,
+    /// Envoy's response flags for the exchange, e.g. `-`, `UF`, `URX`, `UT`, `DC`, `UC`.
+    pub response_flags: &'a str,
+    /// From request head received to response body finished (or failure).
+    pub duration: Duration,
+}
+
+/// Watches exchanges. One per sidecar; called concurrently.
+pub trait Observer: Send + Sync + 'static {
+    /// A request is about to be forwarded.
+    fn request(&self, request: &mut RequestView<'_>) -> Box<dyn Observation>;
+
+    /// A downstream or upstream TCP connection opened (TCP metrics).
+    fn connection_opened(&self, _direction: Direction, _peer: SocketAddr) {}
+
+    /// A connection closed, with the bytes it carried each way.
+    fn connection_closed(
+        &self,
+        _direction: Direction,
+        _peer: SocketAddr,
+        _sent: u64,
+        _received: u64,
+    ) {
+    }
+}
+
+/// One exchange in flight.
+pub trait Observation: Send + 'static {
+    fn response(&mut self, response: &ResponseView<'_>);
+    fn complete(self: Box<Self>, completion: &Completion<'_>);
+}
+
+/// Several observers behind one.
+pub struct Observers(pub Vec<Arc<dyn Observer>>);
+
+struct Many(Vec<Box<dyn Observation>>);
+
+impl Observer for Observers {
+    fn request(&self, request: &mut RequestView<'_>) -> Box<dyn Observation> {
+        Box::new(Many(self.0.iter().map(|observer| observer.request(request)).collect()))
+    }
+
+    fn connection_opened(&self, direction: Direction, peer: SocketAddr) {
+        for observer in &self.0 {
+            observer.connection_opened(direction, peer);
+        }
+    }
+
+    fn connection_closed(&self, direction: Direction, peer: SocketAddr, sent: u64, received: u64) {
+        for observer in &self.0 {
+            observer.connection_closed(direction, peer, sent, received);
+        }
+    }
+}
+
+impl Observation for Many {
+    fn response(&mut self, response: &ResponseView<'_>) {
+        for observation in &mut self.0 {
+            observation.response(response);
+        }
+    }
+
+    fn complete(self: Box<Self>, completion: &Completion<'_>) {
+        for observation in self.0 {
+            observation.complete(completion);
+        }
+    }
+}

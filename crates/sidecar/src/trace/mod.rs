@@ -1,0 +1,1 @@
+//! Spans the way istio-proxy makes them (being written).
