@@ -20,6 +20,23 @@ pub enum Command {
     Validate(ConfigArgs),
     /// List every component type with its stability and signals.
     Components,
+    /// Run the mesh sidecar: inbound, outbound and admin listeners next to one workload.
+    Sidecar(SidecarArgs),
+}
+
+#[derive(Args)]
+pub struct SidecarArgs {
+    /// The sidecar's config file: a `kind: Sidecar` document, optionally followed by Istio
+    /// resources, a Deployment with Linkerd annotations, or Envoy tracing blocks.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Log level (`RUST_LOG`, when set, wins).
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+    /// How long shutdown may take to drain open requests and buffered spans after
+    /// SIGINT/SIGTERM.
+    #[arg(long, value_parser = parse_seconds, default_value = "10")]
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Args)]

@@ -2,12 +2,13 @@
 //!
 //! `collector` runs an OpenTelemetry-Collector-compatible pipeline from otelcol YAML,
 //! `validate` checks such a config and prints every error, `components` lists what a config
-//! may use.
+//! may use, `sidecar` runs the mesh sidecar next to one workload.
 
 mod cli;
 mod collector;
 mod components;
 mod logging;
+mod sidecar;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
             print!("{}", components::describe(&components::registry()));
             Ok(())
         }
+        cli::Command::Sidecar(args) => sidecar::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,7 @@
 //!
 //! Start reading at [`config`] (its module docs list the files in reading order).
 
+pub mod admin;
 pub mod config;
 pub mod metrics;
 pub mod observe;

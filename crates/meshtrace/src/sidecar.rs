@@ -1,0 +1,72 @@
+//! `meshtrace sidecar --config FILE`: the mesh sidecar next to one workload, until SIGINT or
+//! SIGTERM.
+//!
+//! Wiring only: the config file becomes typed settings (`sidecar::config`), the tracing and
+//! metrics observers watch the proxy's exchanges, the admin endpoint serves both observers'
+//! counters, and shutdown runs in reverse order of start-up: the listeners drain first, then
+//! tracing sends what it buffered.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ::sidecar::admin::AdminState;
+use ::sidecar::observe::Observers;
+use ::sidecar::proxy::Sidecar;
+use anyhow::{Context, anyhow};
+
+use crate::cli::SidecarArgs;
+use crate::logging;
+
+pub fn run(args: &SidecarArgs) -> anyhow::Result<()> {
+    let config = ::sidecar::config::load_file(&args.config).map_err(|errors| {
+        let count = errors.len();
+        let noun = if count == 1 { "error" } else { "errors" };
+        anyhow!("invalid sidecar configuration ({count} {noun}):\n{errors}")
+    })?;
+    logging::init(&args.log_level, false);
+    for warning in &config.warnings {
+        tracing::warn!(%warning, "sidecar configuration");
+    }
+    let (metrics_observer, metrics) = ::sidecar::metrics::observer(&config);
+    let (trace_observer, mut trace_runtime) = ::sidecar::trace::observer(&config)?;
+    let trace_stats = trace_runtime.stats();
+    let admin = AdminState::with_stats(move || {
+        let mut text = metrics.encode();
+        trace_stats.append_to(&mut text);
+        text
+    });
+    let observer = Arc::new(Observers(vec![trace_observer, metrics_observer]));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("meshtrace-sidecar")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        trace_runtime.start().await?;
+        let running = Sidecar::start(&config, observer, admin).await?;
+        wait_for_signal().await;
+        let deadline = Instant::now() + args.shutdown_timeout;
+        running.shutdown(deadline).await;
+        trace_runtime.shutdown(deadline).await;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            tracing::info!("signal received");
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("signal received");
+}

@@ -1,0 +1,394 @@
+//! The [`Observer`] that feeds [`MeshMetrics`]: one series update per finished exchange and
+//! per connection event.
+//!
+//! Label sets are resolved once per (direction, upstream cluster, authority) and per peer
+//! metadata value, then shared: a request costs two map look-ups under read locks and the
+//! four family updates at the end. The maps share one bound per direction (a caller controls
+//! the authority and the metadata header); past it, new authorities share one route whose
+//! service is unknown (inbound: the workload's canonical service) and new peers are counted as
+//! unknown.
+//!
+//! Like istio-proxy's metadata exchange, the sidecar removes `x-envoy-peer-metadata[-id]` from
+//! inbound requests after reading them, and adds its own to outbound requests bound for a mesh
+//! service (not to external hosts).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use http::header::{CONTENT_TYPE, HOST};
+use http::{HeaderMap, HeaderValue};
+
+use super::MeshMetrics;
+use super::labels::{self, HttpSeries, LocalWorkload, SourceDestination, TcpSeries};
+use super::peer_metadata::{self, PEER_METADATA, PEER_METADATA_ID};
+use super::service::{self, DestinationService};
+use crate::config::{ServiceRoute, SidecarConfig};
+use crate::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
+
+/// Entries (upstream clusters, authorities, peer label sets) remembered per direction. A
+/// sidecar sees a few services and peer versions; the bound keeps memory and series counts in
+/// check when callers send arbitrary authorities or metadata (at most ~8 KiB per entry).
+pub(crate) const ENTRIES_PER_DIRECTION: usize = 2048;
+
+// === impl MeshObserver ===
+
+/// Records Istio's metrics for every exchange and connection the proxy reports.
+pub(crate) struct MeshObserver {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    metrics: Arc<MeshMetrics>,
+    local: LocalWorkload,
+    services: Vec<ServiceRoute>,
+    /// Inbound, outbound.
+    routes: [Routes; 2],
+    /// This workload's `x-envoy-peer-metadata-id` and `x-envoy-peer-metadata` values.
+    exchange: Option<(HeaderValue, HeaderValue)>,
+    tcp_inbound: TcpSeries,
+    tcp_outbound_unknown: TcpSeries,
+    /// Outbound TCP series by the services table's target address.
+    tcp_outbound: Vec<(SocketAddr, TcpSeries)>,
+}
+
+impl MeshObserver {
+    pub(crate) fn new(config: &SidecarConfig, metrics: Arc<MeshMetrics>) -> MeshObserver {
+        let local = LocalWorkload::new(&config.workload);
+        let services = config.services.clone();
+        let identity = local.identity();
+        // Istio's node id shape (`sidecar~<pod IP>~<pod>.<namespace>~<namespace>.svc.cluster.local`);
+        // the sidecar knows no pod IP or name, and peers only use the id as a cache key.
+        let id = format!(
+            "sidecar~0.0.0.0~{}.{}~{}.svc.cluster.local",
+            identity.workload, identity.namespace, identity.namespace
+        );
+        // Both values are built from config text: a name that cannot be a header value (a
+        // control character) only turns the exchange off.
+        let exchange = HeaderValue::from_str(&id)
+            .ok()
+            .zip(HeaderValue::from_str(&peer_metadata::encode(&identity)).ok());
+        let tcp = |direction, service: Option<&DestinationService>| TcpSeries {
+            parties: Arc::new(SourceDestination::new(direction, &local, service, None)),
+            security_policy: labels::security_policy(direction),
+        };
+        let mut tcp_outbound = Vec::new();
+        for route in &services {
+            let Ok(ip) = route.target.host.parse::<IpAddr>() else { continue };
+            let service = service::destination(
+                Direction::Outbound,
+                Some(&route.authority()),
+                "",
+                &services,
+                local.namespace(),
+            );
+            let address = SocketAddr::new(ip, route.target.port);
+            tcp_outbound.push((address, tcp(Direction::Outbound, service.as_ref())));
+        }
+        let shared = Shared {
+            tcp_inbound: tcp(Direction::Inbound, None),
+            tcp_outbound_unknown: tcp(Direction::Outbound, None),
+            tcp_outbound,
+            routes: [
+                Routes::new(Direction::Inbound, &local),
+                Routes::new(Direction::Outbound, &local),
+            ],
+            metrics,
+            local,
+            services,
+            exchange,
+        };
+        MeshObserver { shared: Arc::new(shared) }
+    }
+}
+
+impl Observer for MeshObserver {
+    fn request(&self, request: &mut RequestView<'_>) -> Box<dyn Observation> {
+        let shared = &self.shared;
+        let direction = request.direction;
+        let head = &mut *request.head;
+        let headers = &mut head.headers;
+        let authority = match head.uri.authority() {
+            Some(authority) => Some(authority.as_str()),
+            None => headers.get(HOST).and_then(|host| host.to_str().ok()),
+        };
+        let cluster = request.upstream_cluster;
+        let route = shared.routes[index(direction)].route(cluster, authority, |budget| {
+            let service = service::destination(
+                direction,
+                authority,
+                cluster,
+                &shared.services,
+                shared.local.namespace(),
+            );
+            Route::new(direction, &shared.local, service, budget)
+        });
+        let parties = match direction {
+            Direction::Inbound => {
+                let parties = route.parties(direction, &shared.local, headers.get(PEER_METADATA));
+                headers.remove(PEER_METADATA);
+                headers.remove(PEER_METADATA_ID);
+                parties
+            }
+            Direction::Outbound => {
+                if let Some((id, metadata)) = &shared.exchange
+                    && route.service.as_ref().is_some_and(|service| service.in_mesh)
+                {
+                    headers.insert(PEER_METADATA_ID, id.clone());
+                    headers.insert(PEER_METADATA, metadata.clone());
+                }
+                route.anonymous.clone()
+            }
+        };
+        Box::new(Exchange {
+            shared: self.shared.clone(),
+            direction,
+            route,
+            parties,
+            grpc: is_grpc(headers),
+            response_code: 0,
+            header_grpc_status: None,
+        })
+    }
+
+    fn connection_opened(&self, direction: Direction, peer: SocketAddr) {
+        let series = self.shared.tcp_series(direction, peer);
+        self.shared.metrics.tcp_connections_opened.get_or_create(series).inc();
+    }
+
+    fn connection_closed(&self, direction: Direction, peer: SocketAddr, sent: u64, received: u64) {
+        let metrics = &self.shared.metrics;
+        let series = self.shared.tcp_series(direction, peer);
+        metrics.tcp_connections_closed.get_or_create(series).inc();
+        metrics.tcp_sent_bytes.get_or_create(series).inc_by(sent);
+        metrics.tcp_received_bytes.get_or_create(series).inc_by(received);
+    }
+}
+
+impl Shared {
+    /// Inbound: the workload's own series; outbound: the service whose target `peer` is, if
+    /// the services table has it.
+    fn tcp_series(&self, direction: Direction, peer: SocketAddr) -> &TcpSeries {
+        match direction {
+            Direction::Inbound => &self.tcp_inbound,
+            Direction::Outbound => self
+                .tcp_outbound
+                .iter()
+                .find(|(address, _)| *address == peer)
+                .map_or(&self.tcp_outbound_unknown, |(_, series)| series),
+        }
+    }
+}
+
+fn index(direction: Direction) -> usize {
+    match direction {
+        Direction::Inbound => 0,
+        Direction::Outbound => 1,
+    }
+}
+
+/// Envoy's `isGrpcRequestHeaders`: `content-type` is `application/grpc`, optionally followed by
+/// `+format` or `;parameters`.
+fn is_grpc(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(CONTENT_TYPE) else { return false };
+    let Some(rest) = content_type.as_bytes().strip_prefix(b"application/grpc") else {
+        return false;
+    };
+    matches!(rest.first(), None | Some(b'+' | b';'))
+}
+
+/// A `grpc-status` value as Envoy reads it: absent when empty, `-1` when not a known code.
+fn grpc_status(headers: &HeaderMap) -> Option<i64> {
+    let value = headers.get("grpc-status")?.as_bytes().trim_ascii();
+    if value.is_empty() {
+        return None;
+    }
+    let code = std::str::from_utf8(value).ok().and_then(|text| text.parse::<u8>().ok());
+    Some(code.filter(|code| *code <= 16).map_or(-1, i64::from))
+}
+
+/// Envoy's `httpToGrpcStatus`, for gRPC responses that carry no `grpc-status`.
+fn http_to_grpc_status(status: u16) -> i64 {
+    match status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    }
+}
+
+// === impl Exchange ===
+
+/// One exchange in flight.
+struct Exchange {
+    shared: Arc<Shared>,
+    direction: Direction,
+    route: Arc<Route>,
+    parties: Arc<SourceDestination>,
+    grpc: bool,
+    response_code: u16,
+    header_grpc_status: Option<i64>,
+}
+
+impl Observation for Exchange {
+    fn response(&mut self, response: &ResponseView<'_>) {
+        self.response_code = response.status.as_u16();
+        if self.grpc {
+            self.header_grpc_status = grpc_status(response.headers);
+        }
+        if self.direction == Direction::Outbound {
+            let metadata = response.headers.get(PEER_METADATA);
+            self.parties = self.route.parties(self.direction, &self.shared.local, metadata);
+        }
+    }
+
+    fn complete(self: Box<Self>, completion: &Completion<'_>) {
+        let grpc_status = match self.grpc {
+            false => None,
+            true => completion
+                .trailers
+                .and_then(grpc_status)
+                .or(self.header_grpc_status)
+                .or((self.response_code != 0).then(|| http_to_grpc_status(self.response_code))),
+        };
+        let series = HttpSeries {
+            parties: self.parties,
+            grpc: self.grpc,
+            response_code: self.response_code,
+            grpc_status,
+            response_flags: labels::response_flags(completion.response_flags),
+            security_policy: labels::security_policy(self.direction),
+        };
+        // Istio records whole milliseconds (`requestComplete()` / 1 ms, truncated).
+        let duration_ms = completion.duration.as_millis() as f64;
+        self.shared.metrics.record_request(
+            &series,
+            duration_ms,
+            completion.request_body_bytes,
+            completion.response_body_bytes,
+        );
+    }
+}
+
+// === impl Routes, Route ===
+
+/// Routes of one direction by upstream cluster, then authority.
+struct Routes {
+    by_cluster: Bounded<Arc<Bounded<Arc<Route>>>>,
+    budget: Arc<Budget>,
+    /// Shared by every authority past the bound.
+    overflow: Arc<Route>,
+}
+
+impl Routes {
+    fn new(direction: Direction, local: &LocalWorkload) -> Routes {
+        let budget = Arc::new(Budget(AtomicUsize::new(ENTRIES_PER_DIRECTION)));
+        Routes {
+            by_cluster: Bounded::new(&budget),
+            overflow: Arc::new(Route::new(direction, local, None, &budget)),
+            budget,
+        }
+    }
+
+    fn route(
+        &self,
+        cluster: &str,
+        authority: Option<&str>,
+        make: impl FnOnce(&Arc<Budget>) -> Route,
+    ) -> Arc<Route> {
+        self.by_cluster
+            .get_or_insert_with(cluster, || Arc::new(Bounded::new(&self.budget)))
+            .and_then(|authorities| {
+                authorities
+                    .get_or_insert_with(authority.unwrap_or(""), || Arc::new(make(&self.budget)))
+            })
+            .unwrap_or_else(|| self.overflow.clone())
+    }
+}
+
+/// One (direction, cluster, authority): its service, and its label sets per peer.
+struct Route {
+    service: Option<DestinationService>,
+    /// The labels when the peer sent no metadata.
+    anonymous: Arc<SourceDestination>,
+    with_peer: Bounded<Arc<SourceDestination>>,
+}
+
+impl Route {
+    fn new(
+        direction: Direction,
+        local: &LocalWorkload,
+        service: Option<DestinationService>,
+        budget: &Arc<Budget>,
+    ) -> Route {
+        let anonymous = Arc::new(SourceDestination::new(direction, local, service.as_ref(), None));
+        Route { service, anonymous, with_peer: Bounded::new(budget) }
+    }
+
+    /// The labels for a peer that sent `metadata` (`x-envoy-peer-metadata`), if any.
+    fn parties(
+        &self,
+        direction: Direction,
+        local: &LocalWorkload,
+        metadata: Option<&HeaderValue>,
+    ) -> Arc<SourceDestination> {
+        let Some(metadata) = metadata.and_then(|value| value.to_str().ok()) else {
+            return self.anonymous.clone();
+        };
+        self.with_peer
+            .get_or_insert_with(metadata, || match peer_metadata::decode(metadata.as_bytes()) {
+                Some(peer) => Arc::new(SourceDestination::new(
+                    direction,
+                    local,
+                    self.service.as_ref(),
+                    Some(&peer),
+                )),
+                None => self.anonymous.clone(),
+            })
+            .unwrap_or_else(|| self.anonymous.clone())
+    }
+}
+
+/// How many more entries one direction's maps may remember.
+struct Budget(AtomicUsize);
+
+impl Budget {
+    fn take(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// A string-keyed map whose entries come out of a shared [`Budget`].
+struct Bounded<V> {
+    map: RwLock<HashMap<Box<str>, V>>,
+    budget: Arc<Budget>,
+}
+
+impl<V: Clone> Bounded<V> {
+    fn new(budget: &Arc<Budget>) -> Self {
+        Bounded { map: RwLock::new(HashMap::new()), budget: budget.clone() }
+    }
+
+    /// The value for `key`, made and remembered on first use; `None` once the budget is spent.
+    /// `make` runs under the write lock, once per key.
+    fn get_or_insert_with(&self, key: &str, make: impl FnOnce() -> V) -> Option<V> {
+        if let Some(value) = self.map.read().unwrap_or_else(PoisonError::into_inner).get(key) {
+            return Some(value.clone());
+        }
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(value) = map.get(key) {
+            return Some(value.clone());
+        }
+        if !self.budget.take() {
+            return None;
+        }
+        let value = make();
+        map.insert(Box::from(key), value.clone());
+        Some(value)
+    }
+}

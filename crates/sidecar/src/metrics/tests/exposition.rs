@@ -1,0 +1,154 @@
+//! One sidecar's exposition: exact sample lines for HTTP, gRPC and TCP series.
+
+use std::net::SocketAddr;
+
+use super::*;
+
+#[test]
+fn outbound_request_exposes_istio_names_labels_and_buckets() {
+    let (observer, metrics) = sidecar(PRODUCTPAGE);
+    Call::outbound("reviews.default.svc.cluster.local:9080").run(&*observer);
+    let text = metrics.encode();
+    let labels = format!(
+        "{OUTBOUND_TO_REVIEWS},request_protocol=\"http\",response_code=\"200\",\
+         grpc_response_status=\"\",response_flags=\"-\",connection_security_policy=\"unknown\""
+    );
+    let duration = "istio_request_duration_milliseconds";
+    let mut expected = vec![
+        "# HELP istio_requests Requests handled by the sidecar.".to_owned(),
+        "# TYPE istio_requests counter".to_owned(),
+        format!("istio_requests_total{{{labels}}} 1"),
+        format!("# TYPE {duration} histogram"),
+        // 7.4 ms is recorded as 7 (whole milliseconds), in the 10 ms bucket.
+        format!("{duration}_sum{{{labels}}} 7.0"),
+        format!("{duration}_count{{{labels}}} 1"),
+        format!("{duration}_bucket{{le=\"0.5\",{labels}}} 0"),
+        format!("{duration}_bucket{{le=\"5.0\",{labels}}} 0"),
+        format!("{duration}_bucket{{le=\"10.0\",{labels}}} 1"),
+        format!("{duration}_bucket{{le=\"3600000.0\",{labels}}} 1"),
+        format!("{duration}_bucket{{le=\"+Inf\",{labels}}} 1"),
+        // No request body: 0 bytes, in the first bucket.
+        format!("istio_request_bytes_bucket{{le=\"0.5\",{labels}}} 1"),
+        format!("istio_response_bytes_bucket{{le=\"250.0\",{labels}}} 0"),
+        format!("istio_response_bytes_bucket{{le=\"500.0\",{labels}}} 1"),
+        format!("istio_response_bytes_sum{{{labels}}} 295.0"),
+    ];
+    let buckets = text.lines().filter(|l| l.starts_with(&format!("{duration}_bucket"))).count();
+    assert_eq!(buckets, 20, "19 finite buckets and +Inf");
+    expected.push("# EOF".to_owned());
+    assert_lines(&text, &expected);
+    assert_eq!(text.lines().last(), Some("# EOF"));
+    assert_exposition_is_well_formed(&text);
+}
+
+#[test]
+fn proxy_error_response_carries_code_and_flags() {
+    let (observer, metrics) = sidecar(PRODUCTPAGE);
+    let mut call = Call::outbound("reviews:9080");
+    call.status = Some(503);
+    call.flags = "UF";
+    call.run(&*observer);
+    let mut no_response = Call::outbound("reviews:9080");
+    no_response.status = None;
+    no_response.flags = "DC";
+    no_response.run(&*observer);
+    let tail =
+        "grpc_response_status=\"\",response_flags=\"UF\",connection_security_policy=\"unknown\"";
+    let other =
+        "grpc_response_status=\"\",response_flags=\"DC\",connection_security_policy=\"unknown\"";
+    assert_lines(
+        &metrics.encode(),
+        &[
+            format!(
+                "istio_requests_total{{{OUTBOUND_TO_REVIEWS},request_protocol=\"http\",response_code=\"503\",{tail}}} 1"
+            ),
+            format!(
+                "istio_requests_total{{{OUTBOUND_TO_REVIEWS},request_protocol=\"http\",response_code=\"0\",{other}}} 1"
+            ),
+        ],
+    );
+}
+
+#[test]
+fn grpc_status_comes_from_trailers_headers_or_http_status() {
+    let (observer, metrics) = sidecar(PRODUCTPAGE);
+    let grpc = |status: u16| {
+        let mut call =
+            Call::outbound("reviews:9080").header("content-type", "application/grpc+proto");
+        call.status = Some(status);
+        call
+    };
+    let mut trailers = grpc(200);
+    trailers.trailers = Some(grpc_headers("14"));
+    trailers.run(&*observer);
+    let mut trailers_only = grpc(200);
+    trailers_only.response_headers = grpc_headers("5");
+    trailers_only.run(&*observer);
+    grpc(503).run(&*observer);
+    let mut invalid = grpc(200);
+    invalid.trailers = Some(grpc_headers("99"));
+    invalid.run(&*observer);
+    let mut reset = grpc(200);
+    reset.status = None;
+    reset.run(&*observer);
+
+    let text = metrics.encode();
+    let line = |code: &str, status: &str| {
+        format!(
+            "istio_requests_total{{{OUTBOUND_TO_REVIEWS},request_protocol=\"grpc\",response_code=\"{code}\",\
+             grpc_response_status=\"{status}\",response_flags=\"-\",connection_security_policy=\"unknown\"}} 1"
+        )
+    };
+    assert_lines(
+        &text,
+        &[line("200", "14"), line("200", "5"), line("503", "14"), line("200", "-1"), line("0", "")],
+    );
+}
+
+#[test]
+fn tcp_counters_follow_connection_events() {
+    let (observer, metrics) = sidecar(PRODUCTPAGE);
+    let caller: SocketAddr = "10.0.0.9:40000".parse().unwrap();
+    let reviews: SocketAddr = "127.0.0.1:19080".parse().unwrap();
+    let elsewhere: SocketAddr = "10.9.9.9:5432".parse().unwrap();
+    observer.connection_opened(Direction::Inbound, caller);
+    observer.connection_opened(Direction::Inbound, caller);
+    observer.connection_closed(Direction::Inbound, caller, 1200, 300);
+    observer.connection_opened(Direction::Outbound, reviews);
+    observer.connection_closed(Direction::Outbound, reviews, 10, 20);
+    observer.connection_opened(Direction::Outbound, elsewhere);
+
+    let text = metrics.encode();
+    let inbound = "reporter=\"destination\",source_workload=\"unknown\",\
+source_canonical_service=\"unknown\",source_canonical_revision=\"latest\",\
+source_workload_namespace=\"unknown\",source_principal=\"unknown\",source_app=\"unknown\",\
+source_version=\"unknown\",source_cluster=\"unknown\",destination_workload=\"productpage-v1\",\
+destination_workload_namespace=\"default\",destination_principal=\"unknown\",\
+destination_app=\"productpage\",destination_version=\"v1\",destination_service=\"productpage\",\
+destination_canonical_service=\"productpage\",destination_canonical_revision=\"v1\",\
+destination_service_name=\"productpage\",destination_service_namespace=\"default\",\
+destination_cluster=\"Kubernetes\",request_protocol=\"tcp\",response_flags=\"-\",\
+connection_security_policy=\"none\"";
+    let outbound = format!(
+        "{OUTBOUND_TO_REVIEWS},request_protocol=\"tcp\",response_flags=\"-\",connection_security_policy=\"unknown\""
+    );
+    assert_lines(
+        &text,
+        &[
+            format!("istio_tcp_connections_opened_total{{{inbound}}} 2"),
+            format!("istio_tcp_connections_closed_total{{{inbound}}} 1"),
+            format!("istio_tcp_sent_bytes_total{{{inbound}}} 1200"),
+            format!("istio_tcp_received_bytes_total{{{inbound}}} 300"),
+            format!("istio_tcp_connections_opened_total{{{outbound}}} 1"),
+            format!("istio_tcp_sent_bytes_total{{{outbound}}} 10"),
+            format!("istio_tcp_received_bytes_total{{{outbound}}} 20"),
+        ],
+    );
+    let opened = series(&text, "istio_tcp_connections_opened_total");
+    let unknown = opened.iter().find(|s| s["destination_service"] == "unknown").unwrap();
+    assert_eq!(
+        (unknown["reporter"].as_str(), unknown["destination_workload"].as_str()),
+        ("source", "unknown")
+    );
+    assert_exposition_is_well_formed(&text);
+}

@@ -1,0 +1,161 @@
+//! Two sidecars talking: the peer metadata exchange, the label caches' bound and the
+//! seed's PromQL selectors.
+
+use super::*;
+use crate::metrics::observer::ENTRIES_PER_DIRECTION;
+
+#[test]
+fn inbound_reads_and_removes_peer_metadata() {
+    let (observer, metrics) = sidecar(REVIEWS);
+    let caller = peer_metadata::WorkloadIdentity {
+        workload: "productpage-v1".into(),
+        namespace: "default".into(),
+        canonical_service: "productpage".into(),
+        canonical_revision: "v1".into(),
+        app: "productpage".into(),
+        version: "v1".into(),
+        cluster: "Kubernetes".into(),
+    };
+    let forwarded = Call::inbound("reviews:9080")
+        .header("x-envoy-peer-metadata", &peer_metadata::encode(&caller))
+        .header(
+            "x-envoy-peer-metadata-id",
+            "sidecar~10.0.0.9~productpage-v1.default~default.svc.cluster.local",
+        )
+        .run(&*observer);
+    assert!(forwarded.headers.get(PEER_METADATA).is_none());
+    assert!(forwarded.headers.get(PEER_METADATA_ID).is_none());
+    // No metadata: the caller is unknown.
+    Call::inbound("10.0.0.1:9080").run(&*observer);
+
+    let text = metrics.encode();
+    let known = "reporter=\"destination\",source_workload=\"productpage-v1\",\
+source_canonical_service=\"productpage\",source_canonical_revision=\"v1\",\
+source_workload_namespace=\"default\",source_principal=\"unknown\",source_app=\"productpage\",\
+source_version=\"v1\",source_cluster=\"Kubernetes\",destination_workload=\"reviews-v2\",\
+destination_workload_namespace=\"default\",destination_principal=\"unknown\",\
+destination_app=\"reviews\",destination_version=\"v2\",\
+destination_service=\"reviews.default.svc.cluster.local\",destination_canonical_service=\"reviews\",\
+destination_canonical_revision=\"v2\",destination_service_name=\"reviews\",\
+destination_service_namespace=\"default\",destination_cluster=\"Kubernetes\",\
+request_protocol=\"http\",response_code=\"200\",grpc_response_status=\"\",response_flags=\"-\",\
+connection_security_policy=\"none\"";
+    let anonymous = "reporter=\"destination\",source_workload=\"unknown\",\
+source_canonical_service=\"unknown\",source_canonical_revision=\"latest\",\
+source_workload_namespace=\"unknown\",source_principal=\"unknown\",source_app=\"unknown\",\
+source_version=\"unknown\",source_cluster=\"unknown\",destination_workload=\"reviews-v2\",\
+destination_workload_namespace=\"default\",destination_principal=\"unknown\",\
+destination_app=\"reviews\",destination_version=\"v2\",destination_service=\"reviews\",\
+destination_canonical_service=\"reviews\",destination_canonical_revision=\"v2\",\
+destination_service_name=\"reviews\",destination_service_namespace=\"default\",\
+destination_cluster=\"Kubernetes\",request_protocol=\"http\",response_code=\"200\",\
+grpc_response_status=\"\",response_flags=\"-\",connection_security_policy=\"none\"";
+    assert_lines(
+        &text,
+        &[
+            format!("istio_requests_total{{{known}}} 1"),
+            format!("istio_requests_total{{{anonymous}}} 1"),
+        ],
+    );
+}
+
+#[test]
+fn outbound_sends_metadata_to_mesh_services_and_reads_the_reply() {
+    let (observer, metrics) = sidecar(PRODUCTPAGE);
+    let reviews = peer_metadata::WorkloadIdentity {
+        workload: "reviews-v2".into(),
+        namespace: "default".into(),
+        canonical_service: "reviews".into(),
+        canonical_revision: "v2".into(),
+        app: "reviews".into(),
+        version: "v2".into(),
+        cluster: "Kubernetes".into(),
+    };
+    let mut call = Call::outbound("reviews.default.svc.cluster.local:9080");
+    call.response_headers.insert(PEER_METADATA, peer_metadata::encode(&reviews).parse().unwrap());
+    let forwarded = call.run(&*observer);
+    let sent = forwarded.headers.get(PEER_METADATA).unwrap().as_bytes();
+    let productpage = peer_metadata::decode(sent).unwrap();
+    assert_eq!(
+        (productpage.workload.as_str(), productpage.app.as_str()),
+        ("productpage-v1", "productpage")
+    );
+    assert_eq!(
+        forwarded.headers.get(PEER_METADATA_ID).unwrap(),
+        "sidecar~0.0.0.0~productpage-v1.default~default.svc.cluster.local"
+    );
+    let external = Call::new(
+        Direction::Outbound,
+        Request::get("https://api.example.com/").body(()).unwrap(),
+        "PassthroughCluster",
+    )
+    .run(&*observer);
+    assert!(external.headers.get(PEER_METADATA).is_none());
+
+    let text = metrics.encode();
+    let samples = series(&text, "istio_requests_total");
+    let to_reviews = samples.iter().find(|s| s["destination_workload"] == "reviews-v2").unwrap();
+    assert_eq!(to_reviews["destination_canonical_revision"], "v2");
+    assert_eq!(to_reviews["destination_app"], "reviews");
+    assert_eq!(to_reviews["destination_cluster"], "Kubernetes");
+    let passthrough =
+        samples.iter().find(|s| s["destination_service_name"] == "PassthroughCluster");
+    assert_eq!(passthrough.unwrap()["destination_service"], "api.example.com");
+}
+
+#[test]
+fn authorities_past_the_bound_share_one_series() {
+    let (observer, metrics) = sidecar(REVIEWS);
+    for i in 0..ENTRIES_PER_DIRECTION + 100 {
+        Call::inbound(&format!("svc{i}:9080")).run(&*observer);
+    }
+    let requests = series(&metrics.encode(), "istio_requests_total");
+    // One entry for the inbound cluster, one per authority until the budget is spent, then
+    // one series for the rest.
+    assert_eq!(requests.len(), ENTRIES_PER_DIRECTION - 1 + 1);
+    let overflow = requests.iter().find(|s| s["destination_service"] == "reviews").unwrap();
+    assert_eq!(overflow["destination_service_name"], "reviews");
+}
+
+/// The seed's dashboard queries select on `reporter`, `destination_service` and
+/// `response_code` and group by `le` and `destination_service`: a two-sidecar exchange gives
+/// them series to match on both reporters.
+#[test]
+fn seed_promql_selectors_match_series() {
+    let (productpage, productpage_metrics) = sidecar(PRODUCTPAGE);
+    let (reviews, reviews_metrics) = sidecar(REVIEWS);
+    for status in [200, 503] {
+        // productpage → its sidecar (outbound) → reviews' sidecar (inbound), with the headers
+        // the outbound side added.
+        let mut outbound = Call::outbound("reviews:9080");
+        outbound.status = Some(status);
+        let forwarded = outbound.run(&*productpage);
+        let mut inbound = Call::inbound("reviews:9080");
+        inbound.request.headers_mut().extend(forwarded.headers);
+        inbound.status = Some(status);
+        inbound.run(&*reviews);
+    }
+    let service = "reviews.default.svc.cluster.local";
+    for (text, reporter) in
+        [(reviews_metrics.encode(), "destination"), (productpage_metrics.encode(), "source")]
+    {
+        let requests = series(&text, "istio_requests_total");
+        let matching = |code: &str| {
+            requests
+                .iter()
+                .filter(|s| {
+                    s["reporter"] == reporter && s["destination_service"].starts_with("reviews")
+                })
+                .filter(|s| s["response_code"].starts_with(code))
+                .count()
+        };
+        assert_eq!((matching(""), matching("5")), (2, 1), "{reporter}");
+        let buckets = series(&text, "istio_request_duration_milliseconds_bucket");
+        assert!(
+            buckets.iter().all(|s| s["destination_service"] == service && s.contains_key("le"))
+        );
+        assert_eq!(buckets.len(), 2 * 20);
+    }
+    let server_side = series(&reviews_metrics.encode(), "istio_requests_total");
+    assert!(server_side.iter().all(|s| s["source_workload"] == "productpage-v1"));
+}

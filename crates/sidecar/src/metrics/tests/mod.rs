@@ -1,0 +1,184 @@
+//! Synthetic exchanges through the observer, checked against the exact exposition text:
+//! `exposition.rs` for names, labels, buckets and TCP counters, `mesh.rs` for the metadata
+//! exchange between two sidecars and the seed's PromQL selectors.
+
+mod exposition;
+mod mesh;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Version};
+
+use super::peer_metadata::{self, PEER_METADATA, PEER_METADATA_ID};
+use super::{MeshMetrics, observer};
+use crate::config::{SidecarConfig, load};
+use crate::observe::{Completion, Direction, Observer, RequestView, ResponseView};
+
+const PRODUCTPAGE: &str = "\
+kind: Sidecar
+metadata: {name: productpage-v1, namespace: default, labels: {app: productpage, version: v1}}
+spec:
+  inbound: {listen: 0.0.0.0:15006, app: 127.0.0.1:9080}
+  services: {reviews.default.svc.cluster.local:9080: 127.0.0.1:19080}
+";
+
+const REVIEWS: &str = "\
+kind: Sidecar
+metadata: {name: reviews-v2, namespace: default, labels: {app: reviews, version: v2}}
+spec:
+  inbound: {listen: 0.0.0.0:15006, app: 127.0.0.1:9080}
+";
+
+/// productpage's labels on its outbound call to reviews, before any response metadata.
+const OUTBOUND_TO_REVIEWS: &str = "reporter=\"source\",source_workload=\"productpage-v1\",\
+source_canonical_service=\"productpage\",source_canonical_revision=\"v1\",\
+source_workload_namespace=\"default\",source_principal=\"unknown\",source_app=\"productpage\",\
+source_version=\"v1\",source_cluster=\"Kubernetes\",destination_workload=\"unknown\",\
+destination_workload_namespace=\"default\",destination_principal=\"unknown\",\
+destination_app=\"unknown\",destination_version=\"unknown\",\
+destination_service=\"reviews.default.svc.cluster.local\",destination_canonical_service=\"unknown\",\
+destination_canonical_revision=\"latest\",destination_service_name=\"reviews\",\
+destination_service_namespace=\"default\",destination_cluster=\"unknown\"";
+
+fn sidecar(yaml: &str) -> (Arc<dyn Observer>, Arc<MeshMetrics>) {
+    let config: SidecarConfig = load(yaml, "metrics-test.yaml").unwrap();
+    observer(&config)
+}
+
+/// One synthetic exchange.
+struct Call {
+    direction: Direction,
+    request: Request<()>,
+    cluster: &'static str,
+    status: Option<u16>,
+    response_headers: HeaderMap,
+    trailers: Option<HeaderMap>,
+    flags: &'static str,
+    duration: Duration,
+    bytes: (u64, u64),
+}
+
+impl Call {
+    fn outbound(authority: &str) -> Call {
+        let request = Request::get(format!("http://{authority}/reviews/0")).body(()).unwrap();
+        Call::new(Direction::Outbound, request, "outbound|9080||reviews.default.svc.cluster.local")
+    }
+
+    fn inbound(host: &str) -> Call {
+        let request = Request::get("/reviews/0").header("host", host).body(()).unwrap();
+        Call::new(Direction::Inbound, request, "inbound|9080||")
+    }
+
+    fn new(direction: Direction, request: Request<()>, cluster: &'static str) -> Call {
+        Call {
+            direction,
+            request,
+            cluster,
+            status: Some(200),
+            response_headers: HeaderMap::new(),
+            trailers: None,
+            flags: "-",
+            duration: Duration::from_micros(7_400),
+            bytes: (0, 295),
+        }
+    }
+
+    fn header(mut self, name: &'static str, value: &str) -> Call {
+        self.request.headers_mut().insert(name, HeaderValue::from_str(value).unwrap());
+        self
+    }
+
+    /// Runs the exchange and returns the request head as forwarded.
+    fn run(self, observer: &dyn Observer) -> http::request::Parts {
+        let (mut head, ()) = self.request.into_parts();
+        let peer: SocketAddr = "10.0.0.9:40000".parse().unwrap();
+        let local: SocketAddr = "10.0.0.1:15006".parse().unwrap();
+        let mut view = RequestView {
+            direction: self.direction,
+            head: &mut head,
+            peer,
+            local,
+            upstream_cluster: self.cluster,
+            started: SystemTime::now(),
+        };
+        let mut observation = observer.request(&mut view);
+        if let Some(status) = self.status {
+            observation.response(&ResponseView {
+                status: StatusCode::from_u16(status).unwrap(),
+                version: Version::HTTP_11,
+                headers: &self.response_headers,
+                upstream: None,
+            });
+        }
+        observation.complete(&Completion {
+            request_body_bytes: self.bytes.0,
+            response_body_bytes: self.bytes.1,
+            trailers: self.trailers.as_ref(),
+            response_flags: self.flags,
+            duration: self.duration,
+        });
+        head
+    }
+}
+
+fn assert_lines(text: &str, expected: &[String]) {
+    for line in expected {
+        assert!(text.lines().any(|l| l == line), "missing line\n{line}\nin\n{text}");
+    }
+}
+
+fn grpc_headers(status: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("grpc-status", HeaderValue::from_str(status).unwrap());
+    headers
+}
+
+/// The samples of `family` as label maps, for PromQL-style matching.
+fn series(text: &str, family: &str) -> Vec<BTreeMap<String, String>> {
+    let mut found = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, rest)) = line.split_once('{') else { continue };
+        if name != family {
+            continue;
+        }
+        let (labels, _value) = rest.rsplit_once("} ").unwrap();
+        let mut map = BTreeMap::new();
+        for pair in labels.split("\",") {
+            let (key, value) = pair.split_once("=\"").unwrap();
+            map.insert(key.to_owned(), value.trim_end_matches('"').to_owned());
+        }
+        found.push(map);
+    }
+    found
+}
+
+/// Every sample belongs to the family typed above it, with Istio's suffixes, and carries a
+/// number: what both Prometheus parsers (OpenMetrics and the classic text format) need.
+fn assert_exposition_is_well_formed(text: &str) {
+    let mut family: Option<(&str, &str)> = None;
+    for line in text.lines() {
+        if let Some(typed) = line.strip_prefix("# TYPE ") {
+            family = typed.split_once(' ');
+            continue;
+        }
+        if line.starts_with('#') {
+            continue;
+        }
+        let (family, kind) = family.expect("a sample before any # TYPE line");
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            other => panic!("unexpected type {other}"),
+        };
+        let sample = line.split(['{', ' ']).next().unwrap();
+        assert!(
+            suffixes.iter().any(|suffix| sample == format!("{family}{suffix}")),
+            "{sample} is not a {kind} sample of {family}"
+        );
+        let number = line.rsplit(' ').next().unwrap();
+        assert!(number.parse::<f64>().is_ok(), "{line}");
+    }
+}

@@ -1,0 +1,130 @@
+//! A byte-counting wrapper around a connection.
+//!
+//! Istio's TCP metrics (`istio_tcp_sent_bytes_total`, …) and the byte counts of upgraded
+//! (WebSocket) exchanges are wire bytes, which only the IO layer sees. Wrapping the IO rather
+//! than counting in the HTTP layer also covers what hyper hands over after a `101`: the
+//! upgraded stream is this same IO, so a tunnel's bytes are counted by the connection that
+//! carried it, and the closing report runs when the last owner drops it.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Called once when the IO is dropped, with `(sent, received)` bytes.
+pub(crate) type OnClose = Box<dyn FnOnce(u64, u64) + Send>;
+
+/// Counts bytes read and written through `inner`.
+pub(crate) struct CountingIo<T> {
+    inner: T,
+    received: u64,
+    sent: u64,
+    on_close: Option<OnClose>,
+}
+
+impl<T> CountingIo<T> {
+    pub(crate) fn new(inner: T, on_close: Option<OnClose>) -> CountingIo<T> {
+        CountingIo { inner, received: 0, sent: 0, on_close }
+    }
+
+    /// Bytes read from `inner`.
+    pub(crate) fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Bytes written to `inner`.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent
+    }
+}
+
+impl<T> Drop for CountingIo<T> {
+    fn drop(&mut self) {
+        if let Some(on_close) = self.on_close.take() {
+            on_close(self.sent, self.received);
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for CountingIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            self.received += (buf.filled().len() - before) as u64;
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for CountingIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(written)) = polled {
+            self.sent += written as u64;
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(written)) = polled {
+            self.sent += written as u64;
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn counts_both_ways_and_reports_on_drop() {
+        let (near, mut far) = tokio::io::duplex(64);
+        let report = Arc::new(Mutex::new(None));
+        let sink = report.clone();
+        let on_close: OnClose = Box::new(move |sent, received| {
+            if let Ok(mut slot) = sink.lock() {
+                *slot = Some((sent, received));
+            }
+        });
+        let mut io = CountingIo::new(near, Some(on_close));
+        io.write_all(b"hello").await.unwrap_or_else(|e| panic!("{e}"));
+        far.write_all(b"abc").await.unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = [0u8; 3];
+        io.read_exact(&mut buf).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((io.sent(), io.received()), (5, 3));
+        drop(io);
+        assert_eq!(*report.lock().unwrap_or_else(|e| e.into_inner()), Some((5, 3)));
+    }
+}

@@ -1,0 +1,271 @@
+//! Forwarding one request upstream and its response back, with the observers watching.
+//!
+//! The order of steps is the point of this layer:
+//!
+//! 1. route the request ([`Router`]); strip hop-by-hop headers; set `x-forwarded-proto`; for
+//!    an absolute-form request set `Host` to the URI's authority (RFC 9112 §3.2.2);
+//! 2. let the observers see the request, and change its headers, **before** it is forwarded
+//!    (trace context, `x-request-id`); they see the URI as the client sent it;
+//! 3. send it through a pooled client: HTTP/2 with prior knowledge when the client spoke
+//!    HTTP/2 (gRPC needs trailers and streams end to end), HTTP/1.1 otherwise; request and
+//!    response bodies stream frame by frame, counted, trailers included;
+//! 4. relay the response head (hop-by-hop headers stripped) and let the observers see it; the
+//!    response body completes the exchange when it ends ([`Exchange`]);
+//! 5. or answer as Envoy would when forwarding failed ([`local_reply`](super::local_reply)),
+//!    observed the same way.
+//!
+//! An `Upgrade` whose upstream answers `101` continues in [`upgrade`](super::upgrade).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::header::{self, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpInfo;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::connect::{ConnectError, ConnectSettings, Connector};
+use super::drain::Drain;
+use super::exchange::{BodyCounter, Exchange, RequestBody, ResponseBody, Unobserved, shielded};
+use super::headers;
+use super::listener::{ConnectionInfo, Handler};
+use super::local_reply::{self, Failure};
+use super::upgrade;
+use super::upstream::{Route, Router};
+use crate::observe::{Observer, RequestView};
+
+type UpstreamClient = Client<Connector, RequestBody>;
+
+/// How the forwarder talks to upstreams.
+#[derive(Debug, Clone)]
+pub(crate) struct ForwardSettings {
+    pub(crate) connect: ConnectSettings,
+    /// Longest wait for the upstream's response head; `None` waits as long as it takes.
+    pub(crate) upstream_timeout: Option<Duration>,
+    /// How long an idle pooled upstream connection is kept.
+    pub(crate) pool_idle_timeout: Duration,
+}
+
+/// The inbound or outbound listener's request handler.
+pub(crate) struct Forwarder {
+    router: Arc<Router>,
+    http1: UpstreamClient,
+    http2: UpstreamClient,
+    observer: Arc<dyn Observer>,
+    upstream_timeout: Option<Duration>,
+    /// Upgrade tunnels outlive their request; they take part in draining through this.
+    drain: Drain,
+}
+
+impl Forwarder {
+    pub(crate) fn new(
+        router: Router,
+        observer: Arc<dyn Observer>,
+        settings: ForwardSettings,
+        drain: Drain,
+    ) -> Forwarder {
+        let router = Arc::new(router);
+        let connector = Connector::new(router.clone(), settings.connect);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.timer(TokioTimer::new()).pool_timer(TokioTimer::new());
+        builder.pool_idle_timeout(settings.pool_idle_timeout);
+        let http1 = builder.build(connector.clone());
+        let http2 = builder.http2_only(true).build(connector);
+        Forwarder {
+            router,
+            http1,
+            http2,
+            observer,
+            upstream_timeout: settings.upstream_timeout,
+            drain,
+        }
+    }
+
+    async fn forward(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        connection: ConnectionInfo,
+    ) -> Response<ResponseBody> {
+        let clock = Instant::now();
+        let started = SystemTime::now();
+        let (mut head, body) = request.into_parts();
+        // hyper keeps the handle to the upgraded connection in the request's extensions.
+        let downstream = if headers::is_upgrade_request(&head) {
+            head.extensions.remove::<OnUpgrade>()
+        } else {
+            None
+        };
+        let version = head.version;
+        let grpc = head.headers.get(header::CONTENT_TYPE).is_some_and(is_grpc);
+        let route = self.router.route(&head);
+        headers::strip_request(&mut head.headers, downstream.is_some());
+        headers::add_forwarded_proto(&mut head.headers);
+        if version != Version::HTTP_2
+            && let Some(authority) = head.uri.authority()
+            && let Ok(host) = HeaderValue::from_str(authority.as_str())
+        {
+            head.headers.insert(header::HOST, host);
+        }
+
+        let counter = Arc::new(BodyCounter::default());
+        let cluster = route.as_ref().map_or("-", |route| route.cluster.as_str());
+        let observation = {
+            let mut view = RequestView {
+                direction: self.router.direction(),
+                head: &mut head,
+                peer: connection.peer,
+                local: connection.local,
+                upstream_cluster: cluster,
+                started,
+            };
+            shielded("request", || self.observer.request(&mut view))
+        };
+        let observation = observation.unwrap_or_else(|| Box::new(Unobserved));
+        let exchange = Exchange::new(observation, clock, counter.clone());
+
+        let Some(route) = route else {
+            return local_reply::respond(Failure::NoRoute, exchange, grpc, version, None);
+        };
+        let Some(uri) = upstream_uri(&route, &head.uri) else {
+            return local_reply::respond(Failure::BadRequest, exchange, grpc, version, None);
+        };
+        head.uri = uri;
+        let client = if version == Version::HTTP_2 {
+            &self.http2
+        } else {
+            head.version = Version::HTTP_11;
+            &self.http1
+        };
+        let request = Request::from_parts(head, RequestBody::new(body, counter.clone()));
+        let sent = client.request(request);
+        let result = match self.upstream_timeout {
+            Some(limit) => match tokio::time::timeout(limit, sent).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return local_reply::respond(Failure::Timeout, exchange, grpc, version, None);
+                }
+            },
+            None => sent.await,
+        };
+        let mut response = match result {
+            Ok(response) => response,
+            Err(error) => return failed(&error, &counter, exchange, grpc, version),
+        };
+        if let Some(downstream) = downstream
+            && response.status() == StatusCode::SWITCHING_PROTOCOLS
+        {
+            let upstream = hyper::upgrade::on(&mut response);
+            return upgrade::splice(response, downstream, upstream, exchange, self.drain.clone());
+        }
+        relay(response, exchange, version)
+    }
+}
+
+impl Handler for Forwarder {
+    fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        connection: ConnectionInfo,
+    ) -> impl Future<Output = Response<ResponseBody>> + Send + 'static {
+        self.forward(request, connection)
+    }
+}
+
+/// Envoy's `isGrpcContentType`: `application/grpc`, `application/grpc+proto`, … (not gRPC-Web).
+fn is_grpc(content_type: &HeaderValue) -> bool {
+    let value = content_type.as_bytes();
+    match value.strip_prefix(b"application/grpc") {
+        Some(rest) => rest.is_empty() || rest[0] == b'+' || rest[0] == b';',
+        None => false,
+    }
+}
+
+/// `http://<route authority><path and query>`: the pool key, and what hyper writes as
+/// `:authority` (HTTP/2) or turns into origin form (HTTP/1).
+fn upstream_uri(route: &Route, uri: &Uri) -> Option<Uri> {
+    let path = uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(route.authority.clone())
+        .path_and_query(path)
+        .build()
+        .ok()
+}
+
+/// Sends the upstream's response head downstream; the body streams behind it.
+fn relay(
+    response: Response<Incoming>,
+    mut exchange: Exchange,
+    version: Version,
+) -> Response<ResponseBody> {
+    let (mut head, body) = response.into_parts();
+    let upstream = head.extensions.get::<HttpInfo>().map(HttpInfo::remote_addr);
+    headers::strip_response(&mut head.headers, false);
+    head.version = version;
+    exchange.response(head.status, version, &head.headers, upstream);
+    Response::from_parts(head, ResponseBody::upstream(body, exchange))
+}
+
+/// Maps a failed upstream exchange to Envoy's answer.
+fn failed(
+    error: &hyper_util::client::legacy::Error,
+    counter: &BodyCounter,
+    exchange: Exchange,
+    grpc: bool,
+    version: Version,
+) -> Response<ResponseBody> {
+    let mut upstream = None;
+    if let Some(connected) = error.connect_info() {
+        let mut extensions = http::Extensions::new();
+        connected.get_extras(&mut extensions);
+        upstream = extensions.get::<HttpInfo>().map(HttpInfo::remote_addr);
+    }
+    if counter.failed() {
+        // The client's own request body broke off: nobody is left to answer. Dropping the
+        // exchange completes it with `DC`.
+        tracing::debug!(%error, "downstream request body failed");
+        drop(exchange);
+        let mut response = Response::new(ResponseBody::empty());
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        return response;
+    }
+    let failure = if error.is_connect() {
+        let attempts = connect_attempts(error);
+        Failure::Unreachable { retried: attempts > 1 }
+    } else {
+        Failure::ConnectionTermination
+    };
+    tracing::debug!(%error, ?failure, "upstream request failed");
+    local_reply::respond(failure, exchange, grpc, version, upstream)
+}
+
+/// How many connects the connector tried, from the error's source chain.
+fn connect_attempts(error: &(dyn std::error::Error + 'static)) -> u32 {
+    let mut source = Some(error);
+    while let Some(current) = source {
+        if let Some(connect) = current.downcast_ref::<ConnectError>() {
+            return connect.attempts;
+        }
+        source = current.source();
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_content_types() {
+        let grpc = |text: &'static str| is_grpc(&HeaderValue::from_static(text));
+        assert!(grpc("application/grpc"));
+        assert!(grpc("application/grpc+proto"));
+        assert!(grpc("application/grpc; charset=utf-8"));
+        assert!(!grpc("application/grpc-web"));
+        assert!(!grpc("application/json"));
+    }
+}

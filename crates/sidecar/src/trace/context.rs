@@ -1,0 +1,191 @@
+//! Trace context in and out: read the caller's context, make this proxy span's context, and
+//! write it into the forwarded request so that the next hop sees **this proxy's span** as its
+//! parent.
+//!
+//! * Inbound, the forwarded request goes to the app: its `traceparent` carries the SERVER span,
+//!   so the app's own spans, and through them its outbound calls, become children of it.
+//! * Outbound, the forwarded request goes to the next service: its `traceparent` carries the
+//!   CLIENT span, the parent of the next sidecar's SERVER span.
+//!
+//! Every trace format is read ([`extract_formats`]; precedence as in
+//! [`propagation::propagator`]). On the way out the configured formats are written, plus every
+//! trace format the request arrived with, so no stale header with the caller's span id is
+//! forwarded: B3 in gives W3C and B3 out.
+//! Following the W3C specification where Envoy does not: an invalid `traceparent` restarts the
+//! trace (Envoy records nothing and forwards it), the Level 2 random flag is kept (Envoy drops
+//! it), and `tracestate` is forwarded within its limits (32 members, 512 characters, whole
+//! entries removed, large ones first). Baggage is passed through as received, within the W3C
+//! limits. `x-request-id` is kept, or generated when absent (Envoy does both for internal
+//! requests), and always forwarded.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use propagation::tracestate::{self, TraceState};
+use propagation::{
+    Extracted, Outgoing, Propagator, Propagators, SpanContext, SpanId, TraceFlags, TraceId, b3,
+    baggage, extract, inject, request_id, traceparent,
+};
+use rand::Rng;
+
+/// The trace formats a sidecar reads: all of them. Baggage is not parsed here: it is passed
+/// through as received ([`write()`]).
+pub(crate) fn extract_formats() -> Propagators {
+    Propagator::ALL.into_iter().filter(|format| *format != Propagator::Baggage).collect()
+}
+
+/// `x-envoy-decorator-operation`: the caller's operation name for the span.
+pub(crate) const DECORATOR_OPERATION: HeaderName =
+    HeaderName::from_static("x-envoy-decorator-operation");
+
+/// What a request carried.
+pub(crate) struct Incoming {
+    /// The propagation headers.
+    pub(crate) extracted: Extracted,
+    /// The received `x-request-id`, or a generated one.
+    pub(crate) request_id: String,
+    /// Whether [`request_id`](Self::request_id) was generated here.
+    pub(crate) generated_request_id: bool,
+}
+
+/// Reads a request's propagation headers and request id; generates the id when it is absent
+/// or not text.
+pub(crate) fn read(headers: &HeaderMap, rng: &mut impl Rng) -> Incoming {
+    let extracted = extract(headers, extract_formats());
+    let received = headers
+        .get(request_id::HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|id| !id.is_empty());
+    match received {
+        Some(id) => Incoming { extracted, request_id: id.to_owned(), generated_request_id: false },
+        None => Incoming {
+            extracted,
+            request_id: request_id::generate(rng.random()),
+            generated_request_id: true,
+        },
+    }
+}
+
+/// This proxy's span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ProxySpan {
+    /// The span's own context: the trace, this span's id, the flags it forwards.
+    pub(crate) context: SpanContext,
+    /// The parent span, if the trace continues one.
+    pub(crate) parent: Option<SpanId>,
+    /// The `tracestate` forwarded with the context.
+    pub(crate) tracestate: TraceState,
+    /// B3 debug, forwarded as it came.
+    pub(crate) b3_debug: bool,
+}
+
+/// The span of a request whose caller sent `parent` (or nothing), sampled or not: a child
+/// of the parent in the same trace with the random flag kept, or the root of a new trace
+/// whose id is random (so the random flag is set, as W3C Level 2 asks).
+pub(crate) fn new_span(
+    parent: Option<SpanContext>,
+    tracestate: &TraceState,
+    b3_debug: bool,
+    sampled: bool,
+    rng: &mut impl Rng,
+) -> ProxySpan {
+    let span_id = random_span_id(rng);
+    match parent {
+        Some(parent) => {
+            let mut tracestate = tracestate.clone();
+            tracestate.truncate(tracestate::MAX_HEADER_LEN);
+            ProxySpan {
+                context: SpanContext::new(
+                    parent.trace_id,
+                    span_id,
+                    parent.flags.with_sampled(sampled),
+                ),
+                parent: Some(parent.span_id),
+                tracestate,
+                b3_debug,
+            }
+        }
+        None => ProxySpan {
+            context: SpanContext::new(
+                random_trace_id(rng),
+                span_id,
+                TraceFlags::new(sampled, true),
+            ),
+            parent: None,
+            tracestate: TraceState::new(),
+            b3_debug,
+        },
+    }
+}
+
+/// A random, non-zero trace id.
+fn random_trace_id(rng: &mut impl Rng) -> TraceId {
+    loop {
+        if let Some(id) = TraceId::from_u128(rng.random()) {
+            return id;
+        }
+    }
+}
+
+/// A random, non-zero span id.
+fn random_span_id(rng: &mut impl Rng) -> SpanId {
+    loop {
+        if let Some(id) = SpanId::from_u64(rng.random()) {
+            return id;
+        }
+    }
+}
+
+/// The trace formats to write: the configured ones plus every one the request carries.
+pub(crate) fn outgoing_formats(configured: Propagators, headers: &HeaderMap) -> Propagators {
+    let mut formats = configured;
+    if headers.contains_key(traceparent::HEADER) {
+        formats = formats.with(Propagator::TraceContext);
+    }
+    if headers.contains_key(b3::SINGLE_HEADER) {
+        formats = formats.with(Propagator::B3Single);
+    }
+    let multi = [b3::TRACE_ID_HEADER, b3::SPAN_ID_HEADER, b3::SAMPLED_HEADER, b3::FLAGS_HEADER];
+    if multi.iter().any(|name| headers.contains_key(name)) {
+        formats = formats.with(Propagator::B3Multi);
+    }
+    formats
+}
+
+/// Writes `span` into the forwarded request: the trace formats of [`outgoing_formats`], the
+/// baggage passed through (when `configured` has it), and `request_id`.
+pub(crate) fn write(
+    span: &ProxySpan,
+    configured: Propagators,
+    request_id: &str,
+    headers: &mut HeaderMap,
+) {
+    let formats = outgoing_formats(configured, headers);
+    let outgoing = Outgoing::new(span.context)
+        .with_tracestate(&span.tracestate)
+        .with_parent_span_id(span.parent)
+        .with_debug(span.b3_debug);
+    let trace_formats: Propagators =
+        formats.iter().filter(|format| *format != Propagator::Baggage).collect();
+    inject(&outgoing, trace_formats, headers);
+    if configured.contains(Propagator::Baggage) {
+        match baggage::pass_through(headers).0 {
+            Some(value) => {
+                headers.insert(baggage::HEADER, value);
+            }
+            None => {
+                headers.remove(baggage::HEADER);
+            }
+        }
+    }
+    write_request_id(request_id, headers);
+}
+
+/// Sets `x-request-id` (replacing every value received).
+pub(crate) fn write_request_id(request_id: &str, headers: &mut HeaderMap) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(request_id::HEADER, value);
+    }
+}
+
+#[cfg(test)]
+mod tests;

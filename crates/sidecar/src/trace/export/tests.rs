@@ -1,0 +1,123 @@
+use std::sync::Mutex;
+
+use futures_util::future::BoxFuture;
+use otlp::proto::trace::v1::Span;
+use pipeline::component::NoLifecycle;
+use pipeline::{ConsumeError, Consumer};
+
+use super::*;
+
+/// Records batches; refuses them while `refuse` is set.
+#[derive(Default)]
+struct Recorder {
+    batches: Mutex<Vec<ExportTraceServiceRequest>>,
+    refuse: Mutex<bool>,
+}
+
+impl Recorder {
+    fn sizes(&self) -> Vec<usize> {
+        let batches = self.batches.lock().unwrap();
+        batches.iter().map(|b| b.resource_spans[0].scope_spans[0].spans.len()).collect()
+    }
+}
+
+impl Consumer for Recorder {
+    fn consume(&self, batch: Batch) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(async move {
+            if *self.refuse.lock().unwrap() {
+                return Err(ConsumeError::exhausted("queue full", Duration::from_secs(1)));
+            }
+            self.batches.lock().unwrap().push(batch.into_traces().unwrap());
+            Ok(())
+        })
+    }
+}
+
+fn queue(recorder: &Arc<Recorder>, buffer: usize) -> (SpanSink, ExportQueue, TraceMetrics) {
+    let metrics = TraceMetrics::default();
+    let exporter = BuiltExporter { consumer: recorder.clone(), lifecycle: Box::new(NoLifecycle) };
+    let settings = BatchSettings { buffer, max_spans: 512, timeout: Duration::from_secs(1) };
+    let (sink, queue) =
+        export_queue("test".into(), exporter, Resource::default(), settings, &metrics);
+    (sink, queue, metrics)
+}
+
+fn span(i: u64) -> Span {
+    Span { span_id: i.to_be_bytes().to_vec(), name: format!("span {i}"), ..Default::default() }
+}
+
+/// Lets the export task run until it waits again.
+async fn settle() {
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn batches_are_sent_at_512_spans_or_after_one_second() {
+    let recorder = Arc::new(Recorder::default());
+    let (sink, mut queue, metrics) = queue(&recorder, 4096);
+    queue.start().await.unwrap();
+    for i in 0..1100 {
+        sink.submit(span(i));
+    }
+    settle().await;
+    assert_eq!(recorder.sizes(), vec![512, 512], "full batches go at once");
+    tokio::time::advance(Duration::from_millis(999)).await;
+    settle().await;
+    assert_eq!(recorder.sizes().len(), 2, "the rest waits up to a second");
+    tokio::time::advance(Duration::from_millis(2)).await;
+    settle().await;
+    assert_eq!(recorder.sizes(), vec![512, 512, 76]);
+    assert_eq!(metrics.spans_exported(), 1100);
+    queue.shutdown(Instant::now() + Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_sends_what_is_buffered_and_later_spans_are_counted() {
+    let recorder = Arc::new(Recorder::default());
+    let (sink, mut queue, metrics) = queue(&recorder, 4096);
+    queue.start().await.unwrap();
+    for i in 0..10 {
+        sink.submit(span(i));
+    }
+    queue.shutdown(Instant::now() + Duration::from_secs(5)).await;
+    assert_eq!(recorder.sizes(), vec![10]);
+    sink.submit(span(99));
+    assert_eq!(metrics.spans_dropped(DropReason::Shutdown), 1);
+}
+
+#[tokio::test]
+async fn a_full_buffer_drops_and_counts_without_waiting() {
+    let recorder = Arc::new(Recorder::default());
+    // Not started: nothing drains the buffer.
+    let (sink, mut queue, metrics) = queue(&recorder, 4);
+    let started = Instant::now();
+    for i in 0..10 {
+        sink.submit(span(i));
+    }
+    assert!(started.elapsed() < Duration::from_millis(100));
+    assert_eq!(metrics.spans_dropped(DropReason::BufferFull), 6);
+    queue.shutdown(Instant::now() + Duration::from_secs(1)).await;
+    assert_eq!(metrics.spans_dropped(DropReason::Shutdown), 4, "buffered, never sent");
+    assert!(recorder.sizes().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn refused_batches_are_dropped_and_counted() {
+    let recorder = Arc::new(Recorder::default());
+    *recorder.refuse.lock().unwrap() = true;
+    let (sink, mut queue, metrics) = queue(&recorder, 4096);
+    queue.start().await.unwrap();
+    for i in 0..600 {
+        sink.submit(span(i));
+    }
+    settle().await;
+    assert_eq!(metrics.spans_dropped(DropReason::ExportRefused), 512);
+    *recorder.refuse.lock().unwrap() = false;
+    tokio::time::advance(Duration::from_secs(2)).await;
+    settle().await;
+    assert_eq!(recorder.sizes(), vec![88]);
+    assert_eq!(metrics.spans_exported(), 88);
+    queue.shutdown(Instant::now() + Duration::from_secs(1)).await;
+}

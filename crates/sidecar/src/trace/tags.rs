@@ -1,0 +1,348 @@
+//! The span's attributes and status, as Envoy's OpenTelemetry tracer writes them for an Istio
+//! sidecar (mesh-tracing-spec §1.3, §1.4, §1.7, §2.4). Every tag is a string attribute.
+//!
+//! * Envoy's tags: `node_id`, `zone`, `guid:x-request-id`, `guid:x-client-trace-id`,
+//!   `http.url` (`<scheme>://<host><path>`, path cut at `max_path_tag_length`), `http.method`,
+//!   `http.protocol`, `downstream_cluster`, `user_agent`, `request_size`, `response_size`,
+//!   `peer.address` (the downstream peer, `ip:port` as the newest Envoy writes it),
+//!   `upstream_address`, `upstream_cluster`, `upstream_cluster.name`, `http.status_code` (`0`
+//!   without a response), `response_flags`, `component=proxy`, `error=true` (no response, a
+//!   5xx, or a gRPC server-error status), and for gRPC `grpc.path`, `grpc.authority`,
+//!   `grpc.content_type`, `grpc.timeout`, `grpc.status_code`, `grpc.message`;
+//! * `istio.*` when `enableIstioTags`, custom tags (literal, environment, request header; an
+//!   empty value sets no tag), and `meshtrace.stitched=true` on a stitched span.
+//!
+//! Status: a 5xx is an error on any span, a 4xx only on a CLIENT span; a gRPC status is an error
+//! on a CLIENT span unless OK, on a SERVER span only for Unknown, DeadlineExceeded,
+//! Unimplemented, Internal, Unavailable and DataLoss. The `error` tag alone sets no status.
+//!
+//! [`RequestInfo::read`] and [`ResponseInfo::read`] copy what the span needs when the heads pass
+//! by; [`span_tags`] is a pure function of them, the direction's [`DirectionTags`] and the
+//! [`Completion`].
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use http::{HeaderMap, Version};
+
+use super::local::{Environment, LocalInfo, istio_tags};
+use crate::config::{DirectionSettings, TagValue, Workload};
+use crate::observe::{Completion, RequestView, ResponseView};
+
+/// An attribute name: static for Envoy's tags, owned for custom ones.
+pub(crate) type Key = Cow<'static, str>;
+
+/// The span kind of a direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Inbound.
+    Server,
+    /// Outbound.
+    Client,
+}
+
+/// The span status Envoy's OpenTelemetry tracer sets (it never sets OK nor a message).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SpanStatus {
+    Unset,
+    Error,
+}
+
+/// A direction's tags fixed at start-up, and how to read the per-request ones.
+#[derive(Clone, Debug)]
+pub(crate) struct DirectionTags {
+    node_id: String,
+    zone: Option<String>,
+    /// `istio.*`, literal and environment tags, resolved.
+    fixed: Vec<(String, String)>,
+    /// Request-header tags: (tag, lowercase header, default).
+    headers: Vec<(String, String, Option<String>)>,
+    max_path_tag_length: usize,
+}
+
+/// What a span needs from the request head.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RequestInfo {
+    pub(crate) method: String,
+    pub(crate) url: String,
+    pub(crate) protocol: &'static str,
+    pub(crate) user_agent: String,
+    pub(crate) downstream_cluster: String,
+    pub(crate) peer_address: String,
+    pub(crate) request_id: String,
+    pub(crate) client_trace_id: Option<String>,
+    pub(crate) upstream_cluster: String,
+    pub(crate) grpc: Option<GrpcRequest>,
+    /// Request-header custom tags, resolved.
+    pub(crate) custom: Vec<(String, String)>,
+    /// The context came from an in-flight inbound request (stitching).
+    pub(crate) stitched: bool,
+}
+
+/// A gRPC request's tags.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GrpcRequest {
+    pub(crate) path: String,
+    pub(crate) authority: String,
+    pub(crate) content_type: String,
+    pub(crate) timeout: Option<String>,
+}
+
+/// What a span needs from the response head.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ResponseInfo {
+    pub(crate) status: u16,
+    pub(crate) upstream: Option<SocketAddr>,
+    /// `grpc-status` / `grpc-message` of a trailers-only response.
+    pub(crate) grpc_status: Option<String>,
+    pub(crate) grpc_message: Option<String>,
+}
+
+/// The attributes and status of one span.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SpanTags {
+    pub(crate) attributes: Vec<(Key, String)>,
+    pub(crate) status: SpanStatus,
+}
+
+// === impl DirectionTags ===
+
+impl DirectionTags {
+    /// The tags of a direction; environment tags are read now, once.
+    pub(crate) fn new(
+        settings: &DirectionSettings,
+        workload: &Workload,
+        local: &LocalInfo,
+        env: &Environment,
+    ) -> DirectionTags {
+        let mut fixed =
+            if settings.enable_istio_tags { istio_tags(workload, local) } else { Vec::new() };
+        let mut headers = Vec::new();
+        for tag in &settings.custom_tags {
+            let value = match &tag.value {
+                TagValue::Literal(value) => Some(value.clone()),
+                TagValue::Environment { name, default_value } => {
+                    env.var(name).or_else(|| default_value.clone())
+                }
+                TagValue::RequestHeader { name, default_value } => {
+                    headers.push((tag.name.clone(), name.clone(), default_value.clone()));
+                    continue;
+                }
+            };
+            fixed.retain(|(name, _)| *name != tag.name);
+            if let Some(value) = value.filter(|value| !value.is_empty()) {
+                fixed.push((tag.name.clone(), value));
+            }
+        }
+        DirectionTags {
+            node_id: local.node_id.clone(),
+            zone: local.zone.clone(),
+            fixed,
+            headers,
+            max_path_tag_length: usize::try_from(settings.max_path_tag_length)
+                .unwrap_or(usize::MAX),
+        }
+    }
+}
+
+// === impl RequestInfo ===
+
+impl RequestInfo {
+    /// Reads the request head as it is forwarded (after propagation headers are written, as
+    /// Envoy's custom tags read it at the end of the stream).
+    pub(crate) fn read(
+        tags: &DirectionTags,
+        view: &RequestView<'_>,
+        stitched: bool,
+    ) -> RequestInfo {
+        let head = &*view.head;
+        let headers = &head.headers;
+        let text = |name: &str| headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()));
+        let host = match head.uri.authority() {
+            Some(authority) => authority.as_str().to_owned(),
+            None => text("host").map(Cow::into_owned).unwrap_or_default(),
+        };
+        let scheme = text("x-forwarded-proto")
+            .map(Cow::into_owned)
+            .or_else(|| head.uri.scheme_str().map(str::to_owned))
+            .unwrap_or_else(|| "http".to_owned());
+        let path = text("x-envoy-original-path")
+            .map(Cow::into_owned)
+            .or_else(|| head.uri.path_and_query().map(|p| p.as_str().to_owned()))
+            .unwrap_or_else(|| "/".to_owned());
+        let path = truncate(&path, tags.max_path_tag_length);
+        let content_type = text("content-type").unwrap_or_default();
+        let grpc = content_type.starts_with("application/grpc").then(|| GrpcRequest {
+            path: head.uri.path().to_owned(),
+            authority: host.clone(),
+            content_type: content_type.clone().into_owned(),
+            timeout: text("grpc-timeout").map(Cow::into_owned),
+        });
+        let mut custom = Vec::new();
+        for (tag, header, default) in &tags.headers {
+            let value = text(header).map(Cow::into_owned).or_else(|| default.clone());
+            if let Some(value) = value.filter(|value| !value.is_empty()) {
+                custom.push((tag.clone(), value));
+            }
+        }
+        RequestInfo {
+            method: head.method.as_str().to_owned(),
+            url: format!("{scheme}://{host}{path}"),
+            protocol: protocol(head.version),
+            user_agent: text("user-agent").map_or_else(|| "-".to_owned(), Cow::into_owned),
+            downstream_cluster: text("x-envoy-downstream-service-cluster")
+                .map_or_else(|| "-".to_owned(), Cow::into_owned),
+            peer_address: view.peer.to_string(),
+            request_id: text("x-request-id").map(Cow::into_owned).unwrap_or_default(),
+            client_trace_id: text("x-client-trace-id").map(Cow::into_owned),
+            upstream_cluster: view.upstream_cluster.to_owned(),
+            grpc,
+            custom,
+            stitched,
+        }
+    }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Envoy's `http.protocol` values.
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "-",
+    }
+}
+
+// === impl ResponseInfo ===
+
+impl ResponseInfo {
+    /// Reads the response head.
+    pub(crate) fn read(view: &ResponseView<'_>) -> ResponseInfo {
+        let (grpc_status, grpc_message) = grpc_response(view.headers);
+        ResponseInfo {
+            status: view.status.as_u16(),
+            upstream: view.upstream,
+            grpc_status,
+            grpc_message,
+        }
+    }
+}
+
+/// `grpc-status` and `grpc-message` of a header block.
+fn grpc_response(headers: &HeaderMap) -> (Option<String>, Option<String>) {
+    let text = |name: &str| {
+        headers.get(name).map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+    };
+    (text("grpc-status"), text("grpc-message"))
+}
+
+/// gRPC statuses that are the server's fault: `error=true` on any span (Envoy
+/// `addGrpcResponseTags`).
+const GRPC_SERVER_ERRORS: [u32; 7] = [2, 4, 8, 12, 13, 14, 15];
+/// gRPC statuses that make a SERVER span's status ERROR (ResourceExhausted is not one).
+const GRPC_SERVER_STATUS_ERRORS: [u32; 6] = [2, 4, 12, 13, 14, 15];
+
+/// The attributes and status of a span.
+pub(crate) fn span_tags(
+    tags: &DirectionTags,
+    kind: Kind,
+    request: &RequestInfo,
+    response: Option<&ResponseInfo>,
+    completion: &Completion<'_>,
+) -> SpanTags {
+    let mut out: Vec<(Key, String)> = Vec::with_capacity(32);
+    let mut add = |key: &'static str, value: String| out.push((Cow::Borrowed(key), value));
+    add("node_id", tags.node_id.clone());
+    if let Some(zone) = &tags.zone {
+        add("zone", zone.clone());
+    }
+    if !request.request_id.is_empty() {
+        add("guid:x-request-id", request.request_id.clone());
+    }
+    if let Some(client) = &request.client_trace_id {
+        add("guid:x-client-trace-id", client.clone());
+    }
+    add("http.url", request.url.clone());
+    add("http.method", request.method.clone());
+    add("http.protocol", request.protocol.to_owned());
+    add("downstream_cluster", request.downstream_cluster.clone());
+    add("user_agent", request.user_agent.clone());
+    add("request_size", completion.request_body_bytes.to_string());
+    add("response_size", completion.response_body_bytes.to_string());
+    add("peer.address", request.peer_address.clone());
+    if let Some(upstream) = response.and_then(|r| r.upstream) {
+        add("upstream_address", upstream.to_string());
+    }
+    add("upstream_cluster", request.upstream_cluster.clone());
+    add("upstream_cluster.name", request.upstream_cluster.clone());
+    let status_code = response.map(|r| r.status);
+    add("http.status_code", status_code.unwrap_or(0).to_string());
+    add("response_flags", completion.response_flags.to_owned());
+    add("component", "proxy".to_owned());
+    let mut error = status_code.is_none_or(|code| code >= 500);
+    let mut grpc_code = None;
+    if let Some(grpc) = &request.grpc {
+        add("grpc.path", grpc.path.clone());
+        add("grpc.authority", grpc.authority.clone());
+        add("grpc.content_type", grpc.content_type.clone());
+        if let Some(timeout) = &grpc.timeout {
+            add("grpc.timeout", timeout.clone());
+        }
+        let (status, message) = match completion.trailers.filter(|t| !t.is_empty()) {
+            Some(trailers) => grpc_response(trailers),
+            None => {
+                response.map_or((None, None), |r| (r.grpc_status.clone(), r.grpc_message.clone()))
+            }
+        };
+        grpc_code = status.as_deref().and_then(|s| s.trim().parse::<u32>().ok());
+        error |= grpc_code.is_some_and(|code| GRPC_SERVER_ERRORS.contains(&code));
+        if let Some(status) = status {
+            add("grpc.status_code", status);
+        }
+        if let Some(message) = message {
+            add("grpc.message", message);
+        }
+    }
+    if error {
+        add("error", "true".to_owned());
+    }
+    if request.stitched {
+        add("meshtrace.stitched", "true".to_owned());
+    }
+    for (key, value) in tags.fixed.iter().chain(&request.custom) {
+        out.retain(|(existing, _)| existing != key);
+        out.push((Cow::Owned(key.clone()), value.clone()));
+    }
+    SpanTags { attributes: out, status: status(kind, status_code, grpc_code) }
+}
+
+/// Envoy's OpenTelemetry span status rules.
+fn status(kind: Kind, http: Option<u16>, grpc: Option<u32>) -> SpanStatus {
+    let http_error = match http {
+        Some(code) if code >= 500 => true,
+        Some(400..=499) => kind == Kind::Client,
+        _ => false,
+    };
+    let grpc_error = match (kind, grpc) {
+        (Kind::Client, Some(code)) => code != 0,
+        (Kind::Server, Some(code)) => GRPC_SERVER_STATUS_ERRORS.contains(&code),
+        (_, None) => false,
+    };
+    if http_error || grpc_error { SpanStatus::Error } else { SpanStatus::Unset }
+}
+
+#[cfg(test)]
+mod tests;

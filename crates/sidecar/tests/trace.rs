@@ -1,0 +1,666 @@
+//! Tracing end to end without a proxy: the tracing [`Observer`] is driven with realistic
+//! request heads (a caller → inbound → app → outbound chain), and its spans go through the
+//! collector's real OTLP exporters to the collector's real `otlp` receiver on 127.0.0.1:0.
+//! Checked: span kinds, names, parent ids, tags, resource; the forwarded headers name the
+//! proxy's span as the next parent; stitching on and off; a dead collector never slows a
+//! request and its spans are dropped and counted once the buffers are full.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a broken fixture should fail the test loudly"
+)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::future::BoxFuture;
+use http::{HeaderMap, Request, StatusCode, Version};
+use otlp::proto::common::v1::any_value;
+use otlp::proto::trace::v1::span::SpanKind;
+use otlp::proto::trace::v1::status::StatusCode as OtlpStatus;
+use otlp::proto::trace::v1::{ResourceSpans, Span};
+use otlp::{Batch, Signal};
+use pipeline::health::HealthReporter;
+use pipeline::telemetry::Telemetry;
+use pipeline::{BuildContext, ComponentId, ConsumeError, Consumer, Kind, Lifecycle};
+use receivers::OtlpReceiverFactory;
+use receivers::otlp::OtlpReceiver;
+use sidecar::config::{SidecarConfig, load};
+use sidecar::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
+use sidecar::trace::{DropReason, Environment, TracingOptions, TracingRuntime, observer_with};
+
+/// Every wait of a test gets this long before the test fails instead of hanging.
+const STEP: Duration = Duration::from_secs(20);
+
+const COLLECTOR_HOST: &str = "otel-collector.observability.svc.cluster.local";
+
+/// The caller's span: the productpage → reviews call arrives with it.
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER: &str = "00f067aa0ba902b7";
+/// The app's own span (an OpenTelemetry SDK in the app, child of the sidecar's SERVER span).
+const APP_SPAN: &str = "b7ad6b7169203331";
+
+// === the collector ===
+
+/// Records every trace batch it receives.
+#[derive(Default)]
+struct Recorder {
+    batches: Mutex<Vec<Batch>>,
+}
+
+impl Consumer for Recorder {
+    fn consume(&self, batch: Batch) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(async move {
+            self.batches.lock().unwrap().push(batch);
+            Ok(())
+        })
+    }
+}
+
+impl Recorder {
+    fn resource_spans(&self) -> Vec<ResourceSpans> {
+        let batches = self.batches.lock().unwrap().clone();
+        batches.into_iter().flat_map(|b| b.into_traces().unwrap().resource_spans).collect()
+    }
+
+    fn spans(&self) -> Vec<Span> {
+        let resources = self.resource_spans();
+        resources.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans).collect()
+    }
+}
+
+/// A started `otlp` receiver (gRPC and HTTP on loopback) and what it received.
+struct Collector {
+    receiver: OtlpReceiver,
+    traces: Arc<Recorder>,
+    grpc: SocketAddr,
+    http: SocketAddr,
+}
+
+impl Collector {
+    async fn start() -> Collector {
+        let yaml =
+            "protocols:\n  grpc:\n    endpoint: 127.0.0.1:0\n  http:\n    endpoint: 127.0.0.1:0\n";
+        let raw = config::parse_yaml(yaml, "collector.yaml").unwrap();
+        let configured = OtlpReceiverFactory.configure_typed(&raw, "receivers.otlp").unwrap();
+        let traces = Arc::new(Recorder::default());
+        let consumer: Arc<dyn Consumer> = traces.clone();
+        let context = BuildContext {
+            id: ComponentId::new("otlp"),
+            kind: Kind::Receiver,
+            signal: None,
+            next: None,
+            outputs: vec![(Signal::Traces, consumer)],
+            telemetry: Arc::new(Telemetry::new()),
+            health: HealthReporter::new(),
+        };
+        let mut receiver = configured.receiver(&context);
+        within("receiver start", receiver.start()).await.unwrap();
+        let bound = receiver.bound_addresses();
+        let find = |protocol| bound.iter().find(|(p, _)| *p == protocol).unwrap().1;
+        let (grpc, http) = (find("grpc"), find("http"));
+        Collector { receiver, traces, grpc, http }
+    }
+
+    /// Waits until `count` spans arrived, and returns them.
+    async fn spans(&self, count: usize) -> Vec<Span> {
+        eventually(&format!("{count} spans at the collector"), || {
+            self.traces.spans().len() >= count
+        })
+        .await;
+        self.traces.spans()
+    }
+
+    async fn stop(mut self) {
+        within("receiver stop", self.receiver.shutdown(Instant::now() + Duration::from_secs(5)))
+            .await;
+    }
+}
+
+async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(STEP, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("{what}: not done within {STEP:?}"),
+    }
+}
+
+/// Polls `condition` until it holds (never a fixed sleep).
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    within(what, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+// === the sidecar ===
+
+/// The productpage sidecar: Istio's OpenTelemetry provider pointing at `collector`, 100 %
+/// sampling, a header custom tag; `protocol` is `grpc` or `http`.
+fn sidecar_config(collector: SocketAddr, protocol: &str, stitching: bool) -> SidecarConfig {
+    let http = if protocol == "http" { ", http: {path: /v1/traces}" } else { "" };
+    let text = format!(
+        "\
+kind: Sidecar
+metadata: {{name: productpage-v1, namespace: default, labels: {{app: productpage, version: v1}}}}
+spec:
+  inbound: {{listen: 0.0.0.0:15006, app: 127.0.0.1:9080}}
+  services: {{{COLLECTOR_HOST}:4317: {collector}}}
+  tracing: {{stitching: {stitching}}}
+---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  meshConfig:
+    defaultConfig: {{tracingServiceName: APP_LABEL_AND_NAMESPACE}}
+    extensionProviders:
+    - name: otel-tracing
+      opentelemetry: {{service: {COLLECTOR_HOST}, port: 4317{http}}}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {{name: mesh-default, namespace: istio-system}}
+spec:
+  tracing:
+  - providers: [{{name: otel-tracing}}]
+    randomSamplingPercentage: 100
+    customTags:
+      user: {{header: {{name: x-user-id, defaultValue: anonymous}}}}
+"
+    );
+    load(&text, "sidecar.yaml").unwrap_or_else(|errors| panic!("{errors}\n{text}"))
+}
+
+fn options() -> TracingOptions {
+    let vars = [("INSTANCE_IP", "10.1.0.5"), ("POD_NAME", "productpage-v1-7d9c")];
+    TracingOptions {
+        environment: Environment::Fixed(
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        ),
+        batch_timeout: Duration::from_millis(100),
+        ..TracingOptions::default()
+    }
+}
+
+async fn start_tracing(
+    config: &SidecarConfig,
+    options: TracingOptions,
+) -> (Arc<dyn Observer>, TracingRuntime) {
+    let (observer, mut runtime) = observer_with(config, options).unwrap();
+    within("tracing start", runtime.start()).await.unwrap();
+    (observer, runtime)
+}
+
+/// One exchange as the proxy would report it.
+struct Exchange {
+    /// The request head as forwarded.
+    head: http::request::Parts,
+    observation: Box<dyn Observation>,
+}
+
+/// The proxy read `request` on the `direction` listener, bound for `cluster`.
+fn request(
+    observer: &dyn Observer,
+    direction: Direction,
+    request: http::request::Builder,
+    cluster: &str,
+) -> Exchange {
+    let mut head = request.body(()).unwrap().into_parts().0;
+    let (peer, local) = match direction {
+        Direction::Inbound => ("10.1.0.9:51234", "10.1.0.5:15006"),
+        Direction::Outbound => ("127.0.0.1:40112", "127.0.0.1:15001"),
+    };
+    let mut view = RequestView {
+        direction,
+        head: &mut head,
+        peer: peer.parse().unwrap(),
+        local: local.parse().unwrap(),
+        upstream_cluster: cluster,
+        started: SystemTime::now(),
+    };
+    let observation = observer.request(&mut view);
+    Exchange { head, observation }
+}
+
+impl Exchange {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.headers.get(name).map(|value| value.to_str().unwrap())
+    }
+
+    /// The span id this exchange's forwarded `traceparent` names as the next parent.
+    fn forwarded_parent(&self) -> String {
+        self.header("traceparent").unwrap().split('-').nth(2).unwrap().to_owned()
+    }
+
+    /// The upstream answered `status`, and both bodies are done.
+    fn finish(mut self, status: u16) {
+        let headers = HeaderMap::new();
+        self.observation.response(&ResponseView {
+            status: StatusCode::from_u16(status).unwrap(),
+            version: Version::HTTP_11,
+            headers: &headers,
+            upstream: Some("10.1.0.20:9080".parse().unwrap()),
+        });
+        self.observation.complete(&Completion {
+            request_body_bytes: 0,
+            response_body_bytes: 1024,
+            trailers: None,
+            response_flags: "-",
+            duration: Duration::from_millis(4),
+        });
+    }
+}
+
+// === reading spans ===
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
+    span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value {
+        Some(value) => match &value.value {
+            Some(any_value::Value::StringValue(text)) => Some(text.as_str()),
+            _ => None,
+        },
+        None => None,
+    })
+}
+
+fn find<'a>(spans: &'a [Span], span_id: &str) -> &'a Span {
+    spans.iter().find(|s| hex(&s.span_id) == span_id).unwrap_or_else(|| {
+        let ids: Vec<String> = spans.iter().map(|s| hex(&s.span_id)).collect();
+        panic!("no span {span_id} among {ids:?}")
+    })
+}
+
+const REVIEWS: &str = "outbound|9080||reviews.default.svc.cluster.local";
+
+// === the tests ===
+
+#[tokio::test]
+async fn a_request_chain_gives_server_and_client_spans_linked_through_the_headers() {
+    let collector = Collector::start().await;
+    let config = sidecar_config(collector.grpc, "grpc", true);
+    let (observer, mut runtime) = start_tracing(&config, options()).await;
+
+    // A caller's request arrives at productpage's inbound listener.
+    let inbound = request(
+        &*observer,
+        Direction::Inbound,
+        Request::get("/productpage?u=normal")
+            .header("host", "productpage:9080")
+            .header("user-agent", "Mozilla/5.0")
+            .header("traceparent", format!("00-{TRACE}-{CALLER}-01"))
+            .header("tracestate", "congo=t61rcWkgMzE")
+            .header("baggage", "session=abc")
+            .header("x-request-id", "5b0e8a86-4d1e-4c7b-9f0a-2c61e1a5e6d4")
+            .header("x-user-id", "jason")
+            .header("x-envoy-decorator-operation", "productpage.default.svc.cluster.local:9080/*"),
+        "inbound|9080||",
+    );
+    let server_id = inbound.forwarded_parent();
+    assert_eq!(inbound.header("tracestate"), Some("congo=t61rcWkgMzE"));
+    assert_eq!(inbound.header("baggage"), Some("session=abc"));
+    assert_eq!(inbound.header("x-envoy-decorator-operation"), None, "never reaches the app");
+    // Sampled at 100 %: the decision is packed into the id the app sees.
+    let request_id = inbound.header("x-request-id").unwrap().to_owned();
+    assert_eq!(request_id, "5b0e8a86-4d1e-9c7b-9f0a-2c61e1a5e6d4");
+
+    // The app (instrumented) calls reviews with its own span as parent.
+    let outbound = request(
+        &*observer,
+        Direction::Outbound,
+        Request::get("/reviews/0")
+            .header("host", "reviews:9080")
+            .header("traceparent", format!("00-{TRACE}-{APP_SPAN}-01"))
+            .header("x-request-id", &request_id),
+        REVIEWS,
+    );
+    let client_id = outbound.forwarded_parent();
+    assert_eq!(outbound.header("x-b3-spanid"), Some(client_id.as_str()), "b3multi by default");
+    assert_eq!(outbound.header("x-b3-parentspanid"), Some(APP_SPAN));
+    assert_eq!(
+        outbound.header("x-envoy-decorator-operation"),
+        Some("reviews.default.svc.cluster.local:9080/*")
+    );
+
+    // The same app calls reviews again without trace headers, only x-request-id.
+    let stitched = request(
+        &*observer,
+        Direction::Outbound,
+        Request::get("/reviews/1")
+            .header("host", "reviews:9080")
+            .header("x-request-id", &request_id),
+        REVIEWS,
+    );
+    let stitched_id = stitched.forwarded_parent();
+    assert!(stitched.header("traceparent").unwrap().contains(TRACE), "continues the trace");
+
+    // A health check is never traced, though its headers are still written.
+    let probe = request(&*observer, Direction::Inbound, Request::get("/healthz"), "inbound|9080||");
+    assert!(probe.header("traceparent").unwrap().ends_with("-02"), "unsampled, random id");
+
+    outbound.finish(200);
+    stitched.finish(503);
+    inbound.finish(200);
+    probe.finish(200);
+
+    let spans = collector.spans(3).await;
+    assert_eq!(spans.len(), 3, "one span per traced request, none for the probe");
+
+    let server = find(&spans, &server_id);
+    assert_eq!(server.kind, SpanKind::Server as i32);
+    assert_eq!(server.name, "productpage.default.svc.cluster.local:9080/*");
+    assert_eq!(hex(&server.trace_id), TRACE);
+    assert_eq!(hex(&server.parent_span_id), CALLER);
+    assert_eq!(server.trace_state, "congo=t61rcWkgMzE");
+    for (key, value) in [
+        ("node_id", "sidecar~10.1.0.5~productpage-v1-7d9c.default~default.svc.cluster.local"),
+        ("guid:x-request-id", request_id.as_str()),
+        ("http.url", "http://productpage:9080/productpage?u=normal"),
+        ("http.method", "GET"),
+        ("http.protocol", "HTTP/1.1"),
+        ("user_agent", "Mozilla/5.0"),
+        ("peer.address", "10.1.0.9:51234"),
+        ("upstream_cluster", "inbound|9080||"),
+        ("http.status_code", "200"),
+        ("response_size", "1024"),
+        ("component", "proxy"),
+        ("istio.canonical_service", "productpage"),
+        ("istio.namespace", "default"),
+        ("user", "jason"),
+    ] {
+        assert_eq!(attribute(server, key), Some(value), "server {key}");
+    }
+    assert_eq!(server.status.as_ref().unwrap().code, OtlpStatus::Unset as i32);
+
+    let client = find(&spans, &client_id);
+    assert_eq!(client.kind, SpanKind::Client as i32);
+    assert_eq!(client.name, "reviews.default.svc.cluster.local:9080/*");
+    assert_eq!(hex(&client.parent_span_id), APP_SPAN);
+    assert_eq!(attribute(client, "upstream_cluster"), Some(REVIEWS));
+    assert_eq!(attribute(client, "user"), Some("anonymous"), "header tag default");
+    assert_eq!(attribute(client, "meshtrace.stitched"), None);
+
+    let joined = find(&spans, &stitched_id);
+    assert_eq!(hex(&joined.trace_id), TRACE);
+    assert_eq!(hex(&joined.parent_span_id), server_id, "child of the inbound SERVER span");
+    assert_eq!(attribute(joined, "meshtrace.stitched"), Some("true"));
+    assert_eq!(attribute(joined, "error"), Some("true"));
+    assert_eq!(joined.status.as_ref().unwrap().code, OtlpStatus::Error as i32, "5xx");
+
+    let resources = collector.traces.resource_spans();
+    let resource = resources[0].resource.as_ref().unwrap();
+    let service = resource.attributes.iter().find(|kv| kv.key == "service.name").unwrap();
+    let service = match service.value.as_ref().unwrap().value.as_ref().unwrap() {
+        any_value::Value::StringValue(name) => name.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(service, "productpage.default");
+
+    let metrics = runtime.metrics();
+    assert_eq!(metrics.stitched_requests("reviews.default.svc.cluster.local"), 1);
+    assert_eq!(metrics.spans_started(Direction::Inbound), 1);
+    assert_eq!(metrics.spans_started(Direction::Outbound), 2);
+    // The exporter counts a batch as sent once the collector's answer is back.
+    let sent = "otelcol_exporter_sent_spans_total{exporter=\"otlp/sidecar\"} 3";
+    let page = || {
+        // Appended to another component's page (the mesh metrics), one `# EOF` remains.
+        let mut text = "# TYPE istio_requests counter\nistio_requests_total 1\n# EOF\n".to_owned();
+        runtime.stats().append_to(&mut text);
+        text
+    };
+    eventually("exporter sent counted", || page().contains(sent)).await;
+    let text = page();
+    assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+    assert!(text.starts_with("# TYPE istio_requests counter"));
+    assert!(text.contains("meshtrace_sidecar_spans_exported_total 3"), "{text}");
+    assert!(text.ends_with("# EOF\n"));
+
+    within("tracing shutdown", runtime.shutdown(Instant::now() + Duration::from_secs(5))).await;
+    collector.stop().await;
+}
+
+#[tokio::test]
+async fn spans_also_leave_over_otlp_http_and_b3_callers_get_w3c_and_b3() {
+    let collector = Collector::start().await;
+    let config = sidecar_config(collector.http, "http", true);
+    let (observer, mut runtime) = start_tracing(&config, options()).await;
+    let inbound = request(
+        &*observer,
+        Direction::Inbound,
+        Request::get("/")
+            .header("host", "productpage:9080")
+            .header("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90"),
+        "inbound|9080||",
+    );
+    let server_id = inbound.forwarded_parent();
+    assert_eq!(
+        inbound.header("b3"),
+        Some(format!("80f198ee56343ba864fe8b2a57d3eff7-{server_id}-1-e457b5a2e4d86bd1").as_str())
+    );
+    assert_eq!(inbound.header("x-b3-traceid"), Some("80f198ee56343ba864fe8b2a57d3eff7"));
+    assert_eq!(inbound.header("x-request-id").map(str::len), Some(36), "generated");
+    inbound.finish(404);
+    let spans = collector.spans(1).await;
+    let server = find(&spans, &server_id);
+    assert_eq!(hex(&server.parent_span_id), "e457b5a2e4d86bd1");
+    assert_eq!(server.status.as_ref().unwrap().code, OtlpStatus::Unset as i32, "4xx: SERVER unset");
+    within("tracing shutdown", runtime.shutdown(Instant::now() + Duration::from_secs(5))).await;
+    collector.stop().await;
+}
+
+#[tokio::test]
+async fn without_stitching_a_call_without_context_starts_its_own_trace() {
+    let collector = Collector::start().await;
+    for stitching in [false, true] {
+        let config = sidecar_config(collector.grpc, "grpc", stitching);
+        let (observer, mut runtime) = start_tracing(&config, options()).await;
+        let inbound = request(
+            &*observer,
+            Direction::Inbound,
+            Request::get("/productpage")
+                .header("traceparent", format!("00-{TRACE}-{CALLER}-01"))
+                .header("x-request-id", "11111111-2222-4333-8444-555555555555"),
+            "inbound|9080||",
+        );
+        let request_id = inbound.header("x-request-id").unwrap().to_owned();
+        // The app lost every header but x-request-id; another request lost that too.
+        let lost = request(
+            &*observer,
+            Direction::Outbound,
+            Request::get("/ratings/0").header("x-request-id", &request_id),
+            "outbound|9080||ratings.default.svc.cluster.local",
+        );
+        let orphan = request(
+            &*observer,
+            Direction::Outbound,
+            Request::get("/ratings/1")
+                .header("x-request-id", "99999999-2222-4333-8444-555555555555"),
+            "outbound|9080||ratings.default.svc.cluster.local",
+        );
+        let (lost_id, orphan_id) = (lost.forwarded_parent(), orphan.forwarded_parent());
+        lost.finish(200);
+        orphan.finish(200);
+        inbound.finish(200);
+        within("flush", runtime.shutdown(Instant::now() + Duration::from_secs(5))).await;
+        let spans = collector.traces.spans();
+        let (lost, orphan) = (find(&spans, &lost_id), find(&spans, &orphan_id));
+        assert!(orphan.parent_span_id.is_empty(), "stitching {stitching}: nothing to join");
+        assert_ne!(hex(&orphan.trace_id), TRACE);
+        let metrics = runtime.metrics();
+        let ratings = "ratings.default.svc.cluster.local";
+        if stitching {
+            assert_eq!(hex(&lost.trace_id), TRACE);
+            assert_eq!(attribute(lost, "meshtrace.stitched"), Some("true"));
+            assert_eq!(
+                (metrics.stitched_requests(ratings), metrics.unstitchable_requests(ratings)),
+                (1, 1)
+            );
+        } else {
+            assert!(lost.parent_span_id.is_empty(), "a new trace");
+            assert_ne!(hex(&lost.trace_id), TRACE);
+            assert_eq!(attribute(lost, "meshtrace.stitched"), None);
+            assert_eq!(
+                (metrics.stitched_requests(ratings), metrics.unstitchable_requests(ratings)),
+                (0, 0)
+            );
+        }
+        collector.traces.batches.lock().unwrap().clear();
+    }
+    collector.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_collector_never_slows_requests_and_full_buffers_drop_and_count() {
+    // A port nothing listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = sidecar_config(dead, "grpc", true);
+    let options = TracingOptions {
+        buffer_spans: 64,
+        batch_max_spans: 32,
+        export_queue_spans: 128,
+        ..options()
+    };
+    let (observer, mut runtime) = start_tracing(&config, options).await;
+    let total: u64 = 5000;
+    let mut slowest = Duration::ZERO;
+    let started = Instant::now();
+    for i in 0..total {
+        let call = Instant::now();
+        let exchange = request(
+            &*observer,
+            Direction::Outbound,
+            Request::get(format!("/reviews/{i}"))
+                .header("host", "reviews:9080")
+                .header("traceparent", format!("00-{TRACE}-{APP_SPAN}-01")),
+            REVIEWS,
+        );
+        assert!(exchange.header("traceparent").is_some(), "requests are still propagated");
+        exchange.finish(200);
+        slowest = slowest.max(call.elapsed());
+        if i % 500 == 0 {
+            // Let the export task run, as it would between requests on a busy proxy.
+            tokio::task::yield_now().await;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(slowest < Duration::from_millis(250), "slowest exchange took {slowest:?}");
+    assert!(elapsed < Duration::from_secs(10), "{total} exchanges took {elapsed:?}");
+
+    let metrics = runtime.metrics().clone();
+    let dropped = || {
+        metrics.spans_dropped(DropReason::BufferFull)
+            + metrics.spans_dropped(DropReason::ExportRefused)
+    };
+    // At most the buffer, the exporter's queue, its two workers' batches and one batch being
+    // formed are held; everything else is dropped and counted.
+    eventually("spans dropped", || dropped() >= total - (64 + 128 + 2 * 32 + 32)).await;
+    within("tracing shutdown", runtime.shutdown(Instant::now() + Duration::from_millis(500))).await;
+    assert_eq!(metrics.spans_started(Direction::Outbound), total);
+    assert_eq!(
+        metrics.spans_exported() + dropped() + metrics.spans_dropped(DropReason::Shutdown),
+        total,
+        "every span is either handed to the exporter or counted as dropped"
+    );
+}
+
+/// The productpage Sidecar document followed by `documents`.
+fn config_with(documents: &str) -> SidecarConfig {
+    let text = format!(
+        "kind: Sidecar\nmetadata: {{name: productpage-v1, namespace: default, labels: {{app: productpage}}}}\nspec:\n  inbound: {{app: 127.0.0.1:9080}}\n---\n{documents}"
+    );
+    load(&text, "sidecar.yaml").unwrap_or_else(|errors| panic!("{errors}\n{text}"))
+}
+
+#[tokio::test]
+async fn a_zipkin_provider_propagates_and_counts_its_spans_as_dropped() {
+    let config = config_with(
+        "\
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  meshConfig:
+    defaultConfig:
+      tracing: {sampling: 100.0, zipkin: {address: zipkin.istio-system:9411}}
+",
+    );
+    let (observer, mut runtime) = start_tracing(&config, options()).await;
+    assert_eq!(runtime.warnings().len(), 2, "{:?}", runtime.warnings());
+    assert!(runtime.warnings()[0].contains("zipkin export is not supported"));
+    let exchange = request(&*observer, Direction::Inbound, Request::get("/"), "inbound|9080||");
+    assert!(exchange.header("traceparent").unwrap().ends_with("-03"), "sampled and propagated");
+    exchange.finish(200);
+    let metrics = runtime.metrics();
+    assert_eq!(metrics.spans_started(Direction::Inbound), 1);
+    assert_eq!(metrics.spans_dropped(DropReason::NoExporter), 1);
+    within("tracing shutdown", runtime.shutdown(Instant::now() + Duration::from_secs(1))).await;
+}
+
+#[tokio::test]
+async fn telemetry_switches_turn_off_propagation_and_span_reporting_per_direction() {
+    let collector = Collector::start().await;
+    let config = config_with(&format!(
+        "\
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  meshConfig:
+    extensionProviders:
+    - {{name: otel, opentelemetry: {{service: {collector_ip}, port: {collector_port}}}}}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {{name: mesh-default, namespace: istio-system}}
+spec:
+  tracing:
+  - providers: [{{name: otel}}]
+    randomSamplingPercentage: 100
+  - match: {{mode: CLIENT}}
+    disableContextPropagation: true
+  - match: {{mode: SERVER}}
+    disableSpanReporting: true
+",
+        collector_ip = collector.grpc.ip(),
+        collector_port = collector.grpc.port(),
+    ));
+    assert!(!config.tracing.inbound.enabled && config.tracing.outbound.disable_context_propagation);
+    let (observer, mut runtime) = start_tracing(&config, options()).await;
+
+    // Inbound has no tracing at all, as when Istio gives the listener no tracing block.
+    let inbound = request(&*observer, Direction::Inbound, Request::get("/"), "inbound|9080||");
+    assert_eq!(inbound.header("traceparent"), None);
+    assert_eq!(inbound.header("x-request-id"), None);
+    inbound.finish(200);
+
+    // Outbound records its span but writes no trace context; the request id still goes.
+    let outbound = request(
+        &*observer,
+        Direction::Outbound,
+        Request::get("/reviews/0")
+            .header("host", "reviews:9080")
+            .header("traceparent", format!("00-{TRACE}-{APP_SPAN}-01")),
+        REVIEWS,
+    );
+    assert_eq!(
+        outbound.header("traceparent"),
+        Some(format!("00-{TRACE}-{APP_SPAN}-01").as_str()),
+        "forwarded as the app sent it"
+    );
+    assert_eq!(outbound.header("x-b3-traceid"), None);
+    assert_eq!(outbound.header("x-request-id").map(str::len), Some(36));
+    outbound.finish(200);
+
+    let spans = collector.spans(1).await;
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].kind, SpanKind::Client as i32);
+    assert_eq!(hex(&spans[0].parent_span_id), APP_SPAN);
+    assert_eq!(runtime.metrics().spans_started(Direction::Inbound), 0);
+    within("tracing shutdown", runtime.shutdown(Instant::now() + Duration::from_secs(5))).await;
+    collector.stop().await;
+}
