@@ -9,16 +9,26 @@
 //! |---|---|---|
 //! | `istio_requests_total` | counter | every HTTP/gRPC exchange, at its end |
 //! | `istio_request_duration_milliseconds` | histogram | whole milliseconds, head received → end |
-//! | `istio_request_bytes`, `istio_response_bytes` | histogram | body bytes each way |
+//! | `istio_request_bytes`, `istio_response_bytes` | histogram | body bytes each way¹ |
 //! | `istio_tcp_connections_opened_total`, `…_closed_total` | counter | connection events |
 //! | `istio_tcp_sent_bytes_total`, `istio_tcp_received_bytes_total` | counter | at close |
 //!
+//! ¹ What Istio's docs describe; istio-proxy meters wire bytes (headers too), which the
+//! proxy does not report.
+//!
 //! All three histograms use Envoy's default buckets, which Istio keeps unless a pod sets
-//! `sidecar.istio.io/statsHistogramBuckets` (`0.5, 1, 5, …, 3600000`; [`BUCKETS`]).
+//! `sidecar.istio.io/statsHistogramBuckets` (`0.5, 1, 5, …, 3600000`; [`BUCKETS`]). (Mixer-era
+//! Istio used exponential size buckets; telemetry v2 does not.)
+//!
+//! The text is OpenMetrics: counters are declared without `_total` (`# TYPE istio_requests
+//! counter`) and sampled with it, bucket bounds read `le="1.0"` (Prometheus 3 normalizes them
+//! to `le="1"` on ingestion), and the text ends with `# EOF`. Label order is Istio's. Families
+//! appear once they have a series.
 //!
 //! Reading order: `labels.rs` (the 25 labels and how each is filled), `service.rs` (which
 //! service an exchange was for), `peer_metadata.rs` (the `x-envoy-peer-metadata` exchange that
-//! names the peer workload), `observer.rs` (the observer and its label caches).
+//! names the peer workload, with `base64.rs`), `observer.rs` (the observer and its label
+//! caches). Tests are in `tests/`.
 
 mod base64;
 mod labels;
