@@ -1,8 +1,16 @@
 //! The meshtrace sidecar: a proxy next to each workload that traces its HTTP traffic the way
 //! Istio's istio-proxy (Envoy) and Linkerd's proxy do.
 //!
-//! For now this crate holds the sidecar's **configuration model** ([`config`]); the proxy that
-//! consumes it comes next.
+//! Reading order:
+//! - [`config`]: the configuration model (below).
+//! - [`proxy`]: the inbound, outbound and admin listeners and Envoy-style forwarding (HTTP/1.1,
+//!   HTTP/2, gRPC, upgrades) with Envoy's local replies and response flags.
+//! - [`observe`]: the seam through which the proxy reports each exchange, without knowing who
+//!   listens. Two observers use it:
+//! - [`trace`]: SERVER and CLIENT spans as istio-proxy makes them: sampling, propagation,
+//!   Envoy and `istio.*` tags, stitching, and export through a bounded buffer into the
+//!   collector's own OTLP exporters.
+//! - [`metrics`]: Istio's standard Prometheus metrics, served by [`admin`].
 //!
 //! A sidecar reads one YAML file of several documents: a `kind: Sidecar` document describing the
 //! workload and its listeners, followed by any Istio resources (`IstioOperator`, a bare
