@@ -230,6 +230,65 @@ class Collector:
         return code
 
 
+class Sidecar(Collector):
+    """One `meshtrace sidecar --config FILE` process with its config file and log.
+
+    `start()` waits until the admin listener (bound last) logged `listening listener="admin"
+    endpoint=…` and answers `/ready` with 200; the bound address of every listener (given as
+    `127.0.0.1:0`) is read from its `listening` log line into `listeners`.
+    """
+
+    def __init__(self, workdir, config, env=None, args=()):
+        super().__init__(workdir, [config], env=env, args=args)
+        self.log_path = self.workdir / "sidecar.log"
+        self.listeners = {}
+
+    def command(self):
+        """The command line that starts this sidecar."""
+        return [str(require_binary()), "sidecar", "--config", str(self.config_paths[0])] + self.args
+
+    def _ready(self):
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"the sidecar exited with {self.process.returncode} while starting:\n{self.log()}"
+            )
+        self._parse_endpoints()
+        if "admin" not in self.listeners:
+            return False
+        try:
+            with http_session() as session:
+                response = session.get(f"http://{self.listeners['admin']}/ready", timeout=2)
+        except OSError:
+            return False
+        return response.status_code == 200
+
+    def _parse_endpoints(self):
+        for line in self.log().splitlines():
+            if "listening" not in line or "stopped listening" in line:
+                continue
+            listener = re.search(_FIELD.format(name="listener"), line)
+            endpoint = _ENDPOINT.search(line)
+            if listener and endpoint:
+                self.listeners[listener.group(1)] = connectable(endpoint.group(1))
+
+    def listener(self, name):
+        """The bound address of listener `name` (`inbound`, `outbound` or `admin`)."""
+        assert name in self.listeners, f"no {name} listener in the log; found {self.listeners}"
+        return self.listeners[name]
+
+    @property
+    def inbound_endpoint(self):
+        return self.listener("inbound")
+
+    @property
+    def outbound_endpoint(self):
+        return self.listener("outbound")
+
+    @property
+    def admin_endpoint(self):
+        return self.listener("admin")
+
+
 class _TraceHandler(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, sink):
         self.sink = sink
@@ -393,6 +452,13 @@ class _Pool:
         collector = Collector(workdir, [config, *overlays], sets=sets, env=env, args=args)
         self.collectors.append(collector)
         return collector.start() if start else collector
+
+    def sidecar(self, config, env=None, args=(), start=True):
+        """A `meshtrace sidecar` process; stopped (SIGTERM, exit 0 asserted) with the pool."""
+        workdir = self.directory / f"sidecar-{len(self.collectors)}"
+        sidecar = Sidecar(workdir, config, env=env, args=args)
+        self.collectors.append(sidecar)
+        return sidecar.start() if start else sidecar
 
     def sink(self, port=0, start=True):
         sink = OtlpSink(port)

@@ -6,7 +6,10 @@ Everything here talks to 127.0.0.1 only.
 import gzip
 import os
 import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import grpc
 import requests
@@ -175,3 +178,86 @@ def grpc_export_raw(endpoint, body, path=TRACES_GRPC_PATH, timeout=10, metadata=
 def grpc_export_traces(endpoint, request, timeout=10):
     """Exports an ExportTraceServiceRequest over gRPC; returns `(grpc.StatusCode, details)`."""
     return grpc_export_raw(endpoint, request.SerializeToString(), timeout=timeout)
+
+
+class RecordingHttpServer:
+    """A plain HTTP/1.1 app on 127.0.0.1 (http.server in a thread) that answers every request
+    `200 ok` and records it: `received(path)` waits for the request to `path` and returns its
+    headers as `{lowercase name: [values in arrival order]}`.
+
+    A request target in absolute form is recorded under its path as well.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._requests = []
+        self._server = None
+        self._thread = None
+
+    @property
+    def port(self):
+        return self._server.server_address[1]
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                headers = {}
+                for name, value in self.headers.items():
+                    headers.setdefault(name.lower(), []).append(value)
+                recorder._record(self.command, self.path, headers)
+                body = b"ok"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _answer  # noqa: N815
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def _record(self, method, target, headers):
+        path = urlsplit(target).path if "://" in target else target.split("?", 1)[0]
+        with self._lock:
+            self._requests.append(
+                {"method": method, "target": target, "path": path, "headers": headers}
+            )
+
+    def requests(self):
+        with self._lock:
+            return list(self._requests)
+
+    def received(self, path, timeout=10.0):
+        """The headers of the (single) request received for `path`, waiting for it."""
+
+        def arrived():
+            found = [request for request in self.requests() if request["path"] == path]
+            assert found, f"no request for {path} reached {self.endpoint}"
+            assert len(found) == 1, f"{len(found)} requests for {path} reached {self.endpoint}"
+            return found[0]["headers"]
+
+        return eventually(arrived, timeout=timeout)
+
+    def stop(self):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
