@@ -4,6 +4,8 @@
 //!   stats endpoint.
 //! - `load` ([`load`]): sends realistic Envoy sidecar spans, pre-encoded once, at a paced rate
 //!   (or as fast as possible) and reports what was accepted, refused or failed.
+//! - `echo` ([`echo`]) and `http-load` ([`http_load`]): the sidecar benchmark's upstream app
+//!   and its constant-rate HTTP/1.1 load with exact latency percentiles.
 //! - `run` ([`run`]): the whole benchmark in one command: an in-process sink, a collector
 //!   process between the load and the sink, and the collector's delivered spans per second,
 //!   spans per CPU-second and peak RSS, measured from `/proc` ([`proc_stats`]).
@@ -11,6 +13,8 @@
 //! The sink and the load run in this one process, separate from the collector's, so the
 //! collector's own CPU time can be measured on its own.
 
+mod echo;
+mod http_load;
 mod load;
 mod proc_stats;
 mod run;
@@ -39,6 +43,10 @@ enum Command {
     Load(load::LoadArgs),
     /// Run the whole benchmark: sink, collector process, load, measurements.
     Run(run::RunArgs),
+    /// Serve a fixed small HTTP/1.1 response, as the sidecar benchmark's upstream app.
+    Echo(echo::EchoArgs),
+    /// Send HTTP/1.1 GETs at a constant rate and report latency percentiles.
+    HttpLoad(http_load::HttpLoadArgs),
 }
 
 /// The OTLP transport a sink serves or a load sends over.
@@ -77,6 +85,8 @@ fn main() -> ExitCode {
             Command::Sink(args) => sink::command(args).await,
             Command::Load(args) => load::command(args).await,
             Command::Run(args) => run::command(args).await,
+            Command::Echo(args) => echo::command(args).await,
+            Command::HttpLoad(args) => http_load::command(args).await,
         }
     });
     // Worker tasks may still hold connections; do not wait for them.

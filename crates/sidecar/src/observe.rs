@@ -4,9 +4,15 @@
 //! [`crate::metrics`]) learn about each exchange through these calls and never touch sockets.
 //! The proxy calls [`Observer::request`] once the request head is read and before it is
 //! forwarded (so a tracer can add `traceparent`, `x-request-id`, … to the forwarded request),
-//! [`Observation::response`] when the response head arrives (or the proxy makes its own error
-//! response), and [`Observation::complete`] when both bodies are done or the exchange failed.
-//! Connection events feed the TCP metrics.
+//! [`Observation::response`] when the response head is about to be sent downstream, from the
+//! upstream or made by the proxy itself (so a tracer can return `x-request-id` and a metrics
+//! observer can exchange peer metadata, as Envoy's filters do in `encodeHeaders`), and
+//! [`Observation::complete`] when both bodies are done or the exchange failed. Connection
+//! events feed the TCP metrics.
+//!
+//! Both heads are the ones the proxy sends on, after its own hop-by-hop rules: what an observer
+//! adds reaches the other side, what it removes does not. [`Observers`] call their observers in
+//! order, each seeing the head as the previous ones left it.
 //!
 //! Observers run on the request path: they must not block, and must never fail a request.
 
@@ -42,11 +48,13 @@ pub struct RequestView<'a> {
     pub started: SystemTime,
 }
 
-/// The response head, from upstream or made by the proxy.
+/// The response head, from upstream or made by the proxy, as it will be sent downstream.
 pub struct ResponseView<'a> {
     pub status: StatusCode,
     pub version: Version,
-    pub headers: &'a HeaderMap,
+    /// The headers sent downstream; observers may add, change or remove headers (Envoy's
+    /// `x-request-id` echo, `x-envoy-decorator-operation`, Istio's metadata exchange).
+    pub headers: &'a mut HeaderMap,
     /// The upstream address actually used, if a connection was made.
     pub upstream: Option<SocketAddr>,
 }
@@ -85,7 +93,10 @@ pub trait Observer: Send + Sync + 'static {
 
 /// One exchange in flight.
 pub trait Observation: Send + 'static {
-    fn response(&mut self, response: &ResponseView<'_>);
+    /// The response head is about to be sent downstream; at most once per exchange (never for
+    /// an exchange that ends before any response, such as a client hanging up first).
+    fn response(&mut self, response: &mut ResponseView<'_>);
+    /// The exchange ended; exactly once.
     fn complete(self: Box<Self>, completion: &Completion<'_>);
 }
 
@@ -113,7 +124,7 @@ impl Observer for Observers {
 }
 
 impl Observation for Many {
-    fn response(&mut self, response: &ResponseView<'_>) {
+    fn response(&mut self, response: &mut ResponseView<'_>) {
         for observation in &mut self.0 {
             observation.response(response);
         }

@@ -105,7 +105,10 @@ impl Observer for Recording {
 struct Watching(Arc<Mutex<Record>>);
 
 impl Observation for Watching {
-    fn response(&mut self, response: &ResponseView<'_>) {
+    fn response(&mut self, response: &mut ResponseView<'_>) {
+        // The observer may change the response head sent downstream (request-id echo, peer
+        // metadata exchange), local replies included.
+        response.headers.insert("x-observed-response", HeaderValue::from_static("1"));
         let mut record = self.0.lock().unwrap();
         record.status = Some(response.status.as_u16());
         record.upstream = response.upstream;
@@ -316,8 +319,9 @@ async fn inbound_forwards_to_the_app() {
     assert_eq!(seen(&body, "host").as_deref(), Some("productpage:9080"));
     assert_eq!(seen(&body, "x-forwarded-proto").as_deref(), Some("http"));
     assert_eq!(seen(&body, "x-forwarded-for").as_deref(), Some("10.1.2.3"));
-    // The observer's header change reached the app.
+    // The observer's header changes reached the app, and the client.
     assert_eq!(seen(&body, "x-observed").as_deref(), Some("inbound"));
+    assert_eq!(head.headers["x-observed-response"], "1");
 
     let record = harness.recorder.completed("/inbound").await;
     assert_eq!(record.direction, Some(Direction::Inbound));
@@ -638,6 +642,7 @@ async fn refused_upstreams_get_503_with_envoy_flags() {
         body,
         "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
     );
+    assert_eq!(head.headers["x-observed-response"], "1", "observers see local replies too");
     let record = harness.recorder.completed("/refused-in").await;
     assert_eq!((record.status, record.flags.as_deref()), (Some(503), Some("UF")));
 

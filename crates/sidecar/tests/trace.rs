@@ -11,29 +11,20 @@
     reason = "a broken fixture should fail the test loudly"
 )]
 
-use std::future::Future;
+mod support;
+
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures_util::future::BoxFuture;
 use http::{HeaderMap, Request, StatusCode, Version};
 use otlp::proto::common::v1::any_value;
 use otlp::proto::trace::v1::span::SpanKind;
 use otlp::proto::trace::v1::status::StatusCode as OtlpStatus;
-use otlp::proto::trace::v1::{ResourceSpans, Span};
-use otlp::{Batch, Signal};
-use pipeline::health::HealthReporter;
-use pipeline::telemetry::Telemetry;
-use pipeline::{BuildContext, ComponentId, ConsumeError, Consumer, Kind, Lifecycle};
-use receivers::OtlpReceiverFactory;
-use receivers::otlp::OtlpReceiver;
 use sidecar::config::{SidecarConfig, load};
 use sidecar::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
 use sidecar::trace::{DropReason, Environment, TracingOptions, TracingRuntime, observer_with};
-
-/// Every wait of a test gets this long before the test fails instead of hanging.
-const STEP: Duration = Duration::from_secs(20);
+use support::{Collector, attribute, eventually, find, hex, within};
 
 const COLLECTOR_HOST: &str = "otel-collector.observability.svc.cluster.local";
 
@@ -42,100 +33,6 @@ const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER: &str = "00f067aa0ba902b7";
 /// The app's own span (an OpenTelemetry SDK in the app, child of the sidecar's SERVER span).
 const APP_SPAN: &str = "b7ad6b7169203331";
-
-// === the collector ===
-
-/// Records every trace batch it receives.
-#[derive(Default)]
-struct Recorder {
-    batches: Mutex<Vec<Batch>>,
-}
-
-impl Consumer for Recorder {
-    fn consume(&self, batch: Batch) -> BoxFuture<'_, Result<(), ConsumeError>> {
-        Box::pin(async move {
-            self.batches.lock().unwrap().push(batch);
-            Ok(())
-        })
-    }
-}
-
-impl Recorder {
-    fn resource_spans(&self) -> Vec<ResourceSpans> {
-        let batches = self.batches.lock().unwrap().clone();
-        batches.into_iter().flat_map(|b| b.into_traces().unwrap().resource_spans).collect()
-    }
-
-    fn spans(&self) -> Vec<Span> {
-        let resources = self.resource_spans();
-        resources.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans).collect()
-    }
-}
-
-/// A started `otlp` receiver (gRPC and HTTP on loopback) and what it received.
-struct Collector {
-    receiver: OtlpReceiver,
-    traces: Arc<Recorder>,
-    grpc: SocketAddr,
-    http: SocketAddr,
-}
-
-impl Collector {
-    async fn start() -> Collector {
-        let yaml =
-            "protocols:\n  grpc:\n    endpoint: 127.0.0.1:0\n  http:\n    endpoint: 127.0.0.1:0\n";
-        let raw = config::parse_yaml(yaml, "collector.yaml").unwrap();
-        let configured = OtlpReceiverFactory.configure_typed(&raw, "receivers.otlp").unwrap();
-        let traces = Arc::new(Recorder::default());
-        let consumer: Arc<dyn Consumer> = traces.clone();
-        let context = BuildContext {
-            id: ComponentId::new("otlp"),
-            kind: Kind::Receiver,
-            signal: None,
-            next: None,
-            outputs: vec![(Signal::Traces, consumer)],
-            telemetry: Arc::new(Telemetry::new()),
-            health: HealthReporter::new(),
-        };
-        let mut receiver = configured.receiver(&context);
-        within("receiver start", receiver.start()).await.unwrap();
-        let bound = receiver.bound_addresses();
-        let find = |protocol| bound.iter().find(|(p, _)| *p == protocol).unwrap().1;
-        let (grpc, http) = (find("grpc"), find("http"));
-        Collector { receiver, traces, grpc, http }
-    }
-
-    /// Waits until `count` spans arrived, and returns them.
-    async fn spans(&self, count: usize) -> Vec<Span> {
-        eventually(&format!("{count} spans at the collector"), || {
-            self.traces.spans().len() >= count
-        })
-        .await;
-        self.traces.spans()
-    }
-
-    async fn stop(mut self) {
-        within("receiver stop", self.receiver.shutdown(Instant::now() + Duration::from_secs(5)))
-            .await;
-    }
-}
-
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    match tokio::time::timeout(STEP, future).await {
-        Ok(value) => value,
-        Err(_) => panic!("{what}: not done within {STEP:?}"),
-    }
-}
-
-/// Polls `condition` until it holds (never a fixed sleep).
-async fn eventually(what: &str, condition: impl Fn() -> bool) {
-    within(what, async {
-        while !condition() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-}
 
 // === the sidecar ===
 
@@ -238,11 +135,11 @@ impl Exchange {
 
     /// The upstream answered `status`, and both bodies are done.
     fn finish(mut self, status: u16) {
-        let headers = HeaderMap::new();
-        self.observation.response(&ResponseView {
+        let mut headers = HeaderMap::new();
+        self.observation.response(&mut ResponseView {
             status: StatusCode::from_u16(status).unwrap(),
             version: Version::HTTP_11,
-            headers: &headers,
+            headers: &mut headers,
             upstream: Some("10.1.0.20:9080".parse().unwrap()),
         });
         self.observation.complete(&Completion {
@@ -253,29 +150,6 @@ impl Exchange {
             duration: Duration::from_millis(4),
         });
     }
-}
-
-// === reading spans ===
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
-    span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| match &kv.value {
-        Some(value) => match &value.value {
-            Some(any_value::Value::StringValue(text)) => Some(text.as_str()),
-            _ => None,
-        },
-        None => None,
-    })
-}
-
-fn find<'a>(spans: &'a [Span], span_id: &str) -> &'a Span {
-    spans.iter().find(|s| hex(&s.span_id) == span_id).unwrap_or_else(|| {
-        let ids: Vec<String> = spans.iter().map(|s| hex(&s.span_id)).collect();
-        panic!("no span {span_id} among {ids:?}")
-    })
 }
 
 const REVIEWS: &str = "outbound|9080||reviews.default.svc.cluster.local";

@@ -8,9 +8,15 @@
 //! service is unknown (inbound: the workload's canonical service) and new peers are counted as
 //! unknown.
 //!
-//! Like istio-proxy's metadata exchange, the sidecar removes `x-envoy-peer-metadata[-id]` from
-//! inbound requests after reading them, and adds its own to outbound requests bound for a mesh
-//! service (not to external hosts).
+//! Like istio-proxy's metadata exchange (the `peer_metadata` filter with `istio_headers`
+//! discovery and propagation), the sidecar:
+//!
+//! * inbound, reads `x-envoy-peer-metadata[-id]` from the request and removes them before the
+//!   app sees them, then answers with its own in the response, each header only if the caller
+//!   sent that header (so only mesh peers learn who the workload is);
+//! * outbound, adds its own to requests bound for a mesh service (not to external hosts), reads
+//!   the callee's from the response (the `destination_*` labels) and removes them before the app
+//!   sees them.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -124,11 +130,12 @@ impl Observer for MeshObserver {
             );
             Route::new(direction, &shared.local, service, budget)
         });
+        let mut answer = PeerAnswer::default();
         let parties = match direction {
             Direction::Inbound => {
                 let parties = route.parties(direction, &shared.local, headers.get(PEER_METADATA));
-                headers.remove(PEER_METADATA);
-                headers.remove(PEER_METADATA_ID);
+                answer.id = headers.remove(PEER_METADATA_ID).is_some();
+                answer.metadata = headers.remove(PEER_METADATA).is_some();
                 parties
             }
             Direction::Outbound => {
@@ -147,6 +154,7 @@ impl Observer for MeshObserver {
             route,
             parties,
             grpc: is_grpc(headers),
+            answer,
             response_code: 0,
             header_grpc_status: None,
         })
@@ -229,19 +237,45 @@ struct Exchange {
     route: Arc<Route>,
     parties: Arc<SourceDestination>,
     grpc: bool,
+    /// Inbound: which of this workload's headers the response carries back.
+    answer: PeerAnswer,
     response_code: u16,
     header_grpc_status: Option<i64>,
 }
 
+/// Which metadata headers an inbound caller sent, and so gets back (Istio's
+/// `MXPropagationMethod::inject` downstream: `request_peer_id_received_`,
+/// `request_peer_received_`).
+#[derive(Debug, Default, Clone, Copy)]
+struct PeerAnswer {
+    id: bool,
+    metadata: bool,
+}
+
 impl Observation for Exchange {
-    fn response(&mut self, response: &ResponseView<'_>) {
+    fn response(&mut self, response: &mut ResponseView<'_>) {
         self.response_code = response.status.as_u16();
+        let headers = &mut *response.headers;
         if self.grpc {
-            self.header_grpc_status = grpc_status(response.headers);
+            self.header_grpc_status = grpc_status(headers);
         }
-        if self.direction == Direction::Outbound {
-            let metadata = response.headers.get(PEER_METADATA);
-            self.parties = self.route.parties(self.direction, &self.shared.local, metadata);
+        match self.direction {
+            Direction::Outbound => {
+                let metadata = headers.get(PEER_METADATA);
+                self.parties = self.route.parties(self.direction, &self.shared.local, metadata);
+                headers.remove(PEER_METADATA);
+                headers.remove(PEER_METADATA_ID);
+            }
+            Direction::Inbound => {
+                if let Some((id, metadata)) = &self.shared.exchange {
+                    if self.answer.id {
+                        headers.insert(PEER_METADATA_ID, id.clone());
+                    }
+                    if self.answer.metadata {
+                        headers.insert(PEER_METADATA, metadata.clone());
+                    }
+                }
+            }
         }
     }
 

@@ -102,7 +102,7 @@ pub(crate) fn shielded<R>(call: &'static str, f: impl FnOnce() -> R) -> Option<R
 pub(crate) struct Unobserved;
 
 impl Observation for Unobserved {
-    fn response(&mut self, _response: &ResponseView<'_>) {}
+    fn response(&mut self, _response: &mut ResponseView<'_>) {}
     fn complete(self: Box<Self>, _completion: &Completion<'_>) {}
 }
 
@@ -153,17 +153,17 @@ impl Exchange {
         self.flags = self.flags.with(flags);
     }
 
-    /// The response head as sent downstream.
+    /// The response head about to be sent downstream; the observers may change `headers`.
     pub(crate) fn response(
         &mut self,
         status: StatusCode,
         version: Version,
-        headers: &HeaderMap,
+        headers: &mut HeaderMap,
         upstream: Option<SocketAddr>,
     ) {
         if let Some(observation) = self.observation.as_mut() {
-            let view = ResponseView { status, version, headers, upstream };
-            shielded("response", || observation.response(&view));
+            let mut view = ResponseView { status, version, headers, upstream };
+            shielded("response", || observation.response(&mut view));
         }
     }
 

@@ -196,7 +196,8 @@ fn upstream_uri(route: &Route, uri: &Uri) -> Option<Uri> {
         .ok()
 }
 
-/// Sends the upstream's response head downstream; the body streams behind it.
+/// Sends the upstream's response head downstream, as the observers left it; the body streams
+/// behind it.
 fn relay(
     response: Response<Incoming>,
     mut exchange: Exchange,
@@ -206,7 +207,7 @@ fn relay(
     let upstream = head.extensions.get::<HttpInfo>().map(HttpInfo::remote_addr);
     headers::strip_response(&mut head.headers, false);
     head.version = version;
-    exchange.response(head.status, version, &head.headers, upstream);
+    exchange.response(head.status, version, &mut head.headers, upstream);
     Response::from_parts(head, ResponseBody::upstream(body, exchange))
 }
 

@@ -15,8 +15,9 @@
 //! (`httpToGrpcStatus`: 503/504 → 14 UNAVAILABLE, 404 → 12 UNIMPLEMENTED) and the text in
 //! `grpc-message`.
 //!
-//! Observers see these responses like any other: [`Exchange::response`] then completion when
-//! the body has been written.
+//! Observers see these responses like any other, and may add headers to them as to any other
+//! (Envoy's local replies go through the same encoder filters): [`Exchange::response`] then
+//! completion when the body has been written.
 
 use std::net::SocketAddr;
 
@@ -126,7 +127,8 @@ pub(crate) fn respond(
     if !grpc {
         *response.status_mut() = failure.status();
     }
-    exchange.response(response.status(), version, response.headers(), upstream);
+    let status = response.status();
+    exchange.response(status, version, response.headers_mut(), upstream);
     response.map(|()| ResponseBody::local(body, Some(exchange)))
 }
 

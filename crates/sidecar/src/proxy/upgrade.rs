@@ -31,7 +31,7 @@ pub(crate) fn splice(
     debug_assert_eq!(head.status, StatusCode::SWITCHING_PROTOCOLS);
     let upstream_address = head.extensions.get::<HttpInfo>().map(HttpInfo::remote_addr);
     headers::strip_response(&mut head.headers, true);
-    exchange.response(head.status, head.version, &head.headers, upstream_address);
+    exchange.response(head.status, head.version, &mut head.headers, upstream_address);
     tokio::spawn(tunnel(downstream, upstream, exchange, drain));
     Response::from_parts(head, ResponseBody::empty())
 }

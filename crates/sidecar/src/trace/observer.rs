@@ -1,6 +1,17 @@
 //! The [`Observer`] the proxy calls: per request it reads the caller's context, stitches
 //! context-less outbound calls, decides sampling, makes this proxy's span and writes it into the
-//! forwarded request; per completion it builds the OTLP span and hands it to the export channel.
+//! forwarded request; per response head it does what Envoy's connection manager does to it
+//! (below); per completion it builds the OTLP span and hands it to the export channel.
+//!
+//! The response head, as Envoy's `ActiveStream::encodeHeaders` and
+//! `ConnectionManagerUtility::mutateResponseHeaders` treat it (mesh-tracing-spec §1.2, §1.6):
+//!
+//! * a request that carried `x-envoy-force-trace` gets its `x-request-id` (as forwarded, with
+//!   the trace reason packed) back in the response, in both directions;
+//! * inbound, the span's operation goes back to the caller in `x-envoy-decorator-operation`,
+//!   unless the caller named the operation itself in the request (ingress decorator);
+//! * outbound, a callee's `x-envoy-decorator-operation` renames the CLIENT span and is removed,
+//!   so the app never sees it (egress decorator).
 //!
 //! Everything here runs on the request path: no I/O, no waiting, no lock held longer than one
 //! map operation; a span that cannot be buffered is dropped and counted.
@@ -10,12 +21,14 @@ use std::time::SystemTime;
 
 use http::header::{HOST, HeaderValue};
 use prometheus_client::metrics::counter::Counter;
-use propagation::Propagators;
+use propagation::{Propagators, request_id};
 
 use super::context::{self, DECORATOR_OPERATION, ProxySpan};
 use super::counters::TraceMetrics;
 use super::export::SpanSink;
-use super::sampling::{DirectionSampling, SamplingInput, SamplingRules, parent_decision};
+use super::sampling::{
+    DirectionSampling, FORCE_TRACE, SamplingInput, SamplingRules, parent_decision,
+};
 use super::span::{self, Finished, Naming};
 use super::stitching::{Registration, Stitching};
 use super::tags::{DirectionTags, Kind, RequestInfo, ResponseInfo, span_tags};
@@ -49,15 +62,31 @@ pub(crate) struct DirectionTracer {
     pub(crate) no_exporter: Counter,
 }
 
-/// An exchange that is not recorded (direction off, or not sampled and nothing to undo).
-struct Untraced;
-
-/// An unsampled inbound exchange that other requests may stitch to while it is in flight.
-struct Registered {
-    _registration: Registration,
+/// One exchange as the tracer follows it. The default follows nothing (a direction without
+/// tracing).
+#[derive(Default)]
+pub(crate) struct Traced {
+    /// What the response head gets on its way downstream.
+    response_headers: ResponseHeaders,
+    /// The span, when the exchange is sampled.
+    recording: Option<Recording>,
+    /// Keeps an inbound request stitchable while it is in flight (sampled or not); dropped
+    /// with the exchange, which ends the window.
+    _registration: Option<Registration>,
 }
 
-/// A sampled exchange.
+/// The tracer's changes to the response head.
+#[derive(Default)]
+struct ResponseHeaders {
+    /// `x-request-id` to return: the request carried `x-envoy-force-trace`.
+    request_id: Option<HeaderValue>,
+    /// Inbound: the operation to send back in `x-envoy-decorator-operation`.
+    operation: Option<HeaderValue>,
+    /// Outbound: a callee's `x-envoy-decorator-operation` names the span and is removed.
+    adopt_operation: bool,
+}
+
+/// A sampled exchange's span in the making.
 struct Recording {
     tracer: Arc<DirectionTracer>,
     name: String,
@@ -66,18 +95,24 @@ struct Recording {
     start: SystemTime,
     request: RequestInfo,
     response: Option<ResponseInfo>,
-    _registration: Option<Registration>,
 }
 
 // === impl Tracer ===
 
 impl Observer for Tracer {
     fn request(&self, request: &mut RequestView<'_>) -> Box<dyn Observation> {
+        Box::new(self.observe(request))
+    }
+}
+
+impl Tracer {
+    /// Runs the request steps; the returned exchange does the response and completion ones.
+    pub(crate) fn observe(&self, request: &mut RequestView<'_>) -> Traced {
         let tracer = match request.direction {
             Direction::Inbound => self.inbound.as_ref(),
             Direction::Outbound => self.outbound.as_ref(),
         };
-        let Some(tracer) = tracer else { return Box::new(Untraced) };
+        let Some(tracer) = tracer else { return Traced::default() };
         let mut rng = rand::rng();
         let incoming = context::read(&request.head.headers, &mut rng);
         self.metrics.rejected(&incoming.extracted.errors);
@@ -132,9 +167,14 @@ impl Observer for Tracer {
         );
 
         let headers = &mut request.head.headers;
-        let name = match decorated.as_ref().and_then(|value| value.to_str().ok()) {
-            Some(operation) if !operation.is_empty() => operation.to_owned(),
-            _ => span::operation_name(&Naming {
+        let forced = headers.contains_key(FORCE_TRACE);
+        let caller_operation = decorated
+            .as_ref()
+            .and_then(|value| value.to_str().ok())
+            .filter(|operation| !operation.is_empty());
+        let name = match caller_operation {
+            Some(operation) => operation.to_owned(),
+            None => span::operation_name(&Naming {
                 kind: tracer.kind,
                 upstream_cluster: request.upstream_cluster,
                 authority: authority.as_deref(),
@@ -153,27 +193,33 @@ impl Observer for Tracer {
             context::write_request_id(request_id, headers);
         }
 
+        // Envoy's ingress decorator goes back to the caller unless the caller named the
+        // operation itself; with context propagation off nothing but the request id is written.
+        let inbound = request.direction == Direction::Inbound;
+        let response_headers = ResponseHeaders {
+            request_id: forced.then(|| HeaderValue::from_str(request_id).ok()).flatten(),
+            operation: (inbound && tracer.propagate && caller_operation.is_none())
+                .then(|| HeaderValue::from_str(&name).ok())
+                .flatten(),
+            adopt_operation: !inbound,
+        };
         let registration = match (request.direction, &self.stitching) {
             (Direction::Inbound, Some(stitching)) => stitching.register(request_id, span.context),
             _ => None,
         };
-        if !decision.sampled {
-            return match registration {
-                Some(registration) => Box::new(Registered { _registration: registration }),
-                None => Box::new(Untraced),
-            };
-        }
-        tracer.started.inc();
-        Box::new(Recording {
-            tracer: tracer.clone(),
-            name,
-            remote_parent: parent.is_some() && !stitched,
-            span,
-            start: request.started,
-            request: RequestInfo::read(&tracer.tags, request, stitched),
-            response: None,
-            _registration: registration,
-        })
+        let recording = decision.sampled.then(|| {
+            tracer.started.inc();
+            Recording {
+                tracer: tracer.clone(),
+                name,
+                remote_parent: parent.is_some() && !stitched,
+                span,
+                start: request.started,
+                request: RequestInfo::read(&tracer.tags, request, stitched),
+                response: None,
+            }
+        });
+        Traced { response_headers, recording, _registration: registration }
     }
 }
 
@@ -204,27 +250,41 @@ fn destination_service<'a>(cluster: &'a str, authority: Option<&'a str>) -> &'a 
     }
 }
 
-// === impl Observations ===
+// === impl Traced ===
 
-impl Observation for Untraced {
-    fn response(&mut self, _response: &ResponseView<'_>) {}
-
-    fn complete(self: Box<Self>, _completion: &Completion<'_>) {}
-}
-
-impl Observation for Registered {
-    fn response(&mut self, _response: &ResponseView<'_>) {}
-
-    /// Dropping the registration ends the stitching window.
-    fn complete(self: Box<Self>, _completion: &Completion<'_>) {}
-}
-
-impl Observation for Recording {
-    fn response(&mut self, response: &ResponseView<'_>) {
-        self.response = Some(ResponseInfo::read(response));
+impl Observation for Traced {
+    fn response(&mut self, response: &mut ResponseView<'_>) {
+        let changes = &mut self.response_headers;
+        let headers = &mut *response.headers;
+        if changes.adopt_operation
+            && let Some(operation) = headers.remove(DECORATOR_OPERATION)
+            && let Some(recording) = self.recording.as_mut()
+            && let Ok(operation) = operation.to_str()
+            && !operation.is_empty()
+        {
+            recording.name = operation.to_owned();
+        }
+        if let Some(operation) = changes.operation.take() {
+            headers.insert(DECORATOR_OPERATION, operation);
+        }
+        if let Some(id) = changes.request_id.take() {
+            headers.insert(request_id::HEADER, id);
+        }
+        if let Some(recording) = self.recording.as_mut() {
+            recording.response = Some(ResponseInfo::read(response));
+        }
     }
 
     fn complete(self: Box<Self>, completion: &Completion<'_>) {
+        if let Some(recording) = self.recording {
+            recording.finish(completion);
+        }
+    }
+}
+
+impl Recording {
+    /// Builds the span and hands it to the export channel (or counts it as dropped).
+    fn finish(self, completion: &Completion<'_>) {
         let tracer = &self.tracer;
         let Some(sink) = &tracer.sink else {
             tracer.no_exporter.inc();
@@ -246,7 +306,207 @@ impl Observation for Recording {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use http::{HeaderMap, Request, StatusCode, Version};
+
     use super::*;
+    use crate::trace::{Environment, LocalInfo, TracingOptions, direction_tracer};
+
+    const CONFIG: &str = "\
+kind: Sidecar
+metadata: {name: productpage-v1, namespace: default, labels: {app: productpage}}
+spec:
+  inbound: {listen: 0.0.0.0:15006, app: 127.0.0.1:9080}
+---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  meshConfig:
+    extensionProviders:
+    - {name: otel, opentelemetry: {service: otel-collector.observability.svc.cluster.local, port: 4317}}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  tracing:
+  - providers: [{name: otel}]
+    randomSamplingPercentage: 100
+";
+
+    const REVIEWS: &str = "outbound|9080||reviews.default.svc.cluster.local";
+    const DECORATOR: &str = "x-envoy-decorator-operation";
+
+    /// The tracer of [`CONFIG`], without exporters (finished spans are counted as dropped).
+    fn tracer() -> Tracer {
+        let config = crate::config::load(CONFIG, "observer-test.yaml").unwrap();
+        let options = TracingOptions {
+            environment: Environment::Fixed(BTreeMap::new()),
+            ..TracingOptions::default()
+        };
+        let local = LocalInfo::new(&config, &options.environment);
+        let metrics = TraceMetrics::default();
+        let rules = &config.tracing;
+        let direction = |direction, settings| {
+            Some(direction_tracer(direction, settings, &config, &local, &options, &metrics, None))
+        };
+        Tracer {
+            inbound: direction(Direction::Inbound, &rules.inbound),
+            outbound: direction(Direction::Outbound, &rules.outbound),
+            rules: SamplingRules::new(rules),
+            stitching: None,
+            inject: options.inject,
+            inbound_host: local.inbound_host.clone(),
+            inbound_port: Some(9080),
+            metrics: metrics.clone(),
+        }
+    }
+
+    /// The proxy read `request` on the `direction` listener; returns the head as forwarded.
+    fn request(
+        tracer: &Tracer,
+        direction: Direction,
+        request: http::request::Builder,
+        cluster: &str,
+    ) -> (http::request::Parts, Traced) {
+        let mut head = request.body(()).unwrap().into_parts().0;
+        let mut view = RequestView {
+            direction,
+            head: &mut head,
+            peer: "10.1.0.9:51234".parse().unwrap(),
+            local: "10.1.0.5:15006".parse().unwrap(),
+            upstream_cluster: cluster,
+            started: SystemTime::now(),
+        };
+        let traced = tracer.observe(&mut view);
+        (head, traced)
+    }
+
+    /// The response head `headers` is about to go downstream.
+    fn respond(traced: &mut Traced, headers: &mut HeaderMap) {
+        traced.response(&mut ResponseView {
+            status: StatusCode::OK,
+            version: Version::HTTP_11,
+            headers,
+            upstream: None,
+        });
+    }
+
+    fn span_name(traced: &Traced) -> &str {
+        &traced.recording.as_ref().unwrap().name
+    }
+
+    #[test]
+    fn force_trace_returns_the_forwarded_request_id_in_the_response() {
+        let tracer = tracer();
+        let received = "5b0e8a86-4d1e-4c7b-9f0a-2c61e1a5e6d4";
+        for (direction, cluster) in
+            [(Direction::Inbound, "inbound|9080||"), (Direction::Outbound, REVIEWS)]
+        {
+            let (head, mut traced) = request(
+                &tracer,
+                direction,
+                Request::get("/reviews/0")
+                    .header("host", "reviews:9080")
+                    .header("x-envoy-force-trace", "true")
+                    .header("x-request-id", received),
+                cluster,
+            );
+            // ServiceForced (`a`) packed into the id, as Envoy forwards it.
+            assert_eq!(head.headers["x-request-id"], "5b0e8a86-4d1e-ac7b-9f0a-2c61e1a5e6d4");
+            let mut headers = HeaderMap::new();
+            respond(&mut traced, &mut headers);
+            assert_eq!(headers.get("x-request-id"), head.headers.get("x-request-id"));
+        }
+
+        // Never traced, yet the id still comes back: the echo does not depend on sampling.
+        let (head, mut probe) = request(
+            &tracer,
+            Direction::Inbound,
+            Request::get("/healthz").header("x-envoy-force-trace", "1"),
+            "inbound|9080||",
+        );
+        assert!(probe.recording.is_none());
+        let mut headers = HeaderMap::new();
+        respond(&mut probe, &mut headers);
+        assert_eq!(headers.get("x-request-id"), head.headers.get("x-request-id"));
+
+        // Without the force header the response is left alone.
+        let (_, mut plain) = request(
+            &tracer,
+            Direction::Outbound,
+            Request::get("/").header("host", "reviews:9080").header("x-request-id", received),
+            REVIEWS,
+        );
+        let mut headers = HeaderMap::new();
+        respond(&mut plain, &mut headers);
+        assert!(headers.is_empty(), "{headers:?}");
+    }
+
+    #[test]
+    fn inbound_responses_tell_the_caller_the_operation_unless_it_named_one() {
+        let tracer = tracer();
+        let (_, mut traced) =
+            request(&tracer, Direction::Inbound, Request::get("/productpage"), "inbound|9080||");
+        let mut headers = HeaderMap::new();
+        respond(&mut traced, &mut headers);
+        assert_eq!(headers[DECORATOR], "productpage.default.svc.cluster.local:9080/*");
+
+        let (head, mut named) = request(
+            &tracer,
+            Direction::Inbound,
+            Request::get("/productpage").header(DECORATOR, "checkout"),
+            "inbound|9080||",
+        );
+        assert!(!head.headers.contains_key(DECORATOR), "never reaches the app");
+        assert_eq!(span_name(&named), "checkout");
+        let mut headers = HeaderMap::new();
+        respond(&mut named, &mut headers);
+        assert!(!headers.contains_key(DECORATOR));
+
+        // An empty override renames nothing, so the operation goes back as usual.
+        let (_, mut empty) = request(
+            &tracer,
+            Direction::Inbound,
+            Request::get("/productpage").header(DECORATOR, ""),
+            "inbound|9080||",
+        );
+        let mut headers = HeaderMap::new();
+        respond(&mut empty, &mut headers);
+        assert_eq!(headers[DECORATOR], "productpage.default.svc.cluster.local:9080/*");
+    }
+
+    #[test]
+    fn outbound_responses_rename_the_client_span_and_never_reach_the_app() {
+        let tracer = tracer();
+        let (head, mut traced) = request(
+            &tracer,
+            Direction::Outbound,
+            Request::get("/reviews/0").header("host", "reviews:9080"),
+            REVIEWS,
+        );
+        assert_eq!(head.headers[DECORATOR], "reviews.default.svc.cluster.local:9080/*");
+        let mut headers = HeaderMap::new();
+        headers.insert(DECORATOR, HeaderValue::from_static("reviews:9080/reviews/*"));
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        respond(&mut traced, &mut headers);
+        assert!(!headers.contains_key(DECORATOR));
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(span_name(&traced), "reviews:9080/reviews/*");
+
+        let (_, mut empty) = request(
+            &tracer,
+            Direction::Outbound,
+            Request::get("/reviews/1").header("host", "reviews:9080"),
+            REVIEWS,
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(DECORATOR, HeaderValue::from_static(""));
+        respond(&mut empty, &mut headers);
+        assert!(headers.is_empty());
+        assert_eq!(span_name(&empty), "reviews.default.svc.cluster.local:9080/*");
+    }
 
     #[test]
     fn the_destination_service_comes_from_the_cluster_then_the_authority() {

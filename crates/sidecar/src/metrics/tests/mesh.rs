@@ -60,6 +60,88 @@ grpc_response_status=\"\",response_flags=\"-\",connection_security_policy=\"none
 }
 
 #[test]
+fn inbound_answers_mesh_callers_with_its_own_metadata() {
+    let (observer, _metrics) = sidecar(REVIEWS);
+    let caller = peer_metadata::encode(&peer_metadata::WorkloadIdentity {
+        workload: "productpage-v1".into(),
+        ..peer_metadata::WorkloadIdentity::default()
+    });
+    let id = "sidecar~10.0.0.9~productpage-v1.default~default.svc.cluster.local";
+    let (_, answer) = Call::inbound("reviews:9080")
+        .header("x-envoy-peer-metadata", &caller)
+        .header("x-envoy-peer-metadata-id", id)
+        .exchange(&*observer);
+    let reviews = peer_metadata::decode(answer[PEER_METADATA].as_bytes()).unwrap();
+    assert_eq!(
+        (reviews.workload.as_str(), reviews.app.as_str(), reviews.version.as_str()),
+        ("reviews-v2", "reviews", "v2")
+    );
+    assert_eq!(
+        answer[PEER_METADATA_ID],
+        "sidecar~0.0.0.0~reviews-v2.default~default.svc.cluster.local"
+    );
+
+    // Each header only to a caller that sent it: callers outside the mesh learn nothing.
+    let (_, answer) = Call::inbound("reviews:9080").exchange(&*observer);
+    assert!(answer.is_empty(), "{answer:?}");
+    let (_, answer) =
+        Call::inbound("reviews:9080").header("x-envoy-peer-metadata-id", id).exchange(&*observer);
+    assert!(answer.contains_key(PEER_METADATA_ID) && !answer.contains_key(PEER_METADATA));
+}
+
+/// productpage's sidecar (outbound) → reviews' sidecar (inbound) and the response back: the
+/// client side learns the server's workload from the response and no app sees the headers.
+#[test]
+fn two_sidecars_fill_the_client_side_destination_labels() {
+    let (productpage, productpage_metrics) = sidecar(PRODUCTPAGE);
+    let (reviews, reviews_metrics) = sidecar(REVIEWS);
+    let request = Request::get("/reviews/0").header("host", "reviews:9080").body(());
+    let mut outbound_head = request.unwrap().into_parts().0;
+    let mut outbound = observe_request(
+        &*productpage,
+        Direction::Outbound,
+        &mut outbound_head,
+        "outbound|9080||reviews.default.svc.cluster.local",
+    );
+    let mut inbound_head = Request::get("/reviews/0").body(()).unwrap().into_parts().0;
+    inbound_head.headers = outbound_head.headers.clone();
+    let mut inbound =
+        observe_request(&*reviews, Direction::Inbound, &mut inbound_head, "inbound|9080||");
+    assert!(!inbound_head.headers.contains_key(PEER_METADATA), "reviews' app sees nothing");
+
+    let mut response = HeaderMap::new();
+    response.insert("content-type", HeaderValue::from_static("application/json"));
+    respond(&mut *inbound, 200, &mut response);
+    completed(inbound);
+    assert!(response.contains_key(PEER_METADATA) && response.contains_key(PEER_METADATA_ID));
+    respond(&mut *outbound, 200, &mut response);
+    completed(outbound);
+    assert!(!response.contains_key(PEER_METADATA), "productpage's app sees nothing");
+    assert!(!response.contains_key(PEER_METADATA_ID));
+    assert_eq!(response["content-type"], "application/json");
+
+    let client_side = series(&productpage_metrics.encode(), "istio_requests_total");
+    assert_eq!(client_side.len(), 1);
+    for (label, value) in [
+        ("reporter", "source"),
+        ("destination_workload", "reviews-v2"),
+        ("destination_workload_namespace", "default"),
+        ("destination_app", "reviews"),
+        ("destination_version", "v2"),
+        ("destination_canonical_service", "reviews"),
+        ("destination_canonical_revision", "v2"),
+        ("destination_cluster", "Kubernetes"),
+        ("destination_service", "reviews.default.svc.cluster.local"),
+    ] {
+        assert_eq!(client_side[0][label], value, "{label}");
+    }
+    let server_side = series(&reviews_metrics.encode(), "istio_requests_total");
+    assert_eq!(server_side.len(), 1);
+    assert_eq!(server_side[0]["source_workload"], "productpage-v1");
+    assert_eq!(server_side[0]["source_app"], "productpage");
+}
+
+#[test]
 fn outbound_sends_metadata_to_mesh_services_and_reads_the_reply() {
     let (observer, metrics) = sidecar(PRODUCTPAGE);
     let reviews = peer_metadata::WorkloadIdentity {
@@ -73,7 +155,9 @@ fn outbound_sends_metadata_to_mesh_services_and_reads_the_reply() {
     };
     let mut call = Call::outbound("reviews.default.svc.cluster.local:9080");
     call.response_headers.insert(PEER_METADATA, peer_metadata::encode(&reviews).parse().unwrap());
-    let forwarded = call.run(&*observer);
+    call.response_headers.insert(PEER_METADATA_ID, HeaderValue::from_static("sidecar~x"));
+    let (forwarded, answer) = call.exchange(&*observer);
+    assert!(answer.is_empty(), "removed before the app sees them: {answer:?}");
     let sent = forwarded.headers.get(PEER_METADATA).unwrap().as_bytes();
     let productpage = peer_metadata::decode(sent).unwrap();
     assert_eq!(

@@ -15,7 +15,7 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode, Version};
 use super::peer_metadata::{self, PEER_METADATA, PEER_METADATA_ID};
 use super::{MeshMetrics, observer};
 use crate::config::{SidecarConfig, load};
-use crate::observe::{Completion, Direction, Observer, RequestView, ResponseView};
+use crate::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
 
 const PRODUCTPAGE: &str = "\
 kind: Sidecar
@@ -93,25 +93,16 @@ impl Call {
 
     /// Runs the exchange and returns the request head as forwarded.
     fn run(self, observer: &dyn Observer) -> http::request::Parts {
+        self.exchange(observer).0
+    }
+
+    /// Runs the exchange; returns the request head as forwarded and the response headers as
+    /// sent downstream.
+    fn exchange(mut self, observer: &dyn Observer) -> (http::request::Parts, HeaderMap) {
         let (mut head, ()) = self.request.into_parts();
-        let peer: SocketAddr = "10.0.0.9:40000".parse().unwrap();
-        let local: SocketAddr = "10.0.0.1:15006".parse().unwrap();
-        let mut view = RequestView {
-            direction: self.direction,
-            head: &mut head,
-            peer,
-            local,
-            upstream_cluster: self.cluster,
-            started: SystemTime::now(),
-        };
-        let mut observation = observer.request(&mut view);
+        let mut observation = observe_request(observer, self.direction, &mut head, self.cluster);
         if let Some(status) = self.status {
-            observation.response(&ResponseView {
-                status: StatusCode::from_u16(status).unwrap(),
-                version: Version::HTTP_11,
-                headers: &self.response_headers,
-                upstream: None,
-            });
+            respond(&mut *observation, status, &mut self.response_headers);
         }
         observation.complete(&Completion {
             request_body_bytes: self.bytes.0,
@@ -120,8 +111,49 @@ impl Call {
             response_flags: self.flags,
             duration: self.duration,
         });
-        head
+        (head, self.response_headers)
     }
+}
+
+/// The proxy read `head` on the `direction` listener, bound for `cluster`.
+fn observe_request(
+    observer: &dyn Observer,
+    direction: Direction,
+    head: &mut http::request::Parts,
+    cluster: &str,
+) -> Box<dyn Observation> {
+    let peer: SocketAddr = "10.0.0.9:40000".parse().unwrap();
+    let local: SocketAddr = "10.0.0.1:15006".parse().unwrap();
+    let mut view = RequestView {
+        direction,
+        head,
+        peer,
+        local,
+        upstream_cluster: cluster,
+        started: SystemTime::now(),
+    };
+    observer.request(&mut view)
+}
+
+/// The response head `headers` with `status` is about to go downstream.
+fn respond(observation: &mut dyn Observation, status: u16, headers: &mut HeaderMap) {
+    observation.response(&mut ResponseView {
+        status: StatusCode::from_u16(status).unwrap(),
+        version: Version::HTTP_11,
+        headers,
+        upstream: None,
+    });
+}
+
+/// A plain successful completion.
+fn completed(observation: Box<dyn Observation>) {
+    observation.complete(&Completion {
+        request_body_bytes: 0,
+        response_body_bytes: 295,
+        trailers: None,
+        response_flags: "-",
+        duration: Duration::from_micros(7_400),
+    });
 }
 
 fn assert_lines(text: &str, expected: &[String]) {

@@ -191,7 +191,7 @@ fn a_trailers_only_grpc_response_is_read_from_the_headers() {
     let view = ResponseView {
         status: StatusCode::OK,
         version: Version::HTTP_2,
-        headers: &headers,
+        headers: &mut headers,
         upstream: None,
     };
     let response = ResponseInfo::read(&view);

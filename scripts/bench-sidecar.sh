@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# The sidecar's cost per hop, for the "Sidecar" section of BENCHMARKS.md. In one script run, for
+# each of $ROUNDS rounds, three runs of $DURATION s (after $WARMUP s not recorded) at $RATE
+# requests/s over $CONNECTIONS keep-alive HTTP/1.1 connections:
+#   a. direct:   load → app
+#   b. one hop:  load → sidecar B inbound → app
+#   c. two hops: load → sidecar A outbound (Host: echo.bench.svc.cluster.local:9080)
+#                     → sidecar B inbound → app
+# The app is `meshtrace-loadgen echo` (a fixed 6-byte 200 OK), the load is
+# `meshtrace-loadgen http-load` (constant rate, every latency recorded, exact percentiles), the
+# sidecars are `meshtrace sidecar` with bench/sidecar/sidecar-{a,b}.yaml (100 % sampling) and
+# export their spans over OTLP/gRPC to a counting sink, `meshtrace-loadgen sink`, whose count
+# is read before and after every run. The load reads each sidecar's CPU time
+# (/proc/PID/stat utime + stime) at the start and end of the window, and its VmHWM at the end.
+#
+# Before measuring it waits, up to $QUIET_WAIT s, for a quiet machine (1-minute load average
+# below $QUIET_LOAD and no rustc running), then measures anyway and says so. Finally, when perf
+# works and PROFILE is not 0, it profiles both sidecars under the two-hop load (figures of that
+# run not reported).
+#
+# Benchmarks, not tests: nothing here fails on a slow result. Everything talks to 127.0.0.1 on
+# fixed ports (14317/14318 sink, 18080 app, 180xx sidecar B, 181xx sidecar A).
+# Output goes to the terminal and to target/bench/sidecar-TIMESTAMP.log.
+#
+# Environment: RATE (1000), CONNECTIONS (10), DURATION (30), WARMUP (3), ROUNDS (1),
+# QUIET_WAIT (600), QUIET_LOAD (0.8), PROFILE (1 when perf is installed), PROFILE_SECONDS (15),
+# BUILD (1; 0 to use the binaries already in target/release).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+RATE=${RATE:-1000}
+CONNECTIONS=${CONNECTIONS:-10}
+DURATION=${DURATION:-30}
+WARMUP=${WARMUP:-3}
+ROUNDS=${ROUNDS:-1}
+QUIET_WAIT=${QUIET_WAIT:-600}
+QUIET_LOAD=${QUIET_LOAD:-0.8}
+PROFILE_SECONDS=${PROFILE_SECONDS:-15}
+BUILD=${BUILD:-1}
+if command -v perf >/dev/null 2>&1; then PROFILE=${PROFILE:-1}; else PROFILE=0; fi
+
+OUT=target/bench
+mkdir -p "$OUT"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+LOG="$OUT/sidecar-$STAMP.log"
+WORK="$OUT/sidecar-$STAMP"
+mkdir -p "$WORK"
+exec > >(tee "$LOG") 2>&1
+
+LOADGEN=target/release/meshtrace-loadgen
+MESHTRACE=target/release/meshtrace
+APP=127.0.0.1:18080
+SINK=127.0.0.1:14317
+SINK_STATS=127.0.0.1:14318
+B_INBOUND=127.0.0.1:18006
+A_OUTBOUND=127.0.0.1:18101
+SERVICE=echo.bench.svc.cluster.local:9080
+
+if [ "$BUILD" != 0 ]; then
+    echo "== build"
+    cargo build --release -p meshtrace -p loadgen
+fi
+
+echo
+echo "== machine"
+echo "nproc:  $(nproc)"
+echo "cpu:    $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')," \
+    "$(grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') MHz"
+echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+echo "kernel: $(uname -r)"
+echo "rustc:  $(rustc --version)"
+echo "clock:  $(getconf CLK_TCK) ticks/s"
+echo "tree:   $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+
+# --- processes: everything started here is stopped on exit, by pid ---
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+for port in 14317 14318 18080 18000 18001 18006 18100 18101 18106; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "port $port is already in use; stop whatever listens there first" >&2
+        exit 1
+    fi
+done
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on $1" >&2
+    return 1
+}
+
+echo
+echo "== start"
+"$LOADGEN" sink --listen "$SINK" --protocol grpc --stats "$SINK_STATS" >"$WORK/sink.log" 2>&1 &
+PIDS+=($!)
+"$LOADGEN" echo --listen "$APP" >"$WORK/app.log" 2>&1 &
+PIDS+=($!)
+"$MESHTRACE" sidecar --config bench/sidecar/sidecar-b.yaml >"$WORK/sidecar-b.log" 2>&1 &
+B_PID=$!
+PIDS+=("$B_PID")
+"$MESHTRACE" sidecar --config bench/sidecar/sidecar-a.yaml >"$WORK/sidecar-a.log" 2>&1 &
+A_PID=$!
+PIDS+=("$A_PID")
+for address in "$SINK" "$SINK_STATS" "$APP" "$B_INBOUND" "$A_OUTBOUND"; do wait_port "$address"; done
+echo "sink, app, sidecar B (pid $B_PID), sidecar A (pid $A_PID) are up"
+for via in "direct $APP" "one-hop $B_INBOUND" "two-hop $A_OUTBOUND"; do
+    set -- $via
+    host=$2
+    [ "$1" = two-hop ] && host=$SERVICE
+    echo "$1: $(curl -sS -o /dev/null -w '%{http_code}' -H "Host: $host" "http://$2/")"
+done
+
+sink_spans() {
+    curl -sS "http://$SINK_STATS/count" | sed -n 's/.*"spans":\([0-9]*\).*/\1/p'
+}
+
+echo
+echo "== waiting for a quiet machine (1-minute load < $QUIET_LOAD, no rustc; up to $QUIET_WAIT s)"
+waited=0
+while :; do
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    rustc=$(pgrep -c -x rustc || true)
+    if awk -v l="$load" -v q="$QUIET_LOAD" 'BEGIN { exit !(l < q) }' && [ "$rustc" = 0 ]; then
+        echo "quiet after ${waited} s: load $(cut -d' ' -f1-3 /proc/loadavg), no rustc"
+        break
+    fi
+    if [ "$waited" -ge "$QUIET_WAIT" ]; then
+        echo "NOT QUIET after ${QUIET_WAIT} s (load $(cut -d' ' -f1-3 /proc/loadavg), $rustc rustc); measuring anyway"
+        break
+    fi
+    sleep 10
+    waited=$((waited + 10))
+done
+
+RESULTS="$WORK/results.txt"
+: >"$RESULTS"
+measure() { # label target host spans-per-request
+    local label=$1 target=$2 host=$3 per_request=$4
+    echo
+    echo "== $label: load → $target (Host: $host), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    local before after
+    before=$(sink_spans)
+    local cmd=("$LOADGEN" http-load --target "$target" --host "$host" --rate "$RATE"
+        --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --label "$label"
+        --watch "sidecar-A=$A_PID" --watch "sidecar-B=$B_PID")
+    echo "\$ ${cmd[*]}"
+    "${cmd[@]}" | tee "$WORK/$label.txt"
+    grep -E '^(RESULT|WATCH) ' "$WORK/$label.txt" >>"$RESULTS"
+    sleep 3 # the sidecars' export batches flush
+    after=$(sink_spans)
+    local sent
+    sent=$(awk -v r="$RATE" -v d="$DURATION" -v w="$WARMUP" 'BEGIN { printf "%d", r * (d + w) }')
+    echo "spans exported to the sink during this run: $((after - before))" \
+        "(expected ≈ $sent requests × $per_request = $((sent * per_request)))"
+    echo "SPANS label=$label spans=$((after - before)) expected=$((sent * per_request))" >>"$RESULTS"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+    measure "direct-$round" "$APP" "$APP" 0
+    measure "one-hop-$round" "$B_INBOUND" "$SERVICE" 1
+    measure "two-hop-$round" "$A_OUTBOUND" "$SERVICE" 2
+done
+
+echo
+echo "== summary (latency in µs; CPU per sidecar over the window; peak RSS = VmHWM since start)"
+awk -v rounds="$ROUNDS" '
+function kv(line, key,    n, i, parts, f) {
+    n = split(line, parts, " ")
+    for (i = 1; i <= n; i++) { split(parts[i], f, "="); if (f[1] == key) return f[2] }
+    return ""
+}
+/^RESULT / { l = kv($0, "label"); rps[l] = kv($0, "rps"); ok[l] = kv($0, "ok"); failed[l] = kv($0, "failed")
+             p50[l] = kv($0, "p50_us"); p90[l] = kv($0, "p90_us"); p99[l] = kv($0, "p99_us"); p999[l] = kv($0, "p999_us"); mx[l] = kv($0, "max_us") }
+/^WATCH /  { l = kv($0, "label"); n = kv($0, "name"); cpu[l, n] = kv($0, "cpu_s"); secs[l] = kv($0, "seconds"); hwm[l, n] = kv($0, "hwm_kib") }
+/^SPANS /  { l = kv($0, "label"); spans[l] = kv($0, "spans"); expected[l] = kv($0, "expected") }
+END {
+    print "| run | achieved rps | ok / failed | p50 | p90 | p99 | p99.9 | max | sidecar A vCPU per 1,000 rps | sidecar B vCPU per 1,000 rps | A / B peak RSS (MiB) | spans exported / expected |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for (r = 1; r <= rounds; r++) {
+        split("direct one-hop two-hop", kinds, " ")
+        for (k = 1; k <= 3; k++) {
+            l = kinds[k] "-" r
+            krps = rps[l] / 1000
+            printf "| %s | %.1f | %d / %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.4f | %.4f | %.1f / %.1f | %d / %d |\n",
+                l, rps[l], ok[l], failed[l], p50[l], p90[l], p99[l], p999[l], mx[l],
+                cpu[l, "sidecar-A"] / secs[l] / krps, cpu[l, "sidecar-B"] / secs[l] / krps,
+                hwm[l, "sidecar-A"] / 1024, hwm[l, "sidecar-B"] / 1024, spans[l], expected[l]
+        }
+    }
+    print ""
+    print "| round | added p50 per hop: one hop / two hops ÷ 2 (µs) | added p90 | added p99 | vCPU per 1,000 rps per sidecar: one hop (B) / two hops (A, B) | CPU-s per 1,000 requests per sidecar: one hop / two hops (mean of A, B) |"
+    print "|---|---:|---:|---:|---:|---:|"
+    for (r = 1; r <= rounds; r++) {
+        d = "direct-" r; o = "one-hop-" r; t = "two-hop-" r
+        bo = cpu[o, "sidecar-B"] / secs[o] / (rps[o] / 1000)
+        at = cpu[t, "sidecar-A"] / secs[t] / (rps[t] / 1000)
+        bt = cpu[t, "sidecar-B"] / secs[t] / (rps[t] / 1000)
+        # CPU-seconds per 1,000 requests equals vCPU per 1,000 rps (both are CPU-s / requests × 1000).
+        printf "| %d | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f | %.4f / %.4f, %.4f | %.4f / %.4f |\n", r,
+            p50[o] - p50[d], (p50[t] - p50[d]) / 2, p90[o] - p90[d], (p90[t] - p90[d]) / 2,
+            p99[o] - p99[d], (p99[t] - p99[d]) / 2, bo, at, bt, bo, (at + bt) / 2
+    }
+}' "$RESULTS"
+echo
+echo "peak RSS at the end (VmHWM over each sidecar's whole life):" \
+    "A $(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$A_PID/status")," \
+    "B $(awk '/VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$B_PID/status")"
+
+if [ "$PROFILE" != 0 ]; then
+    echo
+    echo "== profile: both sidecars under the two-hop load (perf record -e cpu-clock -g, ${PROFILE_SECONDS} s; figures not reported)"
+    "$LOADGEN" http-load --target "$A_OUTBOUND" --host "$SERVICE" --rate "$RATE" \
+        --connections "$CONNECTIONS" --duration "$PROFILE_SECONDS" --warmup 3 --label profile \
+        >"$WORK/profile-load.txt" 2>&1 &
+    load_pid=$!
+    sleep 2
+    if perf record -e cpu-clock -F 999 -g -p "$A_PID,$B_PID" -o "$WORK/perf.data" \
+        -- sleep "$PROFILE_SECONDS" >"$WORK/perf-record.log" 2>&1; then
+        echo "-- top symbols by self time (both sidecars):"
+        perf report -i "$WORK/perf.data" --stdio --no-children --sort symbol --percent-limit 0.8 -g none 2>/dev/null |
+            grep -v '^#' | grep -v '^$' | awk '{$1 = $1; print}' | cut -c 1-140 | head -n 45
+        echo "-- by shared object:"
+        perf report -i "$WORK/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null |
+            grep -v '^#' | grep -v '^$' | awk '{$1 = $1; print}' | head -n 8
+        echo "-- inclusive (children), top entries:"
+        perf report -i "$WORK/perf.data" --stdio --children --sort symbol --percent-limit 4 -g none 2>/dev/null |
+            grep -v '^#' | grep -v '^$' | awk '{$1 = $1; print}' | cut -c 1-140 | head -n 45
+    else
+        echo "perf record failed (perf_event_paranoid is $(cat /proc/sys/kernel/perf_event_paranoid)); see $WORK/perf-record.log"
+    fi
+    wait "$load_pid" || true
+fi
+
+echo
+echo "== stop"
+cleanup
+trap - EXIT
+echo "still running: $(pgrep -a meshtrace || echo none)"
+echo "log: $LOG"
