@@ -11,9 +11,9 @@
 //! sees them.
 //!
 //! This module decodes that header (the `source_*` labels on `reporter="destination"`, the
-//! `destination_*` ones on `reporter="source"`) and encodes this workload's own. Both sides are
-//! hand-written (base64 and the four protobuf wire types) because the message is tiny and fixed;
-//! the decoder never panics and gives up on anything malformed, as Istio's `ParseFromString`
+//! `destination_*` ones on `reporter="source"`) and encodes this workload's own. The protobuf
+//! side is hand-written (four wire types; base64 comes from the `base64` crate) because the
+//! message is tiny and fixed; the decoder never panics and gives up on anything malformed, as Istio's `ParseFromString`
 //! does.
 
 use http::HeaderName;
