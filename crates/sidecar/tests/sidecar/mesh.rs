@@ -31,7 +31,7 @@
 
 #[path = "mesh/apps.rs"]
 mod apps;
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -11,7 +11,7 @@
     reason = "a broken fixture should fail the test loudly"
 )]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
