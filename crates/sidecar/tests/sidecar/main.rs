@@ -6,6 +6,12 @@
 //! - `trace`: the tracing observer against a real OTLP receiver.
 //! - `mesh`: three services behind three sidecars form one connected trace; stitching.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail loudly on a broken fixture"
+)]
+
 mod config;
 mod mesh;
 mod proxy;
