@@ -335,7 +335,8 @@ impl Answers {
 fn rfc3339(time: SystemTime) -> String {
     let since_epoch = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let seconds = since_epoch.as_secs();
-    let (year, month, day) = civil_from_days(i64::try_from(seconds / 86_400).unwrap_or(0));
+    let (year, month, day) =
+        pipeline::calendar::civil_from_days(i64::try_from(seconds / 86_400).unwrap_or(0));
     let of_day = seconds % 86_400;
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{}Z",
@@ -344,22 +345,6 @@ fn rfc3339(time: SystemTime) -> String {
         of_day % 60,
         fraction(since_epoch.subsec_nanos(), 9)
     )
-}
-
-/// The (year, month, day) of a count of days since 1970-01-01 in the proleptic Gregorian
-/// calendar (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// `.ddd` for the `digits`-digit fraction `value`, trailing zeros trimmed; empty for zero.

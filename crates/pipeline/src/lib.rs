@@ -10,6 +10,7 @@
 //! - [`exporter_helper`]: the bounded sending queue and retry loop every network exporter uses.
 //! - [`telemetry`] and [`health`]: the collector's own metrics and pipeline health.
 
+pub mod calendar;
 pub mod component;
 pub mod consumer;
 pub mod exporter_helper;

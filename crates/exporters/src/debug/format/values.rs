@@ -96,7 +96,7 @@ pub fn timestamp(nanos: u64) -> String {
     let fraction = nanos % 1_000_000_000;
     let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX);
     let in_day = seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = pipeline::calendar::civil_from_days(days);
     let mut text = format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
         in_day / 3600,
@@ -110,21 +110,6 @@ pub fn timestamp(nanos: u64) -> String {
     }
     text.push_str(" +0000 UTC");
     text
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days.saturating_add(719_468);
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, u32::try_from(month).unwrap_or(1), u32::try_from(day).unwrap_or(1))
 }
 
 #[cfg(test)]
