@@ -37,7 +37,16 @@ pub fn run(args: &SidecarArgs) -> anyhow::Result<()> {
     });
     let observer = Arc::new(Observers(vec![trace_observer, metrics_observer]));
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = match args.threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        0 => tokio::runtime::Builder::new_multi_thread(),
+        threads => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(usize::from(threads));
+            builder
+        }
+    };
+    let runtime = builder
         .enable_all()
         .thread_name("meshtrace-sidecar")
         .build()
