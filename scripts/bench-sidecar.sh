@@ -34,6 +34,8 @@ CONNECTIONS=${CONNECTIONS:-10}
 DURATION=${DURATION:-30}
 WARMUP=${WARMUP:-3}
 ROUNDS=${ROUNDS:-1}
+# Extra arguments for both sidecars, e.g. SIDECAR_ARGS="--threads 1".
+SIDECAR_ARGS=${SIDECAR_ARGS:-}
 QUIET_WAIT=${QUIET_WAIT:-600}
 QUIET_LOAD=${QUIET_LOAD:-0.8}
 PROFILE_SECONDS=${PROFILE_SECONDS:-15}
@@ -103,10 +105,10 @@ echo "== start"
 PIDS+=($!)
 "$LOADGEN" echo --listen "$APP" >"$WORK/app.log" 2>&1 &
 PIDS+=($!)
-"$MESHTRACE" sidecar --config bench/sidecar/sidecar-b.yaml >"$WORK/sidecar-b.log" 2>&1 &
+"$MESHTRACE" sidecar --config bench/sidecar/sidecar-b.yaml $SIDECAR_ARGS >"$WORK/sidecar-b.log" 2>&1 &
 B_PID=$!
 PIDS+=("$B_PID")
-"$MESHTRACE" sidecar --config bench/sidecar/sidecar-a.yaml >"$WORK/sidecar-a.log" 2>&1 &
+"$MESHTRACE" sidecar --config bench/sidecar/sidecar-a.yaml $SIDECAR_ARGS >"$WORK/sidecar-a.log" 2>&1 &
 A_PID=$!
 PIDS+=("$A_PID")
 for address in "$SINK" "$SINK_STATS" "$APP" "$B_INBOUND" "$A_OUTBOUND"; do wait_port "$address"; done
