@@ -198,14 +198,7 @@ impl Baggage {
 
     /// Sets the `baggage` header to these members, or removes it when there are none.
     pub fn inject(&self, headers: &mut HeaderMap) {
-        match self.to_header_value() {
-            Some(value) => {
-                headers.insert(HEADER, value);
-            }
-            None => {
-                headers.remove(HEADER);
-            }
-        }
+        crate::header::set_or_remove(headers, HEADER, self.to_header_value());
     }
 }
 

@@ -34,6 +34,7 @@ pub mod request_id;
 pub mod traceparent;
 pub mod tracestate;
 
+mod header;
 mod ows;
 
 pub use context::{SpanContext, SpanId, TraceFlags, TraceId};

@@ -229,14 +229,7 @@ impl TraceState {
 
     /// Sets the `tracestate` header to this list, or removes it when the list is empty.
     pub fn inject(&self, headers: &mut HeaderMap) {
-        match self.to_header_value() {
-            Some(value) => {
-                headers.insert(HEADER, value);
-            }
-            None => {
-                headers.remove(HEADER);
-            }
-        }
+        crate::header::set_or_remove(headers, HEADER, self.to_header_value());
     }
 }
 
