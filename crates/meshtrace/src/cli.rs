@@ -62,6 +62,6 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .parse::<f64>()
         .ok()
         .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
-        .map(Duration::from_secs_f64)
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
         .ok_or_else(|| format!("invalid duration \"{text}\": expected seconds such as 10 or 2.5"))
 }

@@ -206,7 +206,9 @@ impl Service {
         }
         self.shut_down = true;
         self.health.set_status(Status::ShuttingDown);
-        let deadline = Instant::now() + grace;
+        // A huge `--shutdown-timeout` means "wait as long as it takes", not an overflow.
+        let now = Instant::now();
+        let deadline = now.checked_add(grace).unwrap_or(now + Duration::from_secs(86_400 * 365));
         tracing::info!(?grace, "shutting down");
         while self.started > 0 {
             self.started -= 1;

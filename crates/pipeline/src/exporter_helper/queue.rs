@@ -147,6 +147,8 @@ impl QueueInput {
 
     fn enqueue(&self, batch: Batch) -> Result<(), ConsumeError> {
         let items = batch.items();
+        // Measured before taking the lock: `Sizer::Bytes` walks a decoded batch.
+        let size = self.sizer.measure(&batch);
         let guard = match self.sender.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -154,7 +156,6 @@ impl QueueInput {
         let Some(sender) = guard.as_ref() else {
             return Err(ConsumeError::unavailable("the exporter is shutting down"));
         };
-        let size = self.sizer.measure(&batch);
         let Ok(used) = self.reserve(size) else {
             self.delivery.metrics.enqueue_failed.inc_by(items);
             return Err(ConsumeError::exhausted("sending queue is full", FULL_QUEUE_RETRY_AFTER));

@@ -106,7 +106,8 @@ impl Delivery {
             }
             let delay = self.backoff(attempt, retry_after);
             let max_elapsed = self.retry.max_elapsed_time.0;
-            if !max_elapsed.is_zero() && started.elapsed() + delay > max_elapsed {
+            // Saturating: `delay` may be a server's hint, and a hostile one must not overflow this.
+            if !max_elapsed.is_zero() && started.elapsed().saturating_add(delay) > max_elapsed {
                 self.give_up(&batch, &format!("max_elapsed_time reached: {message}"));
                 return Outcome::Failed { retryable: true };
             }

@@ -260,3 +260,32 @@ fn sizer_is_read_from_yaml_and_unknown_sizers_are_rejected() {
         config::from_value::<QueueConfig>(&value, "exporters.otlp.sending_queue").unwrap_err();
     assert!(errors.to_string().starts_with("exporters.otlp.sending_queue.sizer:"), "{errors}");
 }
+
+/// Fails once without a hint (so time passes before the next check), then answers every
+/// attempt with the largest retry delay a server can send.
+struct AbsurdHint {
+    attempts: AtomicU32,
+}
+
+impl Sender for AbsurdHint {
+    fn send<'a>(&'a self, _batch: &'a Batch) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(async move {
+            let retry_after =
+                (self.attempts.fetch_add(1, Ordering::SeqCst) > 0).then_some(Duration::MAX);
+            Err(SendError::Retryable { message: "come back much later".into(), retry_after })
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_absurd_server_retry_hint_gives_up_instead_of_overflowing() {
+    let telemetry = Arc::new(Telemetry::new());
+    let destination = Arc::new(AbsurdHint { attempts: AtomicU32::new(0) });
+    let mut built =
+        build(&context(&telemetry), destination.clone(), &settings(10, Duration::from_secs(60)))
+            .unwrap();
+    built.lifecycle.start().await.unwrap();
+    built.consumer.as_ref().unwrap().consume(spans(3)).await.unwrap();
+    eventually(|| metric(&telemetry, "otelcol_exporter_send_failed_spans_total") == 3).await;
+    assert_eq!(destination.attempts.load(Ordering::SeqCst), 2);
+}

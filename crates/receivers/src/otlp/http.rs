@@ -37,11 +37,13 @@ impl Encoding {
 
     fn from_headers(headers: &HeaderMap) -> Option<Encoding> {
         let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-        let media_type = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        match media_type.as_str() {
-            PROTOBUF => Some(Encoding::Protobuf),
-            JSON => Some(Encoding::Json),
-            _ => None,
+        let media_type = value.split(';').next().unwrap_or("").trim();
+        if media_type.eq_ignore_ascii_case(PROTOBUF) {
+            Some(Encoding::Protobuf)
+        } else if media_type.eq_ignore_ascii_case(JSON) {
+            Some(Encoding::Json)
+        } else {
+            None
         }
     }
 }
@@ -98,9 +100,9 @@ impl HttpReceiver {
     }
 
     async fn route(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let path = request.uri().path().to_string();
-        let Some((_, ingest)) = self.routes.iter().find(|(p, _)| *p == path) else {
-            if self.all_paths.contains(&path) {
+        let path = request.uri().path();
+        let Some((_, ingest)) = self.routes.iter().find(|(p, _)| p == path) else {
+            if self.all_paths.iter().any(|p| p == path) {
                 return plain(
                     StatusCode::NOT_FOUND,
                     "this receiver has no pipeline for this signal",
@@ -135,10 +137,7 @@ impl HttpReceiver {
             Ok(body) => {
                 let result = match encoding {
                     Encoding::Protobuf => ingest.protobuf(body).await,
-                    Encoding::Json => match otlp::json::decode(ingest.signal(), &body) {
-                        Ok(batch) => ingest.batch(batch).await,
-                        Err(error) => Err(IngestError::Invalid(error.to_string())),
-                    },
+                    Encoding::Json => ingest.json(body).await,
                 };
                 match result {
                     Ok(()) => success(encoding),
@@ -213,13 +212,11 @@ fn code_for(status: StatusCode) -> i32 {
 }
 
 fn plain(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
-    let mut response = pipeline::http_server::respond(
+    pipeline::http_server::respond(
         status.as_u16(),
         "text/plain; charset=utf-8",
         message.to_string(),
-    );
-    *response.status_mut() = status;
-    response
+    )
 }
 
 /// The empty `Export*ServiceResponse` in the request's encoding.

@@ -56,7 +56,22 @@ impl Ingest {
         self.batch(batch).await
     }
 
-    /// Takes a batch already decoded (OTLP/JSON).
+    /// Takes an OTLP/JSON body, decoded on the blocking pool when large: JSON decoding costs far
+    /// more per byte than the protobuf scan.
+    pub(crate) async fn json(&self, body: Bytes) -> Result<(), IngestError> {
+        let signal = self.signal;
+        let decoded = if body.len() >= SCAN_OFF_REACTOR_BYTES {
+            tokio::task::spawn_blocking(move || otlp::json::decode(signal, &body))
+                .await
+                .map_err(|error| IngestError::Invalid(format!("decoding task failed: {error}")))?
+        } else {
+            otlp::json::decode(signal, &body)
+        };
+        let batch = decoded.map_err(|error| IngestError::Invalid(error.to_string()))?;
+        self.batch(batch).await
+    }
+
+    /// Takes a batch already decoded.
     pub(crate) async fn batch(&self, batch: Batch) -> Result<(), IngestError> {
         let items = batch.items();
         if items == 0 && batch.is_empty() {
