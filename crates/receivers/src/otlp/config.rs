@@ -1,6 +1,9 @@
 //! The `otlp` receiver's YAML, with the collector's defaults, and its validation.
 
 use serde::{Deserialize, Deserializer};
+use std::sync::Arc;
+
+use tokio_rustls::rustls::ServerConfig;
 use transport::tls::ServerTlsConfig;
 
 /// `receivers.otlp`.
@@ -92,9 +95,11 @@ pub struct CorsConfig {
 }
 
 impl OtlpReceiverConfig {
-    /// Every problem with the config, each with its key path under `path`.
-    pub fn validate(&self, path: &str) -> config::ConfigErrors {
+    /// Every problem with the config, each with its key path under `path`; when there is none,
+    /// the gRPC TLS settings built while checking them, so certificates are read only once.
+    pub fn validate(&self, path: &str) -> Result<Option<Arc<ServerConfig>>, config::ConfigErrors> {
         let mut errors = config::ConfigErrors::new();
+        let mut grpc_tls = None;
         let mut fail =
             |key: String, message: String| errors.push(config::ConfigError::new(key, message));
         if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
@@ -123,11 +128,14 @@ impl OtlpReceiverConfig {
                     "not supported: request metadata is not carried down the pipeline".into(),
                 );
             }
-            if let Some(tls) = &grpc.tls
-                && let Err(message) = tls.build(&[b"h2"])
-            {
-                let (key, message) = tls_error(&base, message);
-                fail(key, message);
+            if let Some(tls) = &grpc.tls {
+                match tls.build(&[b"h2"]) {
+                    Ok(built) => grpc_tls = Some(built),
+                    Err(message) => {
+                        let (key, message) = tls_error(&base, message);
+                        fail(key, message);
+                    }
+                }
             }
         }
         if let Some(http) = &self.protocols.http {
@@ -160,7 +168,7 @@ impl OtlpReceiverConfig {
                 fail(format!("{base}.tls"), "not supported yet for OTLP/HTTP; use protocols.grpc.tls, or terminate TLS in front of the collector".into());
             }
         }
-        errors
+        errors.into_result().map(|()| grpc_tls)
     }
 }
 

@@ -65,8 +65,8 @@ impl OtlpReceiverFactory {
         path: &str,
     ) -> Result<ConfiguredOtlp, ::config::ConfigErrors> {
         let config: OtlpReceiverConfig = ::config::from_value(raw, path)?;
-        config.validate(path).into_result()?;
-        Ok(ConfiguredOtlp { config, path: path.to_string() })
+        let grpc_tls = config.validate(path)?;
+        Ok(ConfiguredOtlp { config, path: path.to_string(), grpc_tls })
     }
 }
 
@@ -74,6 +74,8 @@ impl OtlpReceiverFactory {
 pub struct ConfiguredOtlp {
     config: OtlpReceiverConfig,
     path: String,
+    /// Built once while validating.
+    grpc_tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl ConfiguredOtlp {
@@ -93,6 +95,7 @@ impl ConfiguredOtlp {
         OtlpReceiver {
             id: context.id.clone(),
             config: self.config.clone(),
+            grpc_tls: self.grpc_tls.clone(),
             grpc_ingests: ingests("grpc"),
             http_ingests: ingests("http"),
             grpc: None,
@@ -125,6 +128,7 @@ impl Configured for ConfiguredOtlp {
 pub struct OtlpReceiver {
     id: ComponentId,
     config: OtlpReceiverConfig,
+    grpc_tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     grpc_ingests: Vec<Ingest>,
     http_ingests: Vec<Ingest>,
     grpc: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
@@ -148,12 +152,7 @@ impl OtlpReceiver {
         if let Ok(address) = listener.local_addr() {
             self.record("grpc", address);
         }
-        let tls = match &grpc.tls {
-            None => None,
-            Some(tls) => Some(tls.build(&[b"h2"]).map_err(|message| {
-                BuildError::new(&self.id, format!("protocols.grpc.tls.{message}"))
-            })?),
-        };
+        let tls = self.grpc_tls.clone();
         let max_bytes = usize::try_from(grpc.max_recv_msg_size_mib.saturating_mul(1024 * 1024))
             .unwrap_or(usize::MAX);
         let (stop, stopped) = oneshot::channel::<()>();
