@@ -3,15 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use config::{ConfigError, ConfigErrors, Value};
 use futures_util::future::BoxFuture;
 use otlp::Signal;
 use pipeline::component::{BuildError, Lifecycle};
+use pipeline::exporter_helper::{self, HelperSettings, QueueConfig, RetryConfig, Sender};
 use pipeline::telemetry::ExporterMetrics;
-use rustls::pki_types::ServerName;
+use pipeline::{BuildContext, Built};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use transport::tls::ClientTlsConfig;
@@ -20,10 +21,6 @@ use crate::connect::TlsSettings;
 
 /// The user agent both exporters send unless the config's headers set one.
 pub(crate) const USER_AGENT: &str = concat!("meshtrace/", env!("CARGO_PKG_VERSION"));
-
-/// A per-attempt timeout of zero means "no timeout" in the collector; the helper needs a
-/// duration, and a year is as good as none for one export attempt.
-const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// `headers`: sent with every request. Values usually hold tokens, so `Debug` shows only the
 /// names.
@@ -97,20 +94,37 @@ pub(crate) fn headers(
     valid
 }
 
-/// The timeout handed to the exporter helper: the collector's default when absent, "none" when
-/// zero.
-pub(crate) fn timeout(value: Option<config::Duration>) -> Option<config::Duration> {
-    match value {
-        Some(config::Duration(duration)) if duration.is_zero() => {
-            Some(config::Duration(NO_TIMEOUT))
-        }
-        other => other,
-    }
+/// Validates `timeout`, `retry_on_failure` and `sending_queue` into the exporter helper's
+/// settings, collecting any errors.
+pub(crate) fn helper_settings(
+    path: &str,
+    timeout: Option<config::Duration>,
+    retry: &RetryConfig,
+    queue: &QueueConfig,
+    errors: &mut ConfigErrors,
+) -> Option<HelperSettings> {
+    collect(HelperSettings::new(path, timeout, retry.clone(), queue.clone()), errors)
 }
 
-/// The deadline a destination is told about (`grpc-timeout`), if there is a real one.
+/// Wraps `sender` in the exporter helper and logs the instance's start and stop.
+pub(crate) fn build_announced(
+    context: &BuildContext,
+    sender: Arc<dyn Sender>,
+    helper: &HelperSettings,
+    exporter: String,
+    destination: String,
+) -> Result<Built, BuildError> {
+    let built = exporter_helper::build(context, sender, helper)?;
+    Ok(Built {
+        consumer: built.consumer,
+        lifecycle: Box::new(Announced::new(built.lifecycle, exporter, destination)),
+    })
+}
+
+/// The deadline a destination is told about (`grpc-timeout`), if there is one: a zero timeout
+/// means none, as in the collector (the exporter helper skips it too).
 pub(crate) fn announced_timeout(timeout: Duration) -> Option<Duration> {
-    (timeout < NO_TIMEOUT).then_some(timeout)
+    (!timeout.is_zero()).then_some(timeout)
 }
 
 /// Builds the rustls client config of a `tls` block, offering `alpn`. The transport crate names
@@ -122,29 +136,18 @@ pub(crate) fn tls(
     path: &str,
     errors: &mut ConfigErrors,
 ) -> Option<TlsSettings> {
-    let mut ok = true;
-    let server_name = match tls.server_name_override.as_deref() {
-        None | Some("") => None,
-        Some(name) => match ServerName::try_from(name.to_string()) {
-            Ok(server_name) => Some(server_name),
-            Err(_) => {
-                errors.push(ConfigError::new(
-                    format!("{path}.tls.server_name_override"),
-                    format!("invalid server name \"{name}\": expected a DNS name or an IP address"),
-                ));
-                ok = false;
-                None
-            }
-        },
+    let mut push = |message: String| {
+        let (key, message) = match message.split_once(": ") {
+            Some((key, rest)) if !key.contains(' ') => (format!("{path}.tls.{key}"), rest),
+            _ => (format!("{path}.tls"), message.as_str()),
+        };
+        errors.push(ConfigError::new(key, message.to_string()));
     };
+    let server_name = tls.server_name().map_err(&mut push);
     match tls.build(alpn) {
-        Ok(config) => ok.then(|| TlsSettings { config, server_name }),
+        Ok(config) => Some(TlsSettings { config, server_name: server_name.ok()? }),
         Err(message) => {
-            let (key, message) = match message.split_once(": ") {
-                Some((key, rest)) if !key.contains(' ') => (format!("{path}.tls.{key}"), rest),
-                _ => (format!("{path}.tls"), message.as_str()),
-            };
-            errors.push(ConfigError::new(key, message.to_string()));
+            push(message);
             None
         }
     }
@@ -285,7 +288,7 @@ pub(crate) struct Announced {
     inner: Box<dyn Lifecycle>,
     exporter: String,
     destination: String,
-    stopped: AtomicBool,
+    stopped: bool,
 }
 
 impl Announced {
@@ -294,7 +297,7 @@ impl Announced {
         exporter: String,
         destination: String,
     ) -> Announced {
-        Announced { inner, exporter, destination, stopped: AtomicBool::new(false) }
+        Announced { inner, exporter, destination, stopped: false }
     }
 }
 
@@ -310,7 +313,7 @@ impl Lifecycle for Announced {
     fn shutdown(&mut self, deadline: Instant) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.inner.shutdown(deadline).await;
-            if !self.stopped.swap(true, Ordering::Relaxed) {
+            if !std::mem::replace(&mut self.stopped, true) {
                 tracing::info!(exporter = %self.exporter, "exporter stopped");
             }
         })
@@ -372,7 +375,7 @@ mod tests {
 
     #[test]
     fn zero_timeout_means_none() {
-        let zero = timeout(Some(config::Duration(Duration::ZERO))).unwrap();
+        let zero = config::Duration(Duration::ZERO);
         assert_eq!(announced_timeout(zero.0), None);
         assert_eq!(announced_timeout(Duration::from_secs(5)), Some(Duration::from_secs(5)));
     }

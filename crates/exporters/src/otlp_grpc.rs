@@ -13,9 +13,7 @@ use config::{ConfigError, ConfigErrors, Value};
 use futures_util::future::BoxFuture;
 use http::uri::PathAndQuery;
 use otlp::{Batch, Signal};
-use pipeline::exporter_helper::{
-    self, HelperSettings, QueueConfig, RetryConfig, SendError, Sender,
-};
+use pipeline::exporter_helper::{HelperSettings, QueueConfig, RetryConfig, SendError, Sender};
 use pipeline::telemetry::ExporterMetrics;
 use pipeline::{BuildContext, BuildError, Built, Configured, Factory, Kind, Stability};
 use prost::Message;
@@ -26,7 +24,7 @@ use tonic::transport::{Channel, Endpoint};
 use transport::status::{RpcStatus, code, grpc_code_is_retryable};
 use transport::tls::ClientTlsConfig;
 
-use crate::common::{self, Announced, Compression, ExportResponse, Headers};
+use crate::common::{self, Compression, ExportResponse, Headers};
 use crate::connect::{Connector, TlsSettings};
 
 /// The largest request or response message: well above what a sane batch encodes to, below
@@ -117,13 +115,11 @@ impl OtlpGrpcConfigured {
         };
         let compression = common::compression(config.compression.as_deref(), path, &mut errors);
         let headers = common::headers(&config.headers, path, &mut errors);
-        let helper = common::collect(
-            HelperSettings::new(
-                path,
-                common::timeout(config.timeout),
-                config.retry_on_failure.clone(),
-                config.sending_queue.clone(),
-            ),
+        let helper = common::helper_settings(
+            path,
+            config.timeout,
+            &config.retry_on_failure,
+            &config.sending_queue,
             &mut errors,
         );
         let (metadata, user_agent) = metadata(headers);
@@ -137,22 +133,22 @@ impl OtlpGrpcConfigured {
             }
         });
         errors.into_result()?;
-        match (target, endpoint, helper) {
-            (Some(target), Some(endpoint), Some(helper)) => Ok(OtlpGrpcConfigured {
-                endpoint,
-                destination: format!(
-                    "{} ({})",
-                    target.authority,
-                    if target.tls { "tls" } else { "plaintext" }
-                ),
-                tls,
-                metadata,
-                compression,
-                helper,
-            }),
-            // Every `None` above pushed an error, so this is not reached.
-            _ => Err(ConfigError::new(path, "invalid settings").into()),
-        }
+        // Every `None` above pushed an error, so this does not return.
+        let (Some(target), Some(endpoint), Some(helper)) = (target, endpoint, helper) else {
+            return Err(ConfigError::new(path, "invalid settings").into());
+        };
+        Ok(OtlpGrpcConfigured {
+            endpoint,
+            destination: format!(
+                "{} ({})",
+                target.authority,
+                if target.tls { "tls" } else { "plaintext" }
+            ),
+            tls,
+            metadata,
+            compression,
+            helper,
+        })
     }
 }
 
@@ -171,12 +167,8 @@ impl Configured for OtlpGrpcConfigured {
             timeout: common::announced_timeout(self.helper.timeout),
             metrics: context.telemetry.exporter(&context.id, signal),
         });
-        let built = exporter_helper::build(&context, sender, &self.helper)?;
         let destination = format!("{} {}", self.destination, signal);
-        Ok(Built {
-            consumer: built.consumer,
-            lifecycle: Box::new(Announced::new(built.lifecycle, exporter, destination)),
-        })
+        common::build_announced(&context, sender, &self.helper, exporter, destination)
     }
 }
 
@@ -283,7 +275,9 @@ struct OtlpGrpcSender {
 impl Sender for OtlpGrpcSender {
     fn send<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), SendError>> {
         Box::pin(async move {
-            let size = batch.encoded_len();
+            // Encodes a decoded batch once, and takes the size from what will be sent.
+            let outgoing = Outgoing::of(batch);
+            let size = outgoing.encoded_len();
             if size > MAX_MESSAGE_SIZE {
                 // tonic would refuse it as OUT_OF_RANGE, which OTLP retries: fail it once, with
                 // the remedy.
@@ -308,7 +302,7 @@ impl Sender for OtlpGrpcSender {
             let mut request = tonic::Request::from_parts(
                 self.metadata.clone(),
                 tonic::Extensions::default(),
-                Outgoing::of(batch),
+                outgoing,
             );
             if let Some(timeout) = self.timeout {
                 request.set_timeout(timeout);
@@ -366,6 +360,15 @@ impl Outgoing {
             Outgoing::Encoded(batch.clone())
         } else {
             Outgoing::Bytes(batch.to_bytes())
+        }
+    }
+
+    /// The size of the encoded message: the sum of a wire-form batch's chunks, or the length of
+    /// the bytes a decoded batch was encoded to.
+    fn encoded_len(&self) -> usize {
+        match self {
+            Outgoing::Encoded(batch) => batch.encoded_len(),
+            Outgoing::Bytes(bytes) => bytes.len(),
         }
     }
 }

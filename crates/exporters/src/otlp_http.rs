@@ -16,9 +16,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use otlp::{Batch, Signal};
-use pipeline::exporter_helper::{
-    self, HelperSettings, QueueConfig, RetryConfig, SendError, Sender,
-};
+use pipeline::exporter_helper::{HelperSettings, QueueConfig, RetryConfig, SendError, Sender};
 use pipeline::telemetry::ExporterMetrics;
 use pipeline::{BuildContext, BuildError, Built, Configured, Factory, Kind, Stability};
 use prost::Message;
@@ -26,7 +24,7 @@ use serde::Deserialize;
 use transport::status::{RpcStatus, http_status_is_retryable, parse_retry_after};
 use transport::tls::ClientTlsConfig;
 
-use crate::common::{self, Announced, Compression, ExportResponse, Headers};
+use crate::common::{self, Compression, ExportResponse, Headers};
 use crate::connect::{Connector, TlsSettings};
 
 /// How much of a response is read: enough for any partial success or error status. The
@@ -181,13 +179,11 @@ impl OtlpHttpConfigured {
         };
         let headers: HeaderMap =
             common::headers(&config.headers, path, &mut errors).into_iter().collect();
-        let helper = common::collect(
-            HelperSettings::new(
-                path,
-                common::timeout(config.timeout),
-                config.retry_on_failure.clone(),
-                config.sending_queue.clone(),
-            ),
+        let helper = common::helper_settings(
+            path,
+            config.timeout,
+            &config.retry_on_failure,
+            &config.sending_queue,
             &mut errors,
         );
         errors.into_result()?;
@@ -237,21 +233,27 @@ impl Configured for OtlpHttpConfigured {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
         let destination = display_url(&url);
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.encoding.content_type()));
+        headers.insert(USER_AGENT, HeaderValue::from_static(common::USER_AGENT));
+        if self.compression == Compression::Gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        // The configured headers come last and win, as in the collector.
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
+        }
         let sender = Arc::new(OtlpHttpSender {
             exporter: exporter.clone(),
             signal,
             url,
             client,
-            headers: self.headers.clone(),
+            headers,
             compression: self.compression,
             encoding: self.encoding,
             metrics: context.telemetry.exporter(&context.id, signal),
         });
-        let built = exporter_helper::build(&context, sender, &self.helper)?;
-        Ok(Built {
-            consumer: built.consumer,
-            lifecycle: Box::new(Announced::new(built.lifecycle, exporter, destination)),
-        })
+        common::build_announced(&context, sender, &self.helper, exporter, destination)
     }
 }
 
@@ -263,6 +265,8 @@ struct OtlpHttpSender {
     signal: Signal,
     url: Uri,
     client: Client<Connector, Full<Bytes>>,
+    /// Every request's headers, built once: content type, user agent, content encoding and the
+    /// configured headers.
     headers: HeaderMap,
     compression: Compression,
     encoding: Encoding,
@@ -275,7 +279,7 @@ impl Sender for OtlpHttpSender {
             let body = match self.encoding {
                 Encoding::Proto => batch.to_bytes(),
                 Encoding::Json => {
-                    otlp::json::encode(batch.clone()).map(Bytes::from).map_err(|error| {
+                    otlp::json::encode_ref(batch).map(Bytes::from).map_err(|error| {
                         SendError::permanent(format!("cannot encode the batch as JSON: {error}"))
                     })?
                 }
@@ -287,16 +291,7 @@ impl Sender for OtlpHttpSender {
             let mut request = http::Request::new(Full::new(body));
             *request.method_mut() = Method::POST;
             *request.uri_mut() = self.url.clone();
-            let headers = request.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.encoding.content_type()));
-            headers.insert(USER_AGENT, HeaderValue::from_static(common::USER_AGENT));
-            if self.compression == Compression::Gzip {
-                headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            }
-            // The configured headers come last and win, as in the collector.
-            for (name, value) in &self.headers {
-                headers.insert(name.clone(), value.clone());
-            }
+            *request.headers_mut() = self.headers.clone();
             let response = self.client.request(request).await.map_err(|error| {
                 SendError::retryable(format!("request failed: {}", error_chain(&error)))
             })?;

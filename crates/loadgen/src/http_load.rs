@@ -21,10 +21,8 @@ use anyhow::{Context as _, bail, ensure};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
-use crate::load::Pacer;
+use crate::load::{Pacer, connect_h1};
 use crate::proc_stats::{self, Proc};
 
 /// How long one request may take before it counts as failed.
@@ -84,7 +82,7 @@ pub async fn command(args: HttpLoadArgs) -> anyhow::Result<()> {
 
     let mut senders = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        senders.push(connect(&args.target).await?);
+        senders.push(connect_h1(&args.target).await?);
     }
     let pacer = Arc::new(Mutex::new(Pacer::new(args.rate, MAX_CATCH_UP_REQUESTS)));
     let start = Instant::now();
@@ -202,7 +200,7 @@ impl Worker {
         };
         if !ready {
             *sender = None;
-            *sender = Some(connect(&self.target).await?);
+            *sender = Some(connect_h1(&self.target).await?);
         }
         let Some(open) = sender.as_mut() else { bail!("not connected") };
         let request = http::Request::get(self.path.as_str())
@@ -226,19 +224,6 @@ impl Worker {
         }
         result
     }
-}
-
-async fn connect(target: &str) -> anyhow::Result<Sender> {
-    let stream =
-        TcpStream::connect(target).await.with_context(|| format!("cannot connect to {target}"))?;
-    stream.set_nodelay(true).context("cannot set TCP_NODELAY")?;
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .with_context(|| format!("HTTP/1.1 handshake with {target} failed"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(sender)
 }
 
 fn parse_watch(specs: &[String]) -> anyhow::Result<Vec<(String, Proc)>> {

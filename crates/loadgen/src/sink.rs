@@ -8,7 +8,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -254,7 +253,7 @@ async fn otlp_http(counters: Arc<Counters>, request: Request<Incoming>) -> Respo
         Err(error) => return respond(StatusCode::BAD_REQUEST, "text/plain", format!("{error}\n")),
     };
     let message = if gzip {
-        match gunzip(&body) {
+        match transport::gzip::decompress(&body, MAX_MESSAGE_BYTES) {
             Ok(message) => Bytes::from(message),
             Err(error) => {
                 return respond(StatusCode::BAD_REQUEST, "text/plain", format!("{error}\n"));
@@ -268,12 +267,6 @@ async fn otlp_http(counters: Arc<Counters>, request: Request<Incoming>) -> Respo
         Ok(()) => respond(StatusCode::OK, "application/x-protobuf", Bytes::new()),
         Err(error) => respond(StatusCode::BAD_REQUEST, "text/plain", format!("{error}\n")),
     }
-}
-
-fn gunzip(compressed: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut message = Vec::with_capacity(compressed.len() * 4);
-    flate2::read::GzDecoder::new(compressed).read_to_end(&mut message)?;
-    Ok(message)
 }
 
 fn respond(
@@ -382,6 +375,6 @@ mod tests {
         let message = otlp::fixtures::sidecar_traces(10, 1).encode_to_vec();
         let compressed = crate::load::gzip(&message).unwrap();
         assert!(compressed.len() < message.len());
-        assert_eq!(gunzip(&compressed).unwrap(), message);
+        assert_eq!(transport::gzip::decompress(&compressed, MAX_MESSAGE_BYTES).unwrap(), message);
     }
 }

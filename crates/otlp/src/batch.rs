@@ -167,6 +167,30 @@ impl Batch {
         buf.freeze()
     }
 
+    /// The trace request, if the batch holds it decoded.
+    pub fn as_traces(&self) -> Option<&ExportTraceServiceRequest> {
+        match &self.repr {
+            Repr::Traces(request) => Some(request),
+            _ => None,
+        }
+    }
+
+    /// The logs request, if the batch holds it decoded.
+    pub fn as_logs(&self) -> Option<&ExportLogsServiceRequest> {
+        match &self.repr {
+            Repr::Logs(request) => Some(request),
+            _ => None,
+        }
+    }
+
+    /// The metrics request, if the batch holds it decoded.
+    pub fn as_metrics(&self) -> Option<&ExportMetricsServiceRequest> {
+        match &self.repr {
+            Repr::Metrics(request) => Some(request),
+            _ => None,
+        }
+    }
+
     /// Decodes (if needed) and hands out the trace request.
     pub fn into_traces(self) -> Result<ExportTraceServiceRequest, DecodeError> {
         self.expect_signal(Signal::Traces)?;

@@ -79,6 +79,21 @@ pub fn encode(batch: Batch) -> Result<Vec<u8>, DecodeError> {
     })
 }
 
+/// [`encode`] for a borrowed batch: a decoded request is serialized where it is, and only a
+/// batch still in wire form is cloned (its list of byte chunks, not the data) to be decoded.
+pub fn encode_ref(batch: &Batch) -> Result<Vec<u8>, DecodeError> {
+    if let Some(request) = batch.as_traces() {
+        return Ok(encode_message(request));
+    }
+    if let Some(request) = batch.as_logs() {
+        return Ok(encode_message(request));
+    }
+    if let Some(request) = batch.as_metrics() {
+        return Ok(encode_message(request));
+    }
+    encode(batch.clone())
+}
+
 /// Encodes any generated OTLP message, such as an `Export*ServiceResponse`, as OTLP/JSON.
 pub fn encode_message<T: Serialize>(message: &T) -> Vec<u8> {
     // serde_json fails only on map keys that are not strings and on writer errors; the generated

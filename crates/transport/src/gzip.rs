@@ -25,7 +25,7 @@ pub fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
     let decoder = GzDecoder::new(data);
     // Read one byte past the limit: reaching it proves the body is too large without inflating
     // the rest.
-    let mut limited = decoder.take(limit as u64 + 1);
+    let mut limited = decoder.take((limit as u64).saturating_add(1));
     limited.read_to_end(&mut output).map_err(|error| InflateError::Corrupt(error.to_string()))?;
     if output.len() > limit {
         return Err(InflateError::TooLarge { limit });

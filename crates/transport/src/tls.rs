@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
 use serde::Deserialize;
 
@@ -138,6 +138,19 @@ impl ServerTlsConfig {
 }
 
 impl ClientTlsConfig {
+    /// The name the server's certificate is checked against instead of the endpoint's host:
+    /// `server_name_override`, if set. Errors name the key, relative to the `tls` block.
+    pub fn server_name(&self) -> Result<Option<ServerName<'static>>, String> {
+        match self.server_name_override.as_deref() {
+            None | Some("") => Ok(None),
+            Some(name) => ServerName::try_from(name.to_string()).map(Some).map_err(|_| {
+                format!(
+                    "server_name_override: invalid server name \"{name}\": expected a DNS name or an IP address"
+                )
+            }),
+        }
+    }
+
     /// Builds the rustls client config: the given CA or the system's roots, and a client
     /// certificate when one is set.
     pub fn build(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, String> {

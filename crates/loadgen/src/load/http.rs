@@ -38,8 +38,14 @@ pub(super) async fn clients(
     Ok(clients)
 }
 
-/// An HTTP/1.1 connection to `authority`; also how `run` scrapes the collector's metrics.
-pub(crate) async fn connect_h1(authority: &str) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
+/// An HTTP/1.1 connection to `authority`, sending bodies of type `B`; also how `run` scrapes
+/// the collector's metrics and how `http-load` connects.
+pub(crate) async fn connect_h1<B>(authority: &str) -> anyhow::Result<http1::SendRequest<B>>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let io = tcp(authority).await?;
     let (sender, connection) = http1::handshake(io)
         .await

@@ -135,7 +135,7 @@ impl Collector {
     }
 
     /// SIGTERM, then SIGKILL after [`SHUTDOWN_TIMEOUT`]; says how it ended.
-    pub(super) fn stop(&mut self) -> String {
+    pub(super) async fn stop(&mut self) -> String {
         self.stopped = true;
         let began = Instant::now();
         let signalled = Command::new("kill")
@@ -152,7 +152,7 @@ impl Collector {
                         began.elapsed().as_secs_f64()
                     );
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         let _ = self.child.kill();

@@ -193,7 +193,7 @@ pub async fn command(args: RunArgs) -> anyhow::Result<()> {
             Some(address) => scrape(address).await.ok(),
             None => None,
         };
-        let exit = collector.stop();
+        let exit = collector.stop().await;
         report.collector = Some(CollectorFigures {
             cpu: after
                 .collector_cpu
