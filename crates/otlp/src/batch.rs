@@ -88,7 +88,18 @@ impl Batch {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items == 0 && self.encoded_len() == 0
+        self.items == 0 && !self.has_content()
+    }
+
+    /// Whether the encoding would be non-empty, without measuring it: an `Export*ServiceRequest`
+    /// has no field but its resource list, so it encodes to nothing exactly when that is empty.
+    fn has_content(&self) -> bool {
+        match &self.repr {
+            Repr::Encoded(chunks) => chunks.iter().any(|chunk| !chunk.is_empty()),
+            Repr::Traces(request) => !request.resource_spans.is_empty(),
+            Repr::Logs(request) => !request.resource_logs.is_empty(),
+            Repr::Metrics(request) => !request.resource_metrics.is_empty(),
+        }
     }
 
     /// True while the batch is still in wire form.
@@ -104,7 +115,7 @@ impl Batch {
     pub fn append(&mut self, other: Batch) {
         debug_assert_eq!(self.signal, other.signal, "appending batches of different signals");
         self.items += other.items;
-        if other.encoded_len() == 0 && other.items == 0 {
+        if other.is_empty() {
             return;
         }
         let repr = std::mem::replace(&mut self.repr, Repr::Encoded(Vec::new()));

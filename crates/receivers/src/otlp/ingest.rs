@@ -74,7 +74,7 @@ impl Ingest {
     /// Takes a batch already decoded.
     pub(crate) async fn batch(&self, batch: Batch) -> Result<(), IngestError> {
         let items = batch.items();
-        if items == 0 && batch.is_empty() {
+        if batch.is_empty() {
             // An empty request is valid OTLP and is answered with success; nothing to forward.
             return Ok(());
         }
