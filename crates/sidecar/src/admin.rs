@@ -24,6 +24,7 @@ use crate::config::{
     CustomTag, DirectionSettings, Exporter, HeaderValueSource, OtlpProtocol, PathMatch,
     SidecarConfig, TagValue,
 };
+use crate::metrics;
 
 /// Produces the `/stats/prometheus` text.
 pub type StatsEncoder = Arc<dyn Fn() -> String + Send + Sync>;
@@ -122,7 +123,7 @@ impl AdminState {
                 let text = self.inner.stats.as_ref().map(|encode| encode()).unwrap_or_default();
                 AdminReply {
                     status: StatusCode::OK,
-                    content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    content_type: metrics::CONTENT_TYPE,
                     body: Bytes::from(text),
                 }
             }

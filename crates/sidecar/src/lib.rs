@@ -22,7 +22,9 @@
 //! Start reading at [`config`] (its module docs list the files in reading order).
 
 pub mod admin;
+mod bounded;
 pub mod config;
+mod grpc;
 pub mod metrics;
 pub mod observe;
 pub mod proxy;

@@ -67,7 +67,7 @@ pub struct Completion<'a> {
     /// Trailers of the response (gRPC status lives here), if any.
     pub trailers: Option<&'a HeaderMap>,
     /// Envoy's response flags for the exchange, e.g. `-`, `UF`, `URX`, `UT`, `DC`, `UC`.
-    pub response_flags: &'a str,
+    pub response_flags: &'static str,
     /// From request head received to response body finished (or failure).
     pub duration: Duration,
 }

@@ -177,6 +177,8 @@ fn first_label<'a>(labels: &'a BTreeMap<String, String>, keys: &[&str]) -> Optio
 
 /// Istio's canonical service label.
 pub const CANONICAL_NAME_LABEL: &str = "service.istio.io/canonical-name";
+/// Istio's canonical revision label.
+pub const CANONICAL_REVISION_LABEL: &str = "service.istio.io/canonical-revision";
 
 /// The span `service.name` Istio gives this workload (`getServiceCluster`, mesh-tracing-spec
 /// §2.6):

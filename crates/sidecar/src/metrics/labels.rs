@@ -30,12 +30,11 @@ use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, EncodeLabelValue,
 
 use super::peer_metadata::WorkloadIdentity;
 use super::service::DestinationService;
-use crate::config::{CANONICAL_NAME_LABEL, Workload};
+use crate::config::{CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, Workload};
 use crate::observe::Direction;
 
 /// Istio's default cluster id (`CLUSTER_ID` when the mesh sets none).
 pub(crate) const DEFAULT_CLUSTER_ID: &str = "Kubernetes";
-const CANONICAL_REVISION_LABEL: &str = "service.istio.io/canonical-revision";
 const UNKNOWN: &str = "unknown";
 const LATEST: &str = "latest";
 
@@ -61,12 +60,6 @@ const NAMES: [&str; 20] = [
     "destination_service_name",
     "destination_service_namespace",
     "destination_cluster",
-];
-
-/// Envoy's short response flags, kept without allocating (`StreamInfo::ResponseFlagUtils`).
-const KNOWN_FLAGS: [&str; 29] = [
-    "-", "UH", "UF", "UO", "NR", "URX", "NC", "DT", "DC", "LH", "UT", "LR", "UR", "UC", "DI", "FI",
-    "RL", "UAEX", "RLSE", "IH", "SI", "DPE", "UPE", "UMSDR", "OM", "DF", "DO", "DR", "UDO",
 ];
 
 // === impl LocalWorkload ===
@@ -268,12 +261,8 @@ pub(crate) fn security_policy(direction: Direction) -> &'static str {
 }
 
 /// `response_flags`: Envoy's flags, `-` for none.
-pub(crate) fn response_flags(flags: &str) -> Cow<'static, str> {
-    let flags = if flags.is_empty() { "-" } else { flags };
-    match KNOWN_FLAGS.iter().find(|known| **known == flags) {
-        Some(known) => Cow::Borrowed(known),
-        None => Cow::Owned(flags.to_owned()),
-    }
+pub(crate) fn response_flags(flags: &'static str) -> Cow<'static, str> {
+    Cow::Borrowed(if flags.is_empty() { "-" } else { flags })
 }
 
 /// The labels of one HTTP/gRPC series.

@@ -18,10 +18,8 @@
 //!   the callee's from the response (the `destination_*` labels) and removes them before the app
 //!   sees them.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue};
@@ -30,7 +28,9 @@ use super::MeshMetrics;
 use super::labels::{self, HttpSeries, LocalWorkload, SourceDestination, TcpSeries};
 use super::peer_metadata::{self, PEER_METADATA, PEER_METADATA_ID};
 use super::service::{self, DestinationService};
+use crate::bounded::{Bounded, Budget};
 use crate::config::{ServiceRoute, SidecarConfig};
+use crate::grpc::{self, GRPC_STATUS};
 use crate::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
 
 /// Entries (upstream clusters, authorities, peer label sets) remembered per direction. A
@@ -196,36 +196,19 @@ fn index(direction: Direction) -> usize {
     }
 }
 
-/// Envoy's `isGrpcRequestHeaders`: `content-type` is `application/grpc`, optionally followed by
-/// `+format` or `;parameters`.
+/// Envoy's `isGrpcRequestHeaders`: `content-type` is gRPC's.
 fn is_grpc(headers: &HeaderMap) -> bool {
-    let Some(content_type) = headers.get(CONTENT_TYPE) else { return false };
-    let Some(rest) = content_type.as_bytes().strip_prefix(b"application/grpc") else {
-        return false;
-    };
-    matches!(rest.first(), None | Some(b'+' | b';'))
+    headers.get(CONTENT_TYPE).is_some_and(grpc::is_grpc)
 }
 
 /// A `grpc-status` value as Envoy reads it: absent when empty, `-1` when not a known code.
 fn grpc_status(headers: &HeaderMap) -> Option<i64> {
-    let value = headers.get("grpc-status")?.as_bytes().trim_ascii();
+    let value = headers.get(GRPC_STATUS)?.as_bytes().trim_ascii();
     if value.is_empty() {
         return None;
     }
     let code = std::str::from_utf8(value).ok().and_then(|text| text.parse::<u8>().ok());
     Some(code.filter(|code| *code <= 16).map_or(-1, i64::from))
-}
-
-/// Envoy's `httpToGrpcStatus`, for gRPC responses that carry no `grpc-status`.
-fn http_to_grpc_status(status: u16) -> i64 {
-    match status {
-        400 => 13,
-        401 => 16,
-        403 => 7,
-        404 => 12,
-        429 | 502 | 503 | 504 => 14,
-        _ => 2,
-    }
 }
 
 // === impl Exchange ===
@@ -286,7 +269,8 @@ impl Observation for Exchange {
                 .trailers
                 .and_then(grpc_status)
                 .or(self.header_grpc_status)
-                .or((self.response_code != 0).then(|| http_to_grpc_status(self.response_code))),
+                .or((self.response_code != 0)
+                    .then(|| i64::from(grpc::http_to_grpc_status(self.response_code)))),
         };
         let series = HttpSeries {
             parties: self.parties,
@@ -319,7 +303,7 @@ struct Routes {
 
 impl Routes {
     fn new(direction: Direction, local: &LocalWorkload) -> Routes {
-        let budget = Arc::new(Budget(AtomicUsize::new(ENTRIES_PER_DIRECTION)));
+        let budget = Arc::new(Budget::new(ENTRIES_PER_DIRECTION));
         Routes {
             by_cluster: Bounded::new(&budget),
             overflow: Arc::new(Route::new(direction, local, None, &budget)),
@@ -383,46 +367,5 @@ impl Route {
                 None => self.anonymous.clone(),
             })
             .unwrap_or_else(|| self.anonymous.clone())
-    }
-}
-
-/// How many more entries one direction's maps may remember.
-struct Budget(AtomicUsize);
-
-impl Budget {
-    fn take(&self) -> bool {
-        self.0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1))
-            .is_ok()
-    }
-}
-
-/// A string-keyed map whose entries come out of a shared [`Budget`].
-struct Bounded<V> {
-    map: RwLock<HashMap<Box<str>, V>>,
-    budget: Arc<Budget>,
-}
-
-impl<V: Clone> Bounded<V> {
-    fn new(budget: &Arc<Budget>) -> Self {
-        Bounded { map: RwLock::new(HashMap::new()), budget: budget.clone() }
-    }
-
-    /// The value for `key`, made and remembered on first use; `None` once the budget is spent.
-    /// `make` runs under the write lock, once per key.
-    fn get_or_insert_with(&self, key: &str, make: impl FnOnce() -> V) -> Option<V> {
-        if let Some(value) = self.map.read().unwrap_or_else(PoisonError::into_inner).get(key) {
-            return Some(value.clone());
-        }
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(value) = map.get(key) {
-            return Some(value.clone());
-        }
-        if !self.budget.take() {
-            return None;
-        }
-        let value = make();
-        map.insert(Box::from(key), value.clone());
-        Some(value)
     }
 }

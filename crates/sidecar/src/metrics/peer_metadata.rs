@@ -19,6 +19,7 @@
 use http::HeaderName;
 
 use super::base64::{decode as base64_decode, encode as base64_encode};
+use crate::config::{CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL};
 
 /// The header carrying the base64 `google.protobuf.Struct`.
 pub(crate) const PEER_METADATA: HeaderName = HeaderName::from_static("x-envoy-peer-metadata");
@@ -34,8 +35,6 @@ const CLUSTER_ID: &str = "CLUSTER_ID";
 const LABELS: &str = "LABELS";
 const APP_LABEL: &str = "app";
 const VERSION_LABEL: &str = "version";
-const CANONICAL_NAME_LABEL: &str = "service.istio.io/canonical-name";
-const CANONICAL_REVISION_LABEL: &str = "service.istio.io/canonical-revision";
 
 /// A workload as the metadata exchange describes it; empty means absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

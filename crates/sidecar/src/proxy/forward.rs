@@ -36,6 +36,7 @@ use super::listener::{ConnectionInfo, Handler};
 use super::local_reply::{self, Failure};
 use super::upgrade;
 use super::upstream::{Route, Router};
+use crate::grpc::is_grpc;
 use crate::observe::{Observer, RequestView};
 
 type UpstreamClient = Client<Connector, RequestBody>;
@@ -172,15 +173,6 @@ impl Handler for Forwarder {
         connection: ConnectionInfo,
     ) -> impl Future<Output = Response<ResponseBody>> + Send + 'static {
         self.forward(request, connection)
-    }
-}
-
-/// Envoy's `isGrpcContentType`: `application/grpc`, `application/grpc+proto`, … (not gRPC-Web).
-fn is_grpc(content_type: &HeaderValue) -> bool {
-    let value = content_type.as_bytes();
-    match value.strip_prefix(b"application/grpc") {
-        Some(rest) => rest.is_empty() || rest[0] == b'+' || rest[0] == b';',
-        None => false,
     }
 }
 

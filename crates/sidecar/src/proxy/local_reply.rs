@@ -25,6 +25,7 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode, Version};
 
 use super::exchange::{Exchange, ResponseBody, ResponseFlags};
+use crate::grpc::{self, GRPC_MESSAGE, GRPC_STATUS};
 
 /// Why the sidecar answers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,14 +87,7 @@ impl Failure {
 
 /// gRPC's status for an HTTP status (Envoy `Grpc::Utility::httpToGrpcStatus`).
 fn grpc_status(status: StatusCode) -> u16 {
-    match status.as_u16() {
-        400 => 13,
-        401 => 16,
-        403 => 7,
-        404 => 12,
-        429 | 502 | 503 | 504 => 14,
-        _ => 2,
-    }
+    grpc::http_to_grpc_status(status.as_u16())
 }
 
 /// The sidecar's answer for `failure`, observed through `exchange`.
@@ -111,11 +105,11 @@ pub(crate) fn respond(
     let headers = response.headers_mut();
     let body = if grpc {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-        headers.insert("grpc-status", HeaderValue::from(grpc_status(failure.status())));
+        headers.insert(GRPC_STATUS, HeaderValue::from(grpc_status(failure.status())));
         if let Ok(message) = HeaderValue::from_str(text)
             && !text.is_empty()
         {
-            headers.insert("grpc-message", message);
+            headers.insert(GRPC_MESSAGE, message);
         }
         ""
     } else {

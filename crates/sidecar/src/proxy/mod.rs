@@ -30,11 +30,11 @@ mod counting_io;
 mod drain;
 mod exchange;
 mod forward;
-mod headers;
+pub(crate) mod headers;
 mod listener;
 mod local_reply;
 mod upgrade;
-mod upstream;
+pub(crate) mod upstream;
 
 use std::io;
 use std::net::SocketAddr;

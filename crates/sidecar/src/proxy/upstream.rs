@@ -58,7 +58,7 @@ pub(crate) struct Route {
 impl Router {
     /// The inbound router: everything goes to `app`.
     pub(crate) fn inbound(app: &Endpoint) -> Router {
-        let service = Service { cluster: format!("inbound|{}||", app.port), target: app.clone() };
+        let service = Service { cluster: inbound_cluster(app), target: app.clone() };
         Router { direction: Direction::Inbound, app: Some(service), services: HashMap::new() }
     }
 
@@ -121,10 +121,17 @@ impl Router {
 }
 
 fn service(route: &ServiceRoute) -> Service {
-    Service {
-        cluster: format!("outbound|{}||{}", route.port, route.host),
-        target: route.target.clone(),
-    }
+    Service { cluster: outbound_cluster(route), target: route.target.clone() }
+}
+
+/// The cluster of every inbound request to `app`: `inbound|<app port>||`.
+pub(crate) fn inbound_cluster(app: &Endpoint) -> String {
+    format!("inbound|{}||", app.port)
+}
+
+/// The cluster of a services-table entry: `outbound|<port>||<host>`.
+pub(crate) fn outbound_cluster(route: &ServiceRoute) -> String {
+    format!("outbound|{}||{}", route.port, route.host)
 }
 
 /// The names a pod in `namespace` may use for a Kubernetes service FQDN, as Istio's outbound

@@ -14,8 +14,7 @@
 //! kept, later ones count under `other`, so a client calling arbitrary hosts cannot grow the
 //! series without bound.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::text::encode_registry;
 use prometheus_client::metrics::counter::Counter;
@@ -23,6 +22,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use propagation::ExtractErrors;
 
+use crate::bounded::{Bounded, Budget};
 use crate::observe::Direction;
 
 /// Distinct `service` label values kept.
@@ -57,7 +57,7 @@ impl DropReason {
 }
 
 /// The counters; cheap to clone (every family is shared).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct TraceMetrics {
     started: Counters,
     exported: Counter,
@@ -65,12 +65,58 @@ pub struct TraceMetrics {
     stitched: Counters,
     unstitchable: Counters,
     rejected: Counters,
-    services: Arc<Mutex<HashSet<String>>>,
+    services: Arc<Services>,
+}
+
+impl Default for TraceMetrics {
+    fn default() -> Self {
+        TraceMetrics {
+            started: Counters::default(),
+            exported: Counter::default(),
+            dropped: Counters::default(),
+            stitched: Counters::default(),
+            unstitchable: Counters::default(),
+            rejected: Counters::default(),
+            services: Arc::new(Services {
+                known: Bounded::new(&Arc::new(Budget::new(MAX_SERVICES))),
+                other: Arc::new(ServiceHandles::new("other")),
+            }),
+        }
+    }
+}
+
+/// The `service`-labelled counters of each known service, and of `other` past [`MAX_SERVICES`].
+struct Services {
+    known: Bounded<Arc<ServiceHandles>>,
+    other: Arc<ServiceHandles>,
+}
+
+/// One `service` label's counters, each bound on its first count (so a service only counted as
+/// stitched has no `unstitchable` series, as with `get_or_create` on every count).
+struct ServiceHandles {
+    label: Box<str>,
+    stitched: OnceLock<Counter>,
+    unstitchable: OnceLock<Counter>,
+}
+
+impl ServiceHandles {
+    fn new(label: &str) -> Self {
+        ServiceHandles {
+            label: label.into(),
+            stitched: OnceLock::new(),
+            unstitchable: OnceLock::new(),
+        }
+    }
+
+    fn bound<'a>(&self, handle: &'a OnceLock<Counter>, family: &Counters) -> &'a Counter {
+        handle
+            .get_or_init(|| family.get_or_create_owned(&vec![("service", self.label.to_string())]))
+    }
 }
 
 impl TraceMetrics {
     /// Adds every counter to `registry` (they stay shared with this value).
-    pub fn register(&self, registry: &mut Registry) {
+    fn register(&self, registry: &mut Registry) {
         registry.register(
             "meshtrace_sidecar_spans_started",
             "Sampled proxy spans begun",
@@ -127,13 +173,13 @@ impl TraceMetrics {
     }
 
     pub(crate) fn stitched(&self, service: &str) {
-        let labels = vec![("service", self.service(service))];
-        self.stitched.get_or_create(&labels).inc();
+        let handles = self.service(service);
+        handles.bound(&handles.stitched, &self.stitched).inc();
     }
 
     pub(crate) fn unstitchable(&self, service: &str) {
-        let labels = vec![("service", self.service(service))];
-        self.unstitchable.get_or_create(&labels).inc();
+        let handles = self.service(service);
+        handles.bound(&handles.unstitchable, &self.unstitchable).inc();
     }
 
     /// Counts what [`propagation::extract`] rejected.
@@ -153,17 +199,14 @@ impl TraceMetrics {
         }
     }
 
-    /// The `service` label for `service`: itself while fewer than [`MAX_SERVICES`] are known.
-    fn service(&self, service: &str) -> String {
-        let mut known = self.services.lock().unwrap_or_else(PoisonError::into_inner);
-        if known.contains(service) {
-            return service.to_owned();
-        }
-        if known.len() < MAX_SERVICES {
-            known.insert(service.to_owned());
-            return service.to_owned();
-        }
-        "other".to_owned()
+    /// The counters of `service`: its own while fewer than [`MAX_SERVICES`] are known, else
+    /// `other`'s. A known service costs a read lock and no allocation.
+    fn service(&self, service: &str) -> Arc<ServiceHandles> {
+        let services = &self.services;
+        services
+            .known
+            .get_or_insert_with(service, || Arc::new(ServiceHandles::new(service)))
+            .unwrap_or_else(|| services.other.clone())
     }
 
     /// Spans begun in `direction`.

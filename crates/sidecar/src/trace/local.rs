@@ -5,10 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{CANONICAL_NAME_LABEL, SidecarConfig, Workload};
-
-/// Istio's canonical revision label.
-pub const CANONICAL_REVISION_LABEL: &str = "service.istio.io/canonical-revision";
+use crate::config::{CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, SidecarConfig, Workload};
 
 /// Where environment variables come from: the process (what the sidecar does), or a fixed map
 /// (tests, embedding).

@@ -31,24 +31,27 @@ mod span;
 mod stitching;
 mod tags;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipeline::telemetry::Telemetry;
-use prometheus_client::registry::Registry;
 use propagation::Propagators;
 
 pub use counters::{DropReason, MAX_SERVICES, TraceMetrics};
-pub use local::{CANONICAL_REVISION_LABEL, Environment, LocalInfo};
+pub use local::{Environment, LocalInfo};
+
+pub use crate::config::CANONICAL_REVISION_LABEL;
 
 use self::export::{BatchSettings, ExportQueue, SpanSink, export_queue};
 use self::exporter::{ExporterContext, build_exporter, resource};
-use self::observer::{DirectionTracer, Tracer};
+use self::observer::{DirectionTracer, KnownName, Tracer};
 use self::sampling::{DirectionSampling, SamplingRules};
 use self::stitching::Stitching;
 use self::tags::{DirectionTags, Kind};
 use crate::config::{DirectionSettings, Exporter, SidecarConfig};
 use crate::observe::{Direction, Observer};
+use crate::proxy::upstream;
 
 /// Tracing could not be set up (an exporter's settings were refused, or it failed to start).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -263,7 +266,34 @@ fn direction_tracer(
         sink,
         started: metrics.started_handle(direction),
         no_exporter: metrics.dropped_handle(DropReason::NoExporter),
+        names: known_names(direction, kind, config, local),
     })
+}
+
+/// The span names of the clusters `direction`'s requests go to that are known from the config:
+/// the inbound app's, or the services table's.
+fn known_names(
+    direction: Direction,
+    kind: Kind,
+    config: &SidecarConfig,
+    local: &LocalInfo,
+) -> HashMap<Box<str>, KnownName> {
+    let clusters: Vec<String> = match direction {
+        Direction::Inbound => config
+            .listeners
+            .inbound
+            .iter()
+            .map(|inbound| upstream::inbound_cluster(&inbound.app))
+            .collect(),
+        Direction::Outbound => config.services.iter().map(upstream::outbound_cluster).collect(),
+    };
+    clusters
+        .into_iter()
+        .filter_map(|cluster| {
+            let name = span::cluster_operation_name(kind, &cluster, &local.inbound_host)?;
+            Some((cluster.into_boxed_str(), KnownName::new(name)))
+        })
+        .collect()
 }
 
 // === impl TracingRuntime ===
@@ -290,21 +320,9 @@ impl TracingRuntime {
         &self.metrics
     }
 
-    /// Adds the tracer's counters to `registry` (for an admin endpoint with its own registry).
-    /// The exporters' `otelcol_exporter_*` metrics are not in it: use [`stats`](Self::stats).
-    pub fn register(&self, registry: &mut Registry) {
-        self.metrics.register(registry);
-    }
-
     /// A handle on every tracing metric, for the admin endpoint's stats encoder.
     pub fn stats(&self) -> TracingStats {
         TracingStats { metrics: self.metrics.clone(), telemetry: self.telemetry.clone() }
-    }
-
-    /// Appends the tracer's counters and the exporters' metrics to `out` (see
-    /// [`TracingStats::append_to`]).
-    pub fn encode_prometheus(&self, out: &mut String) {
-        self.stats().append_to(out);
     }
 
     /// Set-up problems worth telling the operator (an unsupported exporter, a missing

@@ -16,6 +16,7 @@
 //! Everything here runs on the request path: no I/O, no waiting, no lock held longer than one
 //! map operation; a span that cannot be buffered is dropped and counted.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -60,6 +61,23 @@ pub(crate) struct DirectionTracer {
     pub(crate) sink: Option<SpanSink>,
     pub(crate) started: Counter,
     pub(crate) no_exporter: Counter,
+    /// The span names of the clusters known up front (the inbound app's, the services
+    /// table's), by cluster; other clusters are named per request.
+    pub(crate) names: HashMap<Box<str>, KnownName>,
+}
+
+/// A span name worked out once, with its header value.
+pub(crate) struct KnownName {
+    pub(crate) name: String,
+    /// `None` when the name is not a valid header value (it is then not written).
+    pub(crate) header: Option<HeaderValue>,
+}
+
+impl KnownName {
+    pub(crate) fn new(name: String) -> KnownName {
+        let header = HeaderValue::from_str(&name).ok();
+        KnownName { name, header }
+    }
 }
 
 /// One exchange as the tracer follows it. The default follows nothing (a direction without
@@ -172,20 +190,33 @@ impl Tracer {
             .as_ref()
             .and_then(|value| value.to_str().ok())
             .filter(|operation| !operation.is_empty());
-        let name = match caller_operation {
-            Some(operation) => operation.to_owned(),
-            None => span::operation_name(&Naming {
-                kind: tracer.kind,
-                upstream_cluster: request.upstream_cluster,
-                authority: authority.as_deref(),
-                inbound_host: &self.inbound_host,
-                fallback_port: self.inbound_port.unwrap_or(request.local.port()),
-            }),
+        let known = match caller_operation {
+            Some(_) => None,
+            None => tracer.names.get(request.upstream_cluster),
+        };
+        let computed;
+        let name: &str = match (caller_operation, known) {
+            (Some(operation), _) => operation,
+            (None, Some(known)) => &known.name,
+            (None, None) => {
+                computed = span::operation_name(&Naming {
+                    kind: tracer.kind,
+                    upstream_cluster: request.upstream_cluster,
+                    authority: authority.as_deref(),
+                    inbound_host: &self.inbound_host,
+                    fallback_port: self.inbound_port.unwrap_or(request.local.port()),
+                });
+                &computed
+            }
+        };
+        let name_header = || match known {
+            Some(known) => known.header.clone(),
+            None => HeaderValue::from_str(name).ok(),
         };
         if tracer.propagate {
             context::write(&span, self.inject, request_id, headers);
             if request.direction == Direction::Outbound
-                && let Ok(value) = HeaderValue::from_str(&name)
+                && let Some(value) = name_header()
             {
                 headers.insert(DECORATOR_OPERATION, value);
             }
@@ -199,7 +230,7 @@ impl Tracer {
         let response_headers = ResponseHeaders {
             request_id: forced.then(|| HeaderValue::from_str(request_id).ok()).flatten(),
             operation: (inbound && tracer.propagate && caller_operation.is_none())
-                .then(|| HeaderValue::from_str(&name).ok())
+                .then(name_header)
                 .flatten(),
             adopt_operation: !inbound,
         };
@@ -211,7 +242,7 @@ impl Tracer {
             tracer.started.inc();
             Recording {
                 tracer: tracer.clone(),
-                name,
+                name: name.to_owned(),
                 remote_parent: parent.is_some() && !stitched,
                 span,
                 start: request.started,

@@ -63,7 +63,9 @@ pub(crate) struct Decision {
 pub(crate) struct SamplingRules {
     never_trace_paths: Vec<PathMatch>,
     always_trace_paths: Vec<PathMatch>,
-    force_trace_headers: Vec<HeaderMatch>,
+    /// `force_trace_headers` as header names, with the value to match (any when `None`). A
+    /// rule whose name is not a valid header name can never match, and is left out.
+    force_trace_headers: Vec<(HeaderName, Option<String>)>,
 }
 
 /// One direction's sampling settings.
@@ -98,7 +100,13 @@ impl SamplingRules {
         SamplingRules {
             never_trace_paths: settings.never_trace_paths.clone(),
             always_trace_paths: settings.always_trace_paths.clone(),
-            force_trace_headers: settings.force_trace_headers.clone(),
+            force_trace_headers: settings
+                .force_trace_headers
+                .iter()
+                .filter_map(|HeaderMatch { name, value }| {
+                    Some((HeaderName::from_bytes(name.as_bytes()).ok()?, value.clone()))
+                })
+                .collect(),
         }
     }
 
@@ -121,7 +129,10 @@ impl SamplingRules {
         let client_trace =
             input.headers.contains_key(CLIENT_TRACE_ID) && draw(rng, direction.client_sampling);
         let forced_by_header = input.headers.contains_key(FORCE_TRACE)
-            || self.force_trace_headers.iter().any(|rule| matches_header(rule, input.headers));
+            || self
+                .force_trace_headers
+                .iter()
+                .any(|(name, value)| matches_header(name, value.as_deref(), input.headers));
         let request = TraceRequest { client_trace, force_trace: always || forced_by_header };
         let envoy = request_id::decide(Some(input.request_id), &direction.request_id, request);
         let rewritten_request_id = envoy.rewritten_request_id;
@@ -140,10 +151,10 @@ impl SamplingRules {
     }
 }
 
-/// Whether `headers` has `rule.name` (with `rule.value`, when given).
-fn matches_header(rule: &HeaderMatch, headers: &HeaderMap) -> bool {
-    let mut values = headers.get_all(rule.name.as_str()).iter();
-    match &rule.value {
+/// Whether `headers` has `name` (with `value`, when given).
+fn matches_header(name: &HeaderName, value: Option<&str>, headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(name).iter();
+    match value {
         None => values.next().is_some(),
         Some(expected) => values.any(|value| value.as_bytes() == expected.as_bytes()),
     }

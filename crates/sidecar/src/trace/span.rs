@@ -33,17 +33,10 @@ pub(crate) struct Naming<'a> {
 
 /// The span name: `<fqdn>:<port>/*`.
 pub(crate) fn operation_name(naming: &Naming<'_>) -> String {
-    let mut parts = naming.upstream_cluster.split('|');
-    let fields = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next());
-    if let (Some("inbound" | "outbound"), Some(port), Some(_), Some(host), None) = fields
-        && let Ok(port) = port.parse::<u16>()
+    if let Some(name) =
+        cluster_operation_name(naming.kind, naming.upstream_cluster, naming.inbound_host)
     {
-        if !host.is_empty() {
-            return format!("{host}:{port}/*");
-        }
-        if naming.kind == Kind::Server {
-            return format!("{}:{port}/*", naming.inbound_host);
-        }
+        return name;
     }
     match (naming.kind, naming.authority.filter(|a| !a.is_empty())) {
         (Kind::Server, _) => format!("{}:{}/*", naming.inbound_host, naming.fallback_port),
@@ -51,6 +44,28 @@ pub(crate) fn operation_name(naming: &Naming<'_>) -> String {
         (Kind::Client, Some(authority)) => format!("{authority}:80/*"),
         (Kind::Client, None) => format!("{}/*", naming.upstream_cluster),
     }
+}
+
+/// The span name given by an Istio cluster name alone (`None` when the authority or the
+/// listener's port decide it), so it can be worked out once per known cluster.
+pub(crate) fn cluster_operation_name(
+    kind: Kind,
+    cluster: &str,
+    inbound_host: &str,
+) -> Option<String> {
+    let mut parts = cluster.split('|');
+    let fields = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next());
+    if let (Some("inbound" | "outbound"), Some(port), Some(_), Some(host), None) = fields
+        && let Ok(port) = port.parse::<u16>()
+    {
+        if !host.is_empty() {
+            return Some(format!("{host}:{port}/*"));
+        }
+        if kind == Kind::Server {
+            return Some(format!("{inbound_host}:{port}/*"));
+        }
+    }
+    None
 }
 
 /// Whether `host[:port]` (or `[v6]:port`) ends in a port.

@@ -23,11 +23,21 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
+use http::header::{CONTENT_TYPE, HOST, HeaderName, USER_AGENT};
 use http::{HeaderMap, Version};
+use propagation::request_id;
 
 use super::local::{Environment, LocalInfo, istio_tags};
+use super::sampling::CLIENT_TRACE_ID;
 use crate::config::{DirectionSettings, TagValue, Workload};
+use crate::grpc::{GRPC_MESSAGE, GRPC_STATUS};
 use crate::observe::{Completion, RequestView, ResponseView};
+use crate::proxy::headers::X_FORWARDED_PROTO;
+
+const ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+const DOWNSTREAM_CLUSTER: HeaderName =
+    HeaderName::from_static("x-envoy-downstream-service-cluster");
 
 /// An attribute name: static for Envoy's tags, owned for custom ones.
 pub(crate) type Key = Cow<'static, str>;
@@ -55,8 +65,9 @@ pub(crate) struct DirectionTags {
     zone: Option<String>,
     /// `istio.*`, literal and environment tags, resolved.
     fixed: Vec<(String, String)>,
-    /// Request-header tags: (tag, lowercase header, default).
-    headers: Vec<(String, String, Option<String>)>,
+    /// Request-header tags: (tag, header, default); no header when the name is not a valid
+    /// header name (only the default applies).
+    headers: Vec<(String, Option<HeaderName>, Option<String>)>,
     max_path_tag_length: usize,
 }
 
@@ -125,7 +136,8 @@ impl DirectionTags {
                     env.var(name).or_else(|| default_value.clone())
                 }
                 TagValue::RequestHeader { name, default_value } => {
-                    headers.push((tag.name.clone(), name.clone(), default_value.clone()));
+                    let header = HeaderName::from_bytes(name.as_bytes()).ok();
+                    headers.push((tag.name.clone(), header, default_value.clone()));
                     continue;
                 }
             };
@@ -157,30 +169,32 @@ impl RequestInfo {
     ) -> RequestInfo {
         let head = &*view.head;
         let headers = &head.headers;
-        let text = |name: &str| headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()));
+        let text =
+            |name: &HeaderName| headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()));
         let host = match head.uri.authority() {
             Some(authority) => authority.as_str().to_owned(),
-            None => text("host").map(Cow::into_owned).unwrap_or_default(),
+            None => text(&HOST).map(Cow::into_owned).unwrap_or_default(),
         };
-        let scheme = text("x-forwarded-proto")
+        let scheme = text(&X_FORWARDED_PROTO)
             .map(Cow::into_owned)
             .or_else(|| head.uri.scheme_str().map(str::to_owned))
             .unwrap_or_else(|| "http".to_owned());
-        let path = text("x-envoy-original-path")
+        let path = text(&ORIGINAL_PATH)
             .map(Cow::into_owned)
             .or_else(|| head.uri.path_and_query().map(|p| p.as_str().to_owned()))
             .unwrap_or_else(|| "/".to_owned());
         let path = truncate(&path, tags.max_path_tag_length);
-        let content_type = text("content-type").unwrap_or_default();
+        let content_type = text(&CONTENT_TYPE).unwrap_or_default();
         let grpc = content_type.starts_with("application/grpc").then(|| GrpcRequest {
             path: head.uri.path().to_owned(),
             authority: host.clone(),
             content_type: content_type.clone().into_owned(),
-            timeout: text("grpc-timeout").map(Cow::into_owned),
+            timeout: text(&GRPC_TIMEOUT).map(Cow::into_owned),
         });
         let mut custom = Vec::new();
         for (tag, header, default) in &tags.headers {
-            let value = text(header).map(Cow::into_owned).or_else(|| default.clone());
+            let value =
+                header.as_ref().and_then(&text).map(Cow::into_owned).or_else(|| default.clone());
             if let Some(value) = value.filter(|value| !value.is_empty()) {
                 custom.push((tag.clone(), value));
             }
@@ -189,12 +203,12 @@ impl RequestInfo {
             method: head.method.as_str().to_owned(),
             url: format!("{scheme}://{host}{path}"),
             protocol: protocol(head.version),
-            user_agent: text("user-agent").map_or_else(|| "-".to_owned(), Cow::into_owned),
-            downstream_cluster: text("x-envoy-downstream-service-cluster")
+            user_agent: text(&USER_AGENT).map_or_else(|| "-".to_owned(), Cow::into_owned),
+            downstream_cluster: text(&DOWNSTREAM_CLUSTER)
                 .map_or_else(|| "-".to_owned(), Cow::into_owned),
             peer_address: view.peer.to_string(),
-            request_id: text("x-request-id").map(Cow::into_owned).unwrap_or_default(),
-            client_trace_id: text("x-client-trace-id").map(Cow::into_owned),
+            request_id: text(&request_id::HEADER).map(Cow::into_owned).unwrap_or_default(),
+            client_trace_id: text(&CLIENT_TRACE_ID).map(Cow::into_owned),
             upstream_cluster: view.upstream_cluster.to_owned(),
             grpc,
             custom,
@@ -243,10 +257,10 @@ impl ResponseInfo {
 
 /// `grpc-status` and `grpc-message` of a header block.
 fn grpc_response(headers: &HeaderMap) -> (Option<String>, Option<String>) {
-    let text = |name: &str| {
+    let text = |name: &HeaderName| {
         headers.get(name).map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
     };
-    (text("grpc-status"), text("grpc-message"))
+    (text(&GRPC_STATUS), text(&GRPC_MESSAGE))
 }
 
 /// gRPC statuses that are the server's fault: `error=true` on any span (Envoy

@@ -1,0 +1,31 @@
+//! gRPC over HTTP as Envoy's `Grpc::Common` and `Grpc::Utility` see it, shared by the proxy's
+//! local replies and both observers.
+
+use http::header::{HeaderName, HeaderValue};
+
+/// The status header (or trailer) of a gRPC response.
+pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+/// The message header (or trailer) of a gRPC response.
+pub(crate) const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+
+/// Envoy's `isGrpcContentType`: `application/grpc`, optionally followed by `+format` or
+/// `;parameters` (`application/grpc+proto`, …; not gRPC-Web).
+pub(crate) fn is_grpc(content_type: &HeaderValue) -> bool {
+    match content_type.as_bytes().strip_prefix(b"application/grpc") {
+        Some(rest) => matches!(rest.first(), None | Some(b'+' | b';')),
+        None => false,
+    }
+}
+
+/// gRPC's status for an HTTP status (Envoy `Grpc::Utility::httpToGrpcStatus`), for gRPC
+/// responses that carry no `grpc-status`.
+pub(crate) fn http_to_grpc_status(status: u16) -> u16 {
+    match status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    }
+}
