@@ -22,9 +22,13 @@
 # fixed ports (14317/14318 sink, 18080 app, 180xx sidecar B, 181xx sidecar A).
 # Output goes to the terminal and to target/bench/sidecar-TIMESTAMP.log.
 #
+# nginx comes from Debian (`nginx-light`, installed when missing and apt-get works; without it
+# the baseline run is skipped and the summary says so).
+#
 # Environment: RATE (1000), CONNECTIONS (10), DURATION (30), WARMUP (3), ROUNDS (1),
 # QUIET_WAIT (600), QUIET_LOAD (0.8), PROFILE (1 when perf is installed), PROFILE_SECONDS (15),
-# BUILD (1; 0 to use the binaries already in target/release).
+# BUILD (1; 0 to use the binaries already built), CARGO_PROFILE (dist: the shipped build,
+# fat LTO; `release` builds faster).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -34,12 +38,13 @@ CONNECTIONS=${CONNECTIONS:-10}
 DURATION=${DURATION:-30}
 WARMUP=${WARMUP:-3}
 ROUNDS=${ROUNDS:-1}
-# Extra arguments for both sidecars, e.g. SIDECAR_ARGS="--threads 1".
+# Extra arguments for both sidecars, e.g. SIDECAR_ARGS="--concurrency 1".
 SIDECAR_ARGS=${SIDECAR_ARGS:-}
 QUIET_WAIT=${QUIET_WAIT:-600}
 QUIET_LOAD=${QUIET_LOAD:-0.8}
 PROFILE_SECONDS=${PROFILE_SECONDS:-15}
 BUILD=${BUILD:-1}
+CARGO_PROFILE=${CARGO_PROFILE:-dist}
 if command -v perf >/dev/null 2>&1; then PROFILE=${PROFILE:-1}; else PROFILE=0; fi
 
 OUT=target/bench
@@ -50,18 +55,24 @@ WORK="$OUT/sidecar-$STAMP"
 mkdir -p "$WORK"
 exec > >(tee "$LOG") 2>&1
 
-LOADGEN=target/release/meshtrace-loadgen
-MESHTRACE=target/release/meshtrace
+LOADGEN=target/$CARGO_PROFILE/meshtrace-loadgen
+MESHTRACE=target/$CARGO_PROFILE/meshtrace
 APP=127.0.0.1:18080
 SINK=127.0.0.1:14317
 SINK_STATS=127.0.0.1:14318
 B_INBOUND=127.0.0.1:18006
 A_OUTBOUND=127.0.0.1:18101
+NGINX=127.0.0.1:18206
 SERVICE=echo.bench.svc.cluster.local:9080
 
 if [ "$BUILD" != 0 ]; then
     echo "== build"
-    cargo build --release -p meshtrace -p loadgen
+    cargo build --profile "$CARGO_PROFILE" -p meshtrace -p loadgen
+fi
+if ! command -v nginx >/dev/null 2>&1; then
+    echo "== installing nginx-light for the baseline"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light) ||
+        echo "cannot install nginx; the baseline run is skipped"
 fi
 
 echo
@@ -72,6 +83,8 @@ echo "cpu:    $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ */
 echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
 echo "kernel: $(uname -r)"
 echo "rustc:  $(rustc --version)"
+echo "nginx:  $(nginx -v 2>&1 || echo 'not installed')"
+echo "build:  cargo profile $CARGO_PROFILE"
 echo "clock:  $(getconf CLK_TCK) ticks/s"
 echo "tree:   $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
 
@@ -83,7 +96,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for port in 14317 14318 18080 18000 18001 18006 18100 18101 18106; do
+for port in 14317 14318 18080 18206 18000 18001 18006 18100 18101 18106; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "port $port is already in use; stop whatever listens there first" >&2
         exit 1
@@ -105,6 +118,35 @@ echo "== start"
 PIDS+=($!)
 "$LOADGEN" echo --listen "$APP" >"$WORK/app.log" 2>&1 &
 PIDS+=($!)
+NGINX_PID=
+NGINX_MASTER=
+if command -v nginx >/dev/null 2>&1; then
+    mkdir -p "$WORK/nginx"
+    cat >"$WORK/nginx/nginx.conf" <<NGINX
+# One worker, as a sidecar would run at this rate; keep-alive to the app; no access log.
+worker_processes 1;
+daemon off;
+pid $PWD/$WORK/nginx/nginx.pid;
+error_log $PWD/$WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    upstream app { server $APP; keepalive 32; }
+    server {
+        listen $NGINX;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+        }
+    }
+}
+NGINX
+    nginx -c "$PWD/$WORK/nginx/nginx.conf" -p "$PWD/$WORK/nginx" >"$WORK/nginx.log" 2>&1 &
+    NGINX_MASTER=$!
+    PIDS+=("$NGINX_MASTER")
+fi
 "$MESHTRACE" sidecar --config bench/sidecar/sidecar-b.yaml $SIDECAR_ARGS >"$WORK/sidecar-b.log" 2>&1 &
 B_PID=$!
 PIDS+=("$B_PID")
@@ -113,7 +155,14 @@ A_PID=$!
 PIDS+=("$A_PID")
 for address in "$SINK" "$SINK_STATS" "$APP" "$B_INBOUND" "$A_OUTBOUND"; do wait_port "$address"; done
 echo "sink, app, sidecar B (pid $B_PID), sidecar A (pid $A_PID) are up"
-for via in "direct $APP" "one-hop $B_INBOUND" "two-hop $A_OUTBOUND"; do
+VIAS=("direct $APP" "one-hop $B_INBOUND" "two-hop $A_OUTBOUND")
+if [ -n "$NGINX_MASTER" ] && wait_port "$NGINX"; then
+    # The worker does the proxying; the master only supervises it.
+    NGINX_PID=$(pgrep -f "nginx: worker process" -P "$NGINX_MASTER" | head -n 1 || true)
+    echo "nginx worker: pid ${NGINX_PID:-?}"
+    VIAS+=("nginx $NGINX")
+fi
+for via in "${VIAS[@]}"; do
     set -- $via
     host=$2
     [ "$1" = two-hop ] && host=$SERVICE
@@ -153,6 +202,7 @@ measure() { # label target host spans-per-request
     local cmd=("$LOADGEN" http-load --target "$target" --host "$host" --rate "$RATE"
         --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --label "$label"
         --watch "sidecar-A=$A_PID" --watch "sidecar-B=$B_PID")
+    [ -n "$NGINX_PID" ] && cmd+=(--watch "nginx=$NGINX_PID")
     echo "\$ ${cmd[*]}"
     "${cmd[@]}" | tee "$WORK/$label.txt"
     grep -E '^(RESULT|WATCH) ' "$WORK/$label.txt" >>"$RESULTS"
@@ -167,6 +217,7 @@ measure() { # label target host spans-per-request
 
 for round in $(seq 1 "$ROUNDS"); do
     measure "direct-$round" "$APP" "$APP" 0
+    [ -n "$NGINX_PID" ] && measure "nginx-$round" "$NGINX" "$SERVICE" 0
     measure "one-hop-$round" "$B_INBOUND" "$SERVICE" 1
     measure "two-hop-$round" "$A_OUTBOUND" "$SERVICE" 2
 done
@@ -184,31 +235,39 @@ function kv(line, key,    n, i, parts, f) {
 /^WATCH /  { l = kv($0, "label"); n = kv($0, "name"); cpu[l, n] = kv($0, "cpu_s"); secs[l] = kv($0, "seconds"); hwm[l, n] = kv($0, "hwm_kib") }
 /^SPANS /  { l = kv($0, "label"); spans[l] = kv($0, "spans"); expected[l] = kv($0, "expected") }
 END {
-    print "| run | achieved rps | ok / failed | p50 | p90 | p99 | p99.9 | max | sidecar A vCPU per 1,000 rps | sidecar B vCPU per 1,000 rps | A / B peak RSS (MiB) | spans exported / expected |"
-    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    print "| run | achieved rps | ok / failed | p50 | p90 | p99 | p99.9 | max | vCPU per 1,000 rps: sidecar A / sidecar B / nginx | A / B / nginx peak RSS (MiB) | spans exported / expected |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    split("direct nginx one-hop two-hop", kinds, " ")
     for (r = 1; r <= rounds; r++) {
-        split("direct one-hop two-hop", kinds, " ")
-        for (k = 1; k <= 3; k++) {
+        for (k = 1; k <= 4; k++) {
             l = kinds[k] "-" r
+            if (!(l in rps)) continue
             krps = rps[l] / 1000
-            printf "| %s | %.1f | %d / %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.4f | %.4f | %.1f / %.1f | %d / %d |\n",
+            printf "| %s | %.1f | %d / %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.4f / %.4f / %.4f | %.1f / %.1f / %.1f | %d / %d |\n",
                 l, rps[l], ok[l], failed[l], p50[l], p90[l], p99[l], p999[l], mx[l],
                 cpu[l, "sidecar-A"] / secs[l] / krps, cpu[l, "sidecar-B"] / secs[l] / krps,
-                hwm[l, "sidecar-A"] / 1024, hwm[l, "sidecar-B"] / 1024, spans[l], expected[l]
+                cpu[l, "nginx"] / secs[l] / krps,
+                hwm[l, "sidecar-A"] / 1024, hwm[l, "sidecar-B"] / 1024, hwm[l, "nginx"] / 1024,
+                spans[l], expected[l]
         }
     }
     print ""
-    print "| round | added p50 per hop: one hop / two hops ÷ 2 (µs) | added p90 | added p99 | vCPU per 1,000 rps per sidecar: one hop (B) / two hops (A, B) | CPU-s per 1,000 requests per sidecar: one hop / two hops (mean of A, B) |"
+    print "| round | added p50 per hop: one hop / two hops ÷ 2 / nginx (µs) | added p90 | added p99 | vCPU per 1,000 rps per sidecar: one hop (B) / two hops (A, B) / nginx | CPU-s per 1,000 requests per sidecar: one hop / two hops (mean of A, B) / nginx |"
     print "|---|---:|---:|---:|---:|---:|"
     for (r = 1; r <= rounds; r++) {
-        d = "direct-" r; o = "one-hop-" r; t = "two-hop-" r
+        d = "direct-" r; o = "one-hop-" r; t = "two-hop-" r; n = "nginx-" r
         bo = cpu[o, "sidecar-B"] / secs[o] / (rps[o] / 1000)
         at = cpu[t, "sidecar-A"] / secs[t] / (rps[t] / 1000)
         bt = cpu[t, "sidecar-B"] / secs[t] / (rps[t] / 1000)
+        has_nginx = (n in rps)
+        ng = has_nginx ? cpu[n, "nginx"] / secs[n] / (rps[n] / 1000) : 0
         # CPU-seconds per 1,000 requests equals vCPU per 1,000 rps (both are CPU-s / requests × 1000).
-        printf "| %d | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f | %.4f / %.4f, %.4f | %.4f / %.4f |\n", r,
-            p50[o] - p50[d], (p50[t] - p50[d]) / 2, p90[o] - p90[d], (p90[t] - p90[d]) / 2,
-            p99[o] - p99[d], (p99[t] - p99[d]) / 2, bo, at, bt, bo, (at + bt) / 2
+        printf "| %d | %.0f / %.0f / %s | %.0f / %.0f / %s | %.0f / %.0f / %s | %.4f / %.4f, %.4f / %s | %.4f / %.4f / %s |\n", r,
+            p50[o] - p50[d], (p50[t] - p50[d]) / 2, has_nginx ? sprintf("%.0f", p50[n] - p50[d]) : "–",
+            p90[o] - p90[d], (p90[t] - p90[d]) / 2, has_nginx ? sprintf("%.0f", p90[n] - p90[d]) : "–",
+            p99[o] - p99[d], (p99[t] - p99[d]) / 2, has_nginx ? sprintf("%.0f", p99[n] - p99[d]) : "–",
+            bo, at, bt, has_nginx ? sprintf("%.4f", ng) : "–",
+            bo, (at + bt) / 2, has_nginx ? sprintf("%.4f", ng) : "–"
     }
 }' "$RESULTS"
 echo

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use ::sidecar::admin::AdminState;
 use ::sidecar::observe::Observers;
-use ::sidecar::proxy::Sidecar;
+use ::sidecar::proxy::{ProxyOptions, Sidecar};
 use anyhow::{Context, anyhow};
 
 use crate::cli::SidecarArgs;
@@ -37,23 +37,20 @@ pub fn run(args: &SidecarArgs) -> anyhow::Result<()> {
     });
     let observer = Arc::new(Observers(vec![trace_observer, metrics_observer]));
 
-    let mut builder = match args.threads {
-        1 => tokio::runtime::Builder::new_current_thread(),
-        0 => tokio::runtime::Builder::new_multi_thread(),
-        threads => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(usize::from(threads));
-            builder
-        }
+    let workers = match args.concurrency {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        workers => usize::from(workers),
     };
-    let runtime = builder
+    let options = ProxyOptions { workers, ..ProxyOptions::default() };
+    // The main thread's runtime runs span export, the admin listener and shutdown; the proxy
+    // listeners run on the workers' own runtimes.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("meshtrace-sidecar")
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         trace_runtime.start().await?;
-        let running = Sidecar::start(&config, observer, admin).await?;
+        let running = Sidecar::start_with(&config, observer, admin, options).await?;
         wait_for_signal().await;
         let deadline = Instant::now() + args.shutdown_timeout;
         running.shutdown(deadline).await;

@@ -64,12 +64,11 @@ pub(crate) struct Forwarder {
 
 impl Forwarder {
     pub(crate) fn new(
-        router: Router,
+        router: Arc<Router>,
         observer: Arc<dyn Observer>,
         settings: ForwardSettings,
         drain: Drain,
     ) -> Forwarder {
-        let router = Arc::new(router);
         let connector = Connector::new(router.clone(), settings.connect);
         let mut builder = Client::builder(TokioExecutor::new());
         builder.timer(TokioTimer::new()).pool_timer(TokioTimer::new());

@@ -20,7 +20,9 @@
 //! 4. `exchange.rs`: the bodies, counted and streamed, and the exchange completed exactly once;
 //!    `local_reply.rs`: Envoy's answers when forwarding fails (`UF`, `URX`, `UC`, `UT`, `NR`);
 //! 5. `upgrade.rs`: WebSocket-style tunnels after a `101`;
-//! 6. `drain.rs`: two-step shutdown.
+//! 6. `drain.rs`: two-step shutdown;
+//! 7. `workers.rs`: the worker threads that run layers 1–5, each on its own single-threaded
+//!    runtime (the admin listener runs on the caller's runtime).
 //!
 //! Defaults follow Istio's sidecar; [`ProxyOptions`] holds the knobs that are not in the
 //! config file.
@@ -35,6 +37,7 @@ mod listener;
 mod local_reply;
 mod upgrade;
 pub(crate) mod upstream;
+mod workers;
 
 use std::io;
 use std::net::SocketAddr;
@@ -54,6 +57,7 @@ use self::exchange::ResponseBody;
 use self::forward::{ForwardSettings, Forwarder};
 use self::listener::{ConnectionInfo, ConnectionObserver, Handler, Limits};
 use self::upstream::Router;
+use self::workers::Workers;
 use crate::admin::{self, AdminState};
 use crate::config::SidecarConfig;
 use crate::observe::{Direction, Observer};
@@ -79,6 +83,9 @@ pub struct ProxyOptions {
     pub upstream_timeout: Option<Duration>,
     /// How long an idle pooled upstream connection is kept. Default 90 s.
     pub pool_idle_timeout: Duration,
+    /// Worker threads serving the inbound and outbound listeners (Envoy's `--concurrency`);
+    /// at least one. Default 2, Istio's sidecar default.
+    pub workers: usize,
 }
 
 impl Default for ProxyOptions {
@@ -91,18 +98,25 @@ impl Default for ProxyOptions {
             retry_backoff: Duration::from_millis(25),
             upstream_timeout: None,
             pool_idle_timeout: Duration::from_secs(90),
+            workers: 2,
         }
     }
 }
 
-/// A listener that could not be bound; start-up stops there (a permanent error).
+/// Why the proxy could not start; start-up stops there (a permanent error).
 #[derive(Debug, thiserror::Error)]
-#[error("{listener} listener: cannot listen on {endpoint}")]
-pub struct StartError {
-    listener: &'static str,
-    endpoint: String,
-    #[source]
-    source: io::Error,
+pub enum StartError {
+    /// A listener could not be bound (or shared with the workers).
+    #[error("{listener} listener: cannot listen on {endpoint}")]
+    Listen {
+        listener: &'static str,
+        endpoint: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The worker threads or their runtimes could not be made.
+    #[error("cannot start the proxy's worker threads")]
+    Workers(#[source] io::Error),
 }
 
 /// Starts sidecars.
@@ -145,7 +159,7 @@ impl Sidecar {
             header_read_timeout: options.header_read_timeout,
             max_header_bytes: options.max_request_header_bytes,
         };
-        let settings = |retries| ForwardSettings {
+        let forwarding = |retries| ForwardSettings {
             connect: ConnectSettings {
                 timeout: options.connect_timeout,
                 retries,
@@ -155,33 +169,57 @@ impl Sidecar {
             upstream_timeout: options.upstream_timeout,
             pool_idle_timeout: options.pool_idle_timeout,
         };
-        let observe = |direction| ConnectionObserver { observer: observer.clone(), direction };
-        if let Some((listener, inbound)) = inbound_listener {
-            let router = Router::inbound(&inbound.app);
-            let forwarder = Forwarder::new(router, observer.clone(), settings(0), drain.clone());
-            serve(
-                "inbound",
-                listener,
-                forwarder,
+        let inbound = match inbound_listener {
+            Some((listener, inbound)) => {
+                tracing::info!(listener = "inbound", endpoint = %local_addr(&listener), "listening");
+                let router = Arc::new(Router::inbound(&inbound.app));
+                let listener = shareable("inbound", &inbound.listen, listener)?;
+                let endpoint = inbound.listen.to_string();
+                Some(Proxied {
+                    name: "inbound",
+                    endpoint,
+                    listener,
+                    router,
+                    settings: forwarding(0),
+                })
+            }
+            None => None,
+        };
+        tracing::info!(listener = "outbound", endpoint = %addresses.outbound, "listening");
+        let outbound = Proxied {
+            name: "outbound",
+            endpoint: listeners.outbound.to_string(),
+            listener: shareable("outbound", &listeners.outbound, outbound_listener)?,
+            router: Arc::new(Router::outbound(config)),
+            settings: forwarding(options.outbound_connect_retries),
+        };
+        let mut setups = Vec::new();
+        for _ in 0..options.workers.max(1) {
+            let worker = Worker {
+                inbound: match &inbound {
+                    Some(proxied) => Some(proxied.try_clone()?),
+                    None => None,
+                },
+                outbound: outbound.try_clone()?,
+                observer: observer.clone(),
                 limits,
-                Some(observe(Direction::Inbound)),
-                &drain,
-            );
+                drain: drain.clone(),
+            };
+            setups.push(move || worker.serve());
         }
-        let router = Router::outbound(config);
-        let retries = options.outbound_connect_retries;
-        let forwarder = Forwarder::new(router, observer.clone(), settings(retries), drain.clone());
-        let observed = Some(observe(Direction::Outbound));
-        serve("outbound", outbound_listener, forwarder, limits, observed, &drain);
+        drop((inbound, outbound));
+        let workers = Workers::start(setups).map_err(StartError::Workers)?;
+        tracing::debug!(workers = workers.count(), "proxy workers started");
         admin.set_config_dump(&admin::config_dump(
             config,
             addresses.describe(config),
             describe_options(&options),
         ));
-        serve("admin", admin_listener, AdminHandler(admin.clone()), limits, None, &drain);
-        drop(drain);
+        tracing::info!(listener = "admin", endpoint = %addresses.admin, "listening");
+        let handler = Arc::new(AdminHandler(admin.clone()));
+        listener::spawn("admin", admin_listener, handler, limits, None, drain);
         admin.set_live();
-        Ok(RunningSidecar { addresses, admin, shutdown })
+        Ok(RunningSidecar { addresses, admin, shutdown, workers })
     }
 }
 
@@ -192,6 +230,7 @@ pub struct RunningSidecar {
     addresses: Addresses,
     admin: AdminState,
     shutdown: Shutdown,
+    workers: Workers,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -223,6 +262,7 @@ impl RunningSidecar {
         self.admin.set_draining();
         tracing::info!("sidecar draining");
         let drained = self.shutdown.run(deadline).await;
+        self.workers.stop().await;
         tracing::info!(drained, "sidecar stopped");
         drained
     }
@@ -254,13 +294,28 @@ fn describe_options(options: &ProxyOptions) -> Value {
         "retry_backoff_ms": millis(options.retry_backoff),
         "upstream_timeout_ms": options.upstream_timeout.map(millis),
         "pool_idle_timeout_ms": millis(options.pool_idle_timeout),
+        "workers": options.workers.max(1),
     })
 }
 
 async fn bind(listener: &'static str, address: &ListenAddress) -> Result<TcpListener, StartError> {
     let host = if address.host().is_empty() { "0.0.0.0" } else { address.host() };
-    TcpListener::bind((host, address.port())).await.map_err(|source| StartError {
+    TcpListener::bind((host, address.port())).await.map_err(|source| StartError::Listen {
         listener,
+        endpoint: address.to_string(),
+        source,
+    })
+}
+
+/// The listening socket as a std listener, whose clones the workers register with their own
+/// runtimes.
+fn shareable(
+    name: &'static str,
+    address: &ListenAddress,
+    listener: TcpListener,
+) -> Result<std::net::TcpListener, StartError> {
+    listener.into_std().map_err(|source| StartError::Listen {
+        listener: name,
         endpoint: address.to_string(),
         source,
     })
@@ -270,17 +325,66 @@ fn local_addr(listener: &TcpListener) -> SocketAddr {
     listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
-fn serve<H: Handler>(
+/// One proxy listener as the workers share it.
+struct Proxied {
     name: &'static str,
-    listener: TcpListener,
-    handler: H,
+    /// The configured address, for errors.
+    endpoint: String,
+    listener: std::net::TcpListener,
+    router: Arc<Router>,
+    settings: ForwardSettings,
+}
+
+impl Proxied {
+    /// Another handle on the same listening socket, for one more worker.
+    fn try_clone(&self) -> Result<Proxied, StartError> {
+        let listener = self.listener.try_clone().map_err(|source| StartError::Listen {
+            listener: self.name,
+            endpoint: self.endpoint.clone(),
+            source,
+        })?;
+        Ok(Proxied {
+            name: self.name,
+            endpoint: self.endpoint.clone(),
+            listener,
+            router: self.router.clone(),
+            settings: self.settings.clone(),
+        })
+    }
+}
+
+/// What one worker serves.
+struct Worker {
+    inbound: Option<Proxied>,
+    outbound: Proxied,
+    observer: Arc<dyn Observer>,
     limits: Limits,
-    connections: Option<ConnectionObserver>,
-    drain: &Drain,
-) {
-    let endpoint = local_addr(&listener);
-    tracing::info!(listener = name, %endpoint, "listening");
-    listener::spawn(name, listener, Arc::new(handler), limits, connections, drain.clone());
+    drain: Drain,
+}
+
+impl Worker {
+    /// Starts the worker's accept loops; runs on the worker's runtime.
+    fn serve(self) {
+        let Worker { inbound, outbound, observer, limits, drain } = self;
+        let listeners = [(Direction::Inbound, inbound), (Direction::Outbound, Some(outbound))];
+        for (direction, proxied) in listeners {
+            let Some(Proxied { name, listener, router, settings, .. }) = proxied else {
+                continue;
+            };
+            let listener = match TcpListener::from_std(listener) {
+                Ok(listener) => listener,
+                Err(error) => {
+                    // The other workers still serve this listener.
+                    tracing::error!(listener = name, %error, "a worker cannot accept on this listener");
+                    continue;
+                }
+            };
+            let forwarder = Forwarder::new(router, observer.clone(), settings, drain.clone());
+            let connections = ConnectionObserver { observer: observer.clone(), direction };
+            let handler = Arc::new(forwarder);
+            listener::spawn(name, listener, handler, limits, Some(connections), drain.clone());
+        }
+    }
 }
 
 /// Serves [`AdminState`] answers.

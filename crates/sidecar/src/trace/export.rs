@@ -1,31 +1,35 @@
-//! Spans leave the request path through a bounded channel filled with `try_send`: when it is
-//! full the span is dropped and counted, so tracing never slows or fails a request (as
-//! linkerd2-proxy does). One task per exporter drains it into batches of at most
-//! `batch_max_spans` spans or `batch_timeout` old, whichever comes first, each an
-//! `ExportTraceServiceRequest` under the sidecar's resource, handed to the exporter (whose own
-//! sending queue, timeout and retries apply). A batch the exporter refuses is dropped and
-//! counted; the refusal is logged when it starts and when it ends, never per batch.
+//! Spans leave the request path through a bounded buffer ([`staging`]): when it is full the span
+//! is dropped and counted, so tracing never slows or fails a request (as linkerd2-proxy does).
+//! The buffer cuts batches of at most `batch_max_spans` spans or `batch_timeout` old, whichever
+//! comes first; one task per exporter sends each as an `ExportTraceServiceRequest` under the
+//! sidecar's resource to the exporter (whose own sending queue, timeout and retries apply). A
+//! batch the exporter refuses is dropped and counted; the refusal is logged when it starts and
+//! when it ends, never per batch.
 
-use std::future::pending;
+mod staging;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use otlp::proto::common::v1::InstrumentationScope;
 use otlp::proto::resource::v1::Resource;
-use otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use otlp::{Batch, ExportTraceServiceRequest};
+use otlp::proto::trace::v1::Span;
+use otlp::{Batch, Signal};
 use pipeline::{BuildError, Consumer};
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{mpsc, oneshot};
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use self::staging::{EncodedSpans, Next, Refused, Staging};
 use super::counters::{DropReason, TraceMetrics};
 use super::exporter::BuiltExporter;
 
 /// How spans are buffered and batched.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BatchSettings {
-    /// Spans the channel between the proxy and the export task holds.
+    /// Spans the buffer between the proxy and the export task holds.
     pub(crate) buffer: usize,
     /// Most spans in one export request.
     pub(crate) max_spans: usize,
@@ -33,33 +37,33 @@ pub(crate) struct BatchSettings {
     pub(crate) timeout: Duration,
 }
 
-/// The request path's end of the channel. Cheap to clone.
+/// The request path's end of the buffer. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct SpanSink {
-    sender: mpsc::Sender<Span>,
+    staging: Arc<Staging>,
     buffer_full: Counter,
     shutdown: Counter,
 }
 
 impl SpanSink {
     /// Hands `span` to the export task, or drops and counts it: never waits.
-    pub(crate) fn submit(&self, span: Span) {
-        match self.sender.try_send(span) {
+    pub(crate) fn submit(&self, span: &Span) {
+        match self.staging.push(span) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 self.buffer_full.inc();
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(Refused::Closed) => {
                 self.shutdown.inc();
             }
         }
     }
 }
 
-/// The export side of one exporter: the channel's receiver, the batching task, the exporter.
+/// The export side of one exporter: the buffer, the batching task, the exporter.
 pub(crate) struct ExportQueue {
     name: String,
-    receiver: Option<mpsc::Receiver<Span>>,
+    staging: Arc<Staging>,
     output: Option<Output>,
     lifecycle: Box<dyn pipeline::Lifecycle>,
     stop: Option<oneshot::Sender<()>>,
@@ -71,16 +75,15 @@ pub(crate) struct ExportQueue {
 struct Output {
     name: String,
     consumer: Arc<dyn Consumer>,
-    resource: Resource,
-    scope: InstrumentationScope,
-    max_spans: usize,
-    timeout: Duration,
+    /// `ResourceSpans.resource` and `ScopeSpans.scope`, encoded once.
+    resource_field: Vec<u8>,
+    scope_field: Vec<u8>,
     exported: Counter,
     refused: Counter,
     failing: bool,
 }
 
-/// A channel and its export queue for `exporter`, named `name` in logs.
+/// A buffer and its export queue for `exporter`, named `name` in logs.
 pub(crate) fn export_queue(
     name: String,
     exporter: BuiltExporter,
@@ -88,30 +91,28 @@ pub(crate) fn export_queue(
     settings: BatchSettings,
     metrics: &TraceMetrics,
 ) -> (SpanSink, ExportQueue) {
-    let (sender, receiver) = mpsc::channel(settings.buffer.max(1));
+    let staging = Arc::new(Staging::new(settings.buffer, settings.max_spans, settings.timeout));
     let sink = SpanSink {
-        sender,
+        staging: staging.clone(),
         buffer_full: metrics.dropped_handle(DropReason::BufferFull),
         shutdown: metrics.dropped_handle(DropReason::Shutdown),
     };
     let output = Output {
         name: name.clone(),
         consumer: exporter.consumer,
-        resource,
-        scope: InstrumentationScope {
+        resource_field: first_field(&resource),
+        scope_field: first_field(&InstrumentationScope {
             name: "meshtrace-sidecar".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             ..Default::default()
-        },
-        max_spans: settings.max_spans.max(1),
-        timeout: settings.timeout,
+        }),
         exported: metrics.exported_handle(),
         refused: metrics.dropped_handle(DropReason::ExportRefused),
         failing: false,
     };
     let queue = ExportQueue {
         name,
-        receiver: Some(receiver),
+        staging,
         output: Some(output),
         lifecycle: exporter.lifecycle,
         stop: None,
@@ -126,15 +127,15 @@ pub(crate) fn export_queue(
 impl ExportQueue {
     /// Starts the exporter, then the batching task. Call once, inside a Tokio runtime.
     pub(crate) async fn start(&mut self) -> Result<(), BuildError> {
-        if self.receiver.is_none() {
+        if self.output.is_none() {
             // Started already, or shut down.
             return Ok(());
         }
         self.lifecycle.start().await?;
-        if let (Some(receiver), Some(output)) = (self.receiver.take(), self.output.take()) {
+        if let Some(output) = self.output.take() {
             let (stop, stopped) = oneshot::channel();
             self.stop = Some(stop);
-            self.task = Some(tokio::spawn(run(receiver, stopped, output)));
+            self.task = Some(tokio::spawn(run(self.staging.clone(), stopped, output)));
             tracing::info!(exporter = %self.name, "tracing export started");
         }
         Ok(())
@@ -153,89 +154,65 @@ impl ExportQueue {
                 tracing::warn!(exporter = %self.name, "tracing export: spans left unsent at the shutdown deadline");
             }
         }
-        if let Some(mut receiver) = self.receiver.take() {
+        if self.output.take().is_some() {
             // Never started: what was buffered is lost.
-            receiver.close();
-            let mut lost = 0;
-            while receiver.try_recv().is_ok() {
-                lost += 1;
-            }
-            self.shutdown_drops.inc_by(lost);
+            let lost: usize = self.staging.close().iter().map(|batch| batch.count).sum();
+            self.shutdown_drops.inc_by(lost as u64);
         }
         self.lifecycle.shutdown(deadline).await;
         tracing::info!(exporter = %self.name, "tracing export stopped");
     }
 }
 
-/// The batching task: until stopped (or every sender is gone), then a final drain.
-async fn run(
-    mut receiver: mpsc::Receiver<Span>,
-    mut stop: oneshot::Receiver<()>,
-    mut output: Output,
-) {
-    let mut batch: Vec<Span> = Vec::with_capacity(output.max_spans);
-    let mut flush_at: Option<tokio::time::Instant> = None;
+/// The batching task: sends batches as the buffer cuts them until stopped, then everything
+/// left.
+async fn run(staging: Arc<Staging>, mut stop: oneshot::Receiver<()>, mut output: Output) {
     loop {
+        let due = match staging.next(tokio::time::Instant::now()) {
+            Next::Send(batch) => {
+                output.send(batch).await;
+                continue;
+            }
+            Next::WaitUntil(at) => Some(at),
+            Next::Wait => None,
+        };
         let timer = async {
-            match flush_at {
+            match due {
                 Some(at) => tokio::time::sleep_until(at).await,
-                None => pending().await,
+                None => std::future::pending().await,
             }
         };
         tokio::select! {
             biased;
             _ = &mut stop => break,
-            received = receiver.recv() => match received {
-                Some(span) => {
-                    if batch.is_empty() {
-                        flush_at = Some(tokio::time::Instant::now() + output.timeout);
-                    }
-                    batch.push(span);
-                    if batch.len() >= output.max_spans {
-                        output.send(&mut batch).await;
-                        flush_at = None;
-                    }
-                }
-                None => break,
-            },
-            () = timer => {
-                output.send(&mut batch).await;
-                flush_at = None;
-            }
+            () = staging.changed() => {}
+            () = timer => {}
         }
     }
-    receiver.close();
-    while let Some(span) = receiver.recv().await {
-        batch.push(span);
-        if batch.len() >= output.max_spans {
-            output.send(&mut batch).await;
-        }
+    for batch in staging.close() {
+        output.send(batch).await;
     }
-    output.send(&mut batch).await;
 }
 
 // === impl Output ===
 
 impl Output {
-    /// Sends the spans of `batch` (leaving it empty) as one export request.
-    async fn send(&mut self, batch: &mut Vec<Span>) {
-        if batch.is_empty() {
+    /// Sends `spans` as one export request.
+    async fn send(&mut self, spans: EncodedSpans) {
+        if spans.is_empty() {
             return;
         }
-        let spans = std::mem::replace(batch, Vec::with_capacity(self.max_spans));
-        let count = spans.len() as u64;
-        let request = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(self.resource.clone()),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(self.scope.clone()),
-                    spans,
-                    schema_url: String::new(),
-                }],
-                schema_url: String::new(),
-            }],
+        let count = spans.count as u64;
+        let batch = match Batch::from_wire(Signal::Traces, self.request(&spans)) {
+            Ok(batch) => batch,
+            Err(error) => {
+                // Every part was encoded by prost, so this is a bug; the spans are counted.
+                self.refused.inc_by(count);
+                tracing::error!(exporter = %self.name, %error, "tracing export built an invalid request; spans dropped");
+                return;
+            }
         };
-        match self.consumer.consume(Batch::from_traces(request)).await {
+        match self.consumer.consume(batch).await {
             Ok(()) => {
                 self.exported.inc_by(count);
                 if self.failing {
@@ -252,6 +229,35 @@ impl Output {
             }
         }
     }
+
+    /// The `ExportTraceServiceRequest` encoding of one `ResourceSpans` (the sidecar's resource)
+    /// holding one `ScopeSpans` (its scope) around `spans`.
+    fn request(&self, spans: &EncodedSpans) -> Bytes {
+        let scope_spans = self.scope_field.len() + spans.bytes.len();
+        let resource_spans = self.resource_field.len() + field_len(scope_spans);
+        let mut request = Vec::with_capacity(field_len(resource_spans));
+        // ExportTraceServiceRequest.resource_spans = 1, ResourceSpans.scope_spans = 2.
+        encode_key(1, WireType::LengthDelimited, &mut request);
+        encode_varint(resource_spans as u64, &mut request);
+        request.extend_from_slice(&self.resource_field);
+        encode_key(2, WireType::LengthDelimited, &mut request);
+        encode_varint(scope_spans as u64, &mut request);
+        request.extend_from_slice(&self.scope_field);
+        request.extend_from_slice(&spans.bytes);
+        Bytes::from(request)
+    }
+}
+
+/// The encoded size of a length-delimited field numbered below 16 with `length` bytes inside.
+fn field_len(length: usize) -> usize {
+    1 + encoded_len_varint(length as u64) + length
+}
+
+/// A message as field 1 of its parent (`ResourceSpans.resource`, `ScopeSpans.scope`).
+fn first_field(message: &impl prost::Message) -> Vec<u8> {
+    let mut field = Vec::new();
+    prost::encoding::message::encode(1, message, &mut field);
+    field
 }
 
 #[cfg(test)]

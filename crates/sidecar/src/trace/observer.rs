@@ -314,7 +314,7 @@ impl Observation for Traced {
 }
 
 impl Recording {
-    /// Builds the span and hands it to the export channel (or counts it as dropped).
+    /// Builds the span and hands it to the export buffer (or counts it as dropped).
     fn finish(self, completion: &Completion<'_>) {
         let tracer = &self.tracer;
         let Some(sink) = &tracer.sink else {
@@ -323,7 +323,7 @@ impl Recording {
         };
         let tags =
             span_tags(&tracer.tags, tracer.kind, &self.request, self.response.as_ref(), completion);
-        sink.submit(span::build(Finished {
+        sink.submit(&span::build(Finished {
             kind: tracer.kind,
             name: self.name,
             span: &self.span,

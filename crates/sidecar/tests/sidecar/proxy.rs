@@ -832,3 +832,32 @@ async fn shutdown_closes_the_listeners() {
             .any(|(_, event, sent, received)| { *event == "closed" && *sent > 0 && *received > 0 })
     );
 }
+
+#[tokio::test]
+async fn several_workers_serve_and_all_stop_at_shutdown() {
+    let app = app(echo).await;
+    let options = ProxyOptions { workers: 4, ..ProxyOptions::default() };
+    let harness = start(config(Some(app), &[], ""), options, AdminState::new()).await;
+    let inbound = harness.sidecar.inbound_addr().unwrap();
+    let mut clients = Vec::new();
+    for i in 0..16 {
+        clients.push(tokio::spawn(async move {
+            let mut client = h1(inbound).await;
+            let (head, body) = send(&mut client, get(&format!("/c{i}"), "app")).await;
+            (head.status, body, client)
+        }));
+    }
+    let mut idle = Vec::new();
+    for client in clients {
+        let (status, body, client) = client.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        idle.push(client);
+    }
+    let drained = harness.sidecar.shutdown(Instant::now() + DEADLINE).await;
+    assert!(drained);
+    assert!(TcpStream::connect(inbound).await.is_err(), "still accepts");
+    for client in idle {
+        // Every worker closed its idle keep-alive connections.
+        eventually(|| client.is_closed().then_some(())).await;
+    }
+}

@@ -5,6 +5,8 @@ use otlp::proto::trace::v1::Span;
 use pipeline::component::NoLifecycle;
 use pipeline::{ConsumeError, Consumer};
 
+use otlp::ExportTraceServiceRequest;
+
 use super::*;
 
 /// Records batches; refuses them while `refuse` is set.
@@ -37,8 +39,14 @@ fn queue(recorder: &Arc<Recorder>, buffer: usize) -> (SpanSink, ExportQueue, Tra
     let metrics = TraceMetrics::default();
     let exporter = BuiltExporter { consumer: recorder.clone(), lifecycle: Box::new(NoLifecycle) };
     let settings = BatchSettings { buffer, max_spans: 512, timeout: Duration::from_secs(1) };
-    let (sink, queue) =
-        export_queue("test".into(), exporter, Resource::default(), settings, &metrics);
+    let resource = Resource {
+        attributes: vec![otlp::proto::common::v1::KeyValue {
+            key: "service.name".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let (sink, queue) = export_queue("test".into(), exporter, resource, settings, &metrics);
     (sink, queue, metrics)
 }
 
@@ -59,7 +67,7 @@ async fn batches_are_sent_at_512_spans_or_after_one_second() {
     let (sink, mut queue, metrics) = queue(&recorder, 4096);
     queue.start().await.unwrap();
     for i in 0..1100 {
-        sink.submit(span(i));
+        sink.submit(&span(i));
     }
     settle().await;
     assert_eq!(recorder.sizes(), vec![512, 512], "full batches go at once");
@@ -70,6 +78,16 @@ async fn batches_are_sent_at_512_spans_or_after_one_second() {
     settle().await;
     assert_eq!(recorder.sizes(), vec![512, 512, 76]);
     assert_eq!(metrics.spans_exported(), 1100);
+    let last = recorder.batches.lock().unwrap()[2].clone();
+    let resource_spans = &last.resource_spans;
+    assert_eq!(resource_spans.len(), 1);
+    let resource = resource_spans[0].resource.as_ref().unwrap();
+    assert_eq!(resource.attributes[0].key, "service.name");
+    let scope_spans = &resource_spans[0].scope_spans[0];
+    assert_eq!(scope_spans.scope.as_ref().unwrap().name, "meshtrace-sidecar");
+    let names: Vec<&str> = scope_spans.spans.iter().map(|span| span.name.as_str()).collect();
+    let expected: Vec<String> = (1024..1100).map(|i| format!("span {i}")).collect();
+    assert_eq!(names, expected, "the spans, in order, intact");
     queue.shutdown(Instant::now() + Duration::from_secs(1)).await;
 }
 
@@ -79,11 +97,11 @@ async fn shutdown_sends_what_is_buffered_and_later_spans_are_counted() {
     let (sink, mut queue, metrics) = queue(&recorder, 4096);
     queue.start().await.unwrap();
     for i in 0..10 {
-        sink.submit(span(i));
+        sink.submit(&span(i));
     }
     queue.shutdown(Instant::now() + Duration::from_secs(5)).await;
     assert_eq!(recorder.sizes(), vec![10]);
-    sink.submit(span(99));
+    sink.submit(&span(99));
     assert_eq!(metrics.spans_dropped(DropReason::Shutdown), 1);
 }
 
@@ -94,7 +112,7 @@ async fn a_full_buffer_drops_and_counts_without_waiting() {
     let (sink, mut queue, metrics) = queue(&recorder, 4);
     let started = Instant::now();
     for i in 0..10 {
-        sink.submit(span(i));
+        sink.submit(&span(i));
     }
     assert!(started.elapsed() < Duration::from_millis(100));
     assert_eq!(metrics.spans_dropped(DropReason::BufferFull), 6);
@@ -110,7 +128,7 @@ async fn refused_batches_are_dropped_and_counted() {
     let (sink, mut queue, metrics) = queue(&recorder, 4096);
     queue.start().await.unwrap();
     for i in 0..600 {
-        sink.submit(span(i));
+        sink.submit(&span(i));
     }
     settle().await;
     assert_eq!(metrics.spans_dropped(DropReason::ExportRefused), 512);

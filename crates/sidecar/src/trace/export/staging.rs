@@ -1,0 +1,275 @@
+//! Where finished spans wait for their batch, between the proxy's worker threads and the export
+//! task.
+//!
+//! A channel with one message per span would wake the export task once per request, and that
+//! wake-up, a futex call when the task lives on another thread, cost more than making the span.
+//! Here the request path appends to the batch being filled under a short lock and wakes the
+//! export task only twice per batch: when the batch gets its first span (so the task can arm
+//! the batch timeout) and when it is full. The lock is held for a `Vec::push`; the proxy's
+//! workers rarely meet on it.
+//!
+//! Spans are kept encoded, as the `spans` fields of an OTLP `ScopeSpans`: a span is freed on the
+//! thread that made it, a buffered span takes its wire size (a few hundred bytes) instead of
+//! dozens of small allocations, and a batch is sent as it is, without another encoding.
+//!
+//! The buffer is bounded in spans (full batches waiting plus the batch being filled): a span
+//! that does not fit is refused at once, and the caller drops and counts it.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use otlp::proto::trace::v1::Span;
+use prost::Message;
+use prost::encoding::{WireType, encode_key, encode_varint};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Why a span was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// The buffer holds its capacity already.
+    Full,
+    /// The export side has stopped.
+    Closed,
+}
+
+/// `ScopeSpans.spans` is field 2.
+const SCOPE_SPANS_SPANS: u32 = 2;
+
+/// Encoded spans: each a whole `ScopeSpans.spans` field (key, length, `Span` message).
+#[derive(Debug, Default)]
+pub(super) struct EncodedSpans {
+    pub(super) bytes: Vec<u8>,
+    pub(super) count: usize,
+}
+
+impl EncodedSpans {
+    fn push(&mut self, span: &Span) {
+        let length = span.encoded_len();
+        encode_key(SCOPE_SPANS_SPANS, WireType::LengthDelimited, &mut self.bytes);
+        encode_varint(length as u64, &mut self.bytes);
+        span.encode_raw(&mut self.bytes);
+        self.count += 1;
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// What the export task should do next.
+#[derive(Debug)]
+pub(super) enum Next {
+    /// Send this batch.
+    Send(EncodedSpans),
+    /// Nothing is due before this instant (the oldest span's batch timeout).
+    WaitUntil(Instant),
+    /// Nothing is buffered.
+    Wait,
+}
+
+pub(super) struct Staging {
+    state: Mutex<State>,
+    wake: Notify,
+    capacity: usize,
+    max_spans: usize,
+    timeout: Duration,
+}
+
+struct State {
+    /// The batch being filled, and when its first span arrived.
+    filling: EncodedSpans,
+    since: Option<Instant>,
+    /// Batches that reached `max_spans`, oldest first.
+    full: VecDeque<EncodedSpans>,
+    /// The size of the last batch cut, to allocate the next one at once.
+    last_batch_bytes: usize,
+    /// Spans in `filling` and `full`.
+    spans: usize,
+    closed: bool,
+}
+
+impl Staging {
+    /// A buffer of at most `capacity` spans, cut into batches of `max_spans` or `timeout` old.
+    pub(super) fn new(capacity: usize, max_spans: usize, timeout: Duration) -> Staging {
+        Staging {
+            state: Mutex::new(State {
+                filling: EncodedSpans::default(),
+                since: None,
+                full: VecDeque::new(),
+                last_batch_bytes: 0,
+                spans: 0,
+                closed: false,
+            }),
+            wake: Notify::new(),
+            capacity: capacity.max(1),
+            max_spans: max_spans.max(1),
+            timeout,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock leaves a consistent state (every change is a single
+        // push or take), so a poisoned lock is still good to use.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds `span` to the batch being filled; never waits beyond the lock (held while the span
+    /// is encoded, a microsecond or two).
+    pub(super) fn push(&self, span: &Span) -> Result<(), Refused> {
+        let wake = {
+            let mut state = self.state();
+            if state.closed {
+                return Err(Refused::Closed);
+            }
+            if state.spans >= self.capacity {
+                return Err(Refused::Full);
+            }
+            if state.filling.bytes.capacity() == 0 {
+                let expected = state.last_batch_bytes;
+                state.filling.bytes.reserve_exact(expected);
+            }
+            state.filling.push(span);
+            state.spans += 1;
+            if state.filling.count >= self.max_spans {
+                let batch = state.cut();
+                state.full.push_back(batch);
+                true
+            } else if state.since.is_none() {
+                state.since = Some(Instant::now());
+                true
+            } else {
+                false
+            }
+        };
+        if wake {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The next full batch, else the batch being filled once its timeout has passed.
+    pub(super) fn next(&self, now: Instant) -> Next {
+        let mut state = self.state();
+        if let Some(batch) = state.full.pop_front() {
+            state.spans -= batch.count;
+            return Next::Send(batch);
+        }
+        match state.since {
+            Some(since) if now >= since + self.timeout => {
+                let batch = state.cut();
+                state.spans -= batch.count;
+                Next::Send(batch)
+            }
+            Some(since) => Next::WaitUntil(since + self.timeout),
+            None => Next::Wait,
+        }
+    }
+
+    /// Resolves when a span arrived in an empty batch or a batch filled up since the last call
+    /// (or before the first).
+    pub(super) async fn changed(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Refuses every later span and hands back everything buffered, in batches.
+    pub(super) fn close(&self) -> Vec<EncodedSpans> {
+        let mut state = self.state();
+        state.closed = true;
+        let mut batches: Vec<EncodedSpans> = state.full.drain(..).collect();
+        let filling = state.cut();
+        if !filling.is_empty() {
+            batches.push(filling);
+        }
+        state.spans = 0;
+        batches
+    }
+}
+
+impl State {
+    /// Takes the batch being filled (its spans still count in `spans`).
+    fn cut(&mut self) -> EncodedSpans {
+        self.since = None;
+        let batch = std::mem::take(&mut self.filling);
+        if !batch.is_empty() {
+            self.last_batch_bytes = batch.bytes.len();
+        }
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(i: u64) -> Span {
+        Span { span_id: i.to_be_bytes().to_vec(), ..Default::default() }
+    }
+
+    fn sent(next: Next) -> usize {
+        match next {
+            Next::Send(batch) => batch.count,
+            other => panic!("expected a batch, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cuts_full_batches_then_the_rest_after_the_timeout() {
+        let staging = Staging::new(100, 4, Duration::from_secs(1));
+        for i in 0..10 {
+            staging.push(&span(i)).unwrap();
+        }
+        let now = Instant::now();
+        assert_eq!(sent(staging.next(now)), 4);
+        assert_eq!(sent(staging.next(now)), 4);
+        match staging.next(now) {
+            Next::WaitUntil(at) => assert_eq!(at, now + Duration::from_secs(1)),
+            other => panic!("expected to wait, got {other:?}"),
+        }
+        assert_eq!(sent(staging.next(now + Duration::from_secs(1))), 2);
+        assert!(matches!(staging.next(now), Next::Wait));
+    }
+
+    #[tokio::test]
+    async fn refuses_beyond_capacity_and_after_close() {
+        let staging = Staging::new(3, 2, Duration::from_secs(1));
+        for i in 0..3 {
+            staging.push(&span(i)).unwrap();
+        }
+        assert_eq!(staging.push(&span(3)), Err(Refused::Full));
+        assert_eq!(sent(staging.next(Instant::now())), 2);
+        staging.push(&span(4)).unwrap();
+        let left: Vec<usize> = staging.close().iter().map(|batch| batch.count).collect();
+        assert_eq!(left, vec![2]);
+        assert_eq!(staging.push(&span(5)), Err(Refused::Closed));
+    }
+
+    #[test]
+    fn encoded_spans_are_scope_spans_fields() {
+        use otlp::proto::trace::v1::ScopeSpans;
+        let mut encoded = EncodedSpans::default();
+        let spans = [span(1), Span { name: "x".repeat(300), ..span(2) }];
+        for span in &spans {
+            encoded.push(span);
+        }
+        let decoded = ScopeSpans::decode(encoded.bytes.as_slice()).unwrap();
+        assert_eq!(decoded.spans, spans);
+        assert_eq!(encoded.count, 2);
+    }
+
+    #[tokio::test]
+    async fn wakes_only_for_a_new_batch_and_a_full_one() {
+        let staging = Staging::new(100, 3, Duration::from_secs(1));
+        staging.push(&span(0)).unwrap();
+        // The first span left a wake-up behind.
+        staging.changed().await;
+        staging.push(&span(1)).unwrap();
+        let waiting = tokio::time::timeout(Duration::from_millis(20), staging.changed());
+        assert!(waiting.await.is_err(), "a second span in the batch wakes nobody");
+        staging.push(&span(2)).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), staging.changed())
+            .await
+            .expect("a full batch wakes the task");
+    }
+}
