@@ -221,6 +221,7 @@ fn direction(settings: &DirectionSettings) -> Value {
         "use_request_id_for_trace_sampling": settings.use_request_id_for_trace_sampling,
         "disable_context_propagation": settings.disable_context_propagation,
         "max_path_tag_length": settings.max_path_tag_length,
+        "start_traces": settings.start_traces,
         "exporter": settings.exporter.as_ref().map(exporter),
     })
 }

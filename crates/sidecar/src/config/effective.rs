@@ -18,7 +18,10 @@
 //!    provider: `enableTracing` + `defaultConfig.tracing` (§2.2), exporting to
 //!    `defaultConfig.tracing.zipkin.address` if set, else OTLP/gRPC `localhost:4317`.
 //! 5. **Envoy tracing blocks**, in file order, as patches on top (`envoy_tracing.rs`).
-//! 6. The Sidecar document's native rules, and Linkerd's annotations.
+//! 6. The Sidecar document's native rules, and Linkerd's annotations. When the file holds no
+//!    Istio or Envoy tracing resource, the annotations decide instead of Istio's defaults: both
+//!    directions export over OTLP/gRPC to `config.linkerd.io/trace-collector` and never start
+//!    a trace (mesh-tracing-spec §4.2). Next to Istio resources they are reported and ignored.
 //!
 //! Istio allows one selector-less Telemetry per namespace and one selecting Telemetry per
 //! workload; where it would silently pick the oldest, this is an error. Two documents with the
@@ -38,7 +41,10 @@ use super::sampling::SamplingPercentage;
 use super::settings::{Endpoint, ServiceRoute, SidecarConfig, Workload};
 use super::telemetry::{TelemetryResource, TracingEntry};
 use super::telemetry_merge::{applicable, check_provider_references, telemetry_path};
-use super::tracing_settings::{DEFAULT_MAX_PATH_TAG_LENGTH, DirectionSettings, TracingSettings};
+use super::tracing_settings::{
+    DEFAULT_MAX_PATH_TAG_LENGTH, DirectionSettings, Exporter, LinkerdTracing, OtlpExporter,
+    OtlpProtocol, TracingSettings,
+};
 
 impl Documents {
     /// Merges the documents into the sidecar's settings; every problem is reported at once.
@@ -125,6 +131,23 @@ impl Documents {
                     errors.push(error);
                     None
                 });
+        if let Some(linkerd) = &linkerd {
+            let envoy_blocks = self.documents.iter().any(|document| match document {
+                Document::EnvoyTracing(_) => true,
+                Document::EnvoyBootstrap(bootstrap) => bootstrap.tracing.is_some(),
+                _ => false,
+            });
+            if !mesh_sources.is_empty() || !telemetries.is_empty() || envoy_blocks {
+                warnings.push(format!(
+                    "{annotations_path}: Linkerd's trace-collector annotation is ignored: the \
+                     file's Istio or Envoy resources configure tracing"
+                ));
+            } else {
+                for settings in [&mut inbound, &mut outbound] {
+                    linkerd_mode(settings, linkerd);
+                }
+            }
+        }
         errors.into_result()?;
         let rules = &sidecar.tracing;
         Ok(SidecarConfig {
@@ -207,6 +230,23 @@ fn legacy(mesh: &Mesh, services: &[ServiceRoute], errors: &mut ConfigErrors) -> 
     settings.enabled = true;
     settings.exporter = Some(exporter);
     settings
+}
+
+/// A direction traced as linkerd2-proxy traces: spans only for requests that arrive with a
+/// sampled context (no sampling rate of its own), OTLP/gRPC to the annotated collector.
+fn linkerd_mode(settings: &mut DirectionSettings, linkerd: &LinkerdTracing) {
+    settings.enabled = true;
+    settings.start_traces = false;
+    settings.sampling = SamplingPercentage::ZERO;
+    settings.exporter = Some(Exporter::Otlp(OtlpExporter {
+        protocol: OtlpProtocol::Grpc,
+        endpoint: linkerd.endpoint.clone(),
+        authority: linkerd.collector.clone(),
+        path: None,
+        timeout: None,
+        headers: Vec::new(),
+        resource_detectors: Vec::new(),
+    }));
 }
 
 /// Applies an Envoy tracing block to both directions; returns its `service_name`, if any.

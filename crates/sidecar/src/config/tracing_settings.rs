@@ -88,6 +88,11 @@ pub struct DirectionSettings {
     pub max_path_tag_length: u32,
     /// Where spans go; `Some` exactly when [`enabled`](Self::enabled).
     pub exporter: Option<Exporter>,
+    /// Whether a request without trace context starts a trace, as Envoy does. False the
+    /// Linkerd way (a workload configured by Linkerd's annotations alone): such a request is
+    /// forwarded unmodified and makes no span; only a caller's context is continued, sampled
+    /// as the caller decided (mesh-tracing-spec §4.2).
+    pub start_traces: bool,
 }
 
 impl DirectionSettings {
@@ -105,6 +110,7 @@ impl DirectionSettings {
             disable_context_propagation: false,
             max_path_tag_length: DEFAULT_MAX_PATH_TAG_LENGTH,
             exporter: None,
+            start_traces: true,
         }
     }
 }
@@ -195,8 +201,10 @@ pub enum ResourceDetector {
 }
 
 /// Linkerd's tracing annotations, as the linkerd-jaeger injector reads them (mesh-tracing-spec
-/// §4.1). A workload that carries them traces the Linkerd way: it never starts a trace, and
-/// exports to the collector over OTLP/gRPC.
+/// §4.1). A workload that carries them, and whose file has no Istio or Envoy tracing resource,
+/// traces the Linkerd way: it never starts a trace (see
+/// [`DirectionSettings::start_traces`]), and exports to the collector over OTLP/gRPC. The spans
+/// it makes keep Istio's shape (names, tags, one per direction).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkerdTracing {
     /// `config.linkerd.io/trace-collector` as written, e.g. `otel-collector.linkerd-jaeger:4317`.

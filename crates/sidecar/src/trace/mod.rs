@@ -263,6 +263,7 @@ fn direction_tracer(
         sampling: DirectionSampling::new(settings),
         tags: DirectionTags::new(settings, &config.workload, local, &options.environment),
         propagate: !settings.disable_context_propagation,
+        start_traces: settings.start_traces,
         sink,
         started: metrics.started_handle(direction),
         no_exporter: metrics.dropped_handle(DropReason::NoExporter),

@@ -57,6 +57,8 @@ pub(crate) struct DirectionTracer {
     pub(crate) tags: DirectionTags,
     /// False with Telemetry `disableContextPropagation`: only `x-request-id` is written.
     pub(crate) propagate: bool,
+    /// False the Linkerd way: a request without trace context is left alone.
+    pub(crate) start_traces: bool,
     /// `None` when the direction's exporter is not supported: spans are counted as dropped.
     pub(crate) sink: Option<SpanSink>,
     pub(crate) started: Counter,
@@ -165,6 +167,11 @@ impl Tracer {
                 }
                 None => self.metrics.unstitchable(service),
             }
+        }
+
+        if parent.is_none() && !tracer.start_traces {
+            // Linkerd never starts a trace: no span, no header written, not even a request id.
+            return Traced::default();
         }
 
         let input = SamplingInput {

@@ -275,6 +275,26 @@ fn seed_000_linkerd_deployment_annotations() {
         Some("otel-collector.linkerd-jaeger:4317")
     );
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    // Alone in the file, the annotations decide how the workload traces: Linkerd's way.
+    for direction in [&config.tracing.inbound, &config.tracing.outbound] {
+        assert!(direction.enabled && !direction.start_traces);
+        assert_eq!(direction.sampling, SamplingPercentage::ZERO);
+        assert_eq!(otlp(direction).protocol, OtlpProtocol::Grpc);
+        assert_eq!(otlp(direction).endpoint, Endpoint::new("otel-collector.linkerd-jaeger", 4317));
+    }
+    // Next to Istio resources they are reported and Istio decides.
+    let config =
+        settings(&[&api, &seed("deployment-with-linkerd.yaml"), &seed("istio-config.yaml")]);
+    assert!(config.tracing.linkerd.is_some());
+    assert!(config.tracing.inbound.start_traces && config.tracing.outbound.start_traces);
+    // The seed's IstioOperator exports to its zipkin address.
+    assert!(matches!(config.tracing.inbound.exporter, Some(Exporter::Zipkin(_))));
+    assert_eq!(
+        config.warnings,
+        [
+            "document 1 (Sidecar api-server).metadata.annotations: Linkerd's trace-collector annotation is ignored: the file's Istio or Envoy resources configure tracing"
+        ]
+    );
     // Another workload's Deployment is not read, and says so.
     let config = settings(&[PRODUCTPAGE, &seed("deployment-with-linkerd.yaml")]);
     assert_eq!(config.tracing.linkerd, None);

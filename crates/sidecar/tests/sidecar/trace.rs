@@ -538,3 +538,74 @@ spec:
     within("tracing shutdown", runtime.shutdown(Instant::now() + Duration::from_secs(5))).await;
     collector.stop().await;
 }
+
+#[tokio::test]
+async fn linkerd_annotations_alone_continue_callers_traces_and_never_start_one() {
+    let collector = Collector::start().await;
+    let text = format!(
+        "\
+kind: Sidecar
+metadata: {{name: productpage-v1, namespace: default, labels: {{app: productpage}}}}
+spec:
+  inbound: {{app: 127.0.0.1:9080}}
+  services: {{otel-collector.linkerd-jaeger:4317: {collector}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: productpage-v1, namespace: default}}
+spec:
+  template:
+    metadata:
+      annotations: {{config.linkerd.io/trace-collector: otel-collector.linkerd-jaeger:4317}}
+",
+        collector = collector.grpc,
+    );
+    let config = load(&text, "sidecar.yaml").unwrap_or_else(|errors| panic!("{errors}"));
+    let (observer, mut runtime) = start_tracing(&config, options()).await;
+
+    // No context: forwarded unmodified, no span.
+    let plain = request(&*observer, Direction::Inbound, Request::get("/"), "inbound|9080||");
+    for header in ["traceparent", "x-request-id", "x-b3-traceid", "b3"] {
+        assert_eq!(plain.header(header), None, "{header} written");
+    }
+    plain.finish(200);
+
+    // A sampled caller: continued, with this proxy's span as the next parent.
+    let sampled = request(
+        &*observer,
+        Direction::Inbound,
+        Request::get("/productpage").header("traceparent", format!("00-{TRACE}-{CALLER}-01")),
+        "inbound|9080||",
+    );
+    let forwarded = sampled.header("traceparent").unwrap().to_owned();
+    assert!(forwarded.starts_with(&format!("00-{TRACE}-")) && forwarded.ends_with("-01"));
+    let server_span = sampled.forwarded_parent();
+    assert_ne!(server_span, CALLER);
+    sampled.finish(200);
+
+    // An unsampled caller: a new span id goes on, no span is recorded.
+    let unsampled = request(
+        &*observer,
+        Direction::Outbound,
+        Request::get("/reviews/0")
+            .header("host", "reviews:9080")
+            .header("traceparent", format!("00-{TRACE}-{APP_SPAN}-00")),
+        REVIEWS,
+    );
+    let forwarded = unsampled.header("traceparent").unwrap();
+    assert!(forwarded.starts_with(&format!("00-{TRACE}-")) && forwarded.ends_with("-00"));
+    assert_ne!(unsampled.forwarded_parent(), APP_SPAN);
+    unsampled.finish(200);
+
+    let spans = collector.spans(1).await;
+    assert_eq!(spans.len(), 1, "only the sampled caller's request made a span");
+    assert_eq!(spans[0].kind, SpanKind::Server as i32);
+    assert_eq!(hex(&spans[0].trace_id), TRACE);
+    assert_eq!(hex(&spans[0].parent_span_id), CALLER);
+    assert_eq!(hex(&spans[0].span_id), server_span);
+    let metrics = runtime.metrics();
+    assert_eq!(metrics.spans_started(Direction::Inbound), 1);
+    assert_eq!(metrics.spans_started(Direction::Outbound), 0);
+    within("tracing shutdown", runtime.shutdown(Instant::now() + Duration::from_secs(5))).await;
+    collector.stop().await;
+}
