@@ -27,8 +27,8 @@
 #
 # Environment: RATE (1000), CONNECTIONS (10), DURATION (30), WARMUP (3), ROUNDS (1),
 # QUIET_WAIT (600), QUIET_LOAD (0.8), PROFILE (1 when perf is installed), PROFILE_SECONDS (15),
-# BUILD (1; 0 to use the binaries already built), CARGO_PROFILE (dist: the shipped build,
-# fat LTO; `release` builds faster).
+# BUILD (1; 0 to use the binaries already built), CARGO_PROFILE (sidecar: the build for
+# sidecars, size-optimised with fat LTO; `release` builds faster).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -44,7 +44,7 @@ QUIET_WAIT=${QUIET_WAIT:-600}
 QUIET_LOAD=${QUIET_LOAD:-0.8}
 PROFILE_SECONDS=${PROFILE_SECONDS:-15}
 BUILD=${BUILD:-1}
-CARGO_PROFILE=${CARGO_PROFILE:-dist}
+CARGO_PROFILE=${CARGO_PROFILE:-sidecar}
 if command -v perf >/dev/null 2>&1; then PROFILE=${PROFILE:-1}; else PROFILE=0; fi
 
 OUT=target/bench
@@ -55,7 +55,7 @@ WORK="$OUT/sidecar-$STAMP"
 mkdir -p "$WORK"
 exec > >(tee "$LOG") 2>&1
 
-LOADGEN=target/$CARGO_PROFILE/meshtrace-loadgen
+LOADGEN=target/release/meshtrace-loadgen
 MESHTRACE=target/$CARGO_PROFILE/meshtrace
 APP=127.0.0.1:18080
 SINK=127.0.0.1:14317
@@ -67,7 +67,8 @@ SERVICE=echo.bench.svc.cluster.local:9080
 
 if [ "$BUILD" != 0 ]; then
     echo "== build"
-    cargo build --profile "$CARGO_PROFILE" -p meshtrace -p loadgen
+    cargo build --profile "$CARGO_PROFILE" -p meshtrace
+    cargo build --release -p loadgen
 fi
 if ! command -v nginx >/dev/null 2>&1; then
     echo "== installing nginx-light for the baseline"
@@ -84,7 +85,7 @@ echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo
 echo "kernel: $(uname -r)"
 echo "rustc:  $(rustc --version)"
 echo "nginx:  $(nginx -v 2>&1 || echo 'not installed')"
-echo "build:  cargo profile $CARGO_PROFILE"
+echo "build:  meshtrace: cargo profile $CARGO_PROFILE; load tool, app, sink: release"
 echo "clock:  $(getconf CLK_TCK) ticks/s"
 echo "tree:   $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
 
