@@ -137,14 +137,30 @@ impl Documents {
                 Document::EnvoyBootstrap(bootstrap) => bootstrap.tracing.is_some(),
                 _ => false,
             });
-            if !mesh_sources.is_empty() || !telemetries.is_empty() || envoy_blocks {
+            let proxy = &mesh.proxy;
+            let istio_tracing = !entries.is_empty()
+                || mesh.default_provider.is_some()
+                || !mesh.enable_tracing
+                || proxy.sampling.is_some()
+                || proxy.zipkin_address.is_some()
+                || proxy.custom_tags.is_some();
+            if istio_tracing || envoy_blocks {
                 warnings.push(format!(
                     "{annotations_path}: Linkerd's trace-collector annotation is ignored: the \
-                     file's Istio or Envoy resources configure tracing"
+                     file's Istio or Envoy resources configure this workload's tracing"
                 ));
             } else {
                 for settings in [&mut inbound, &mut outbound] {
                     linkerd_mode(settings, linkerd);
+                }
+                let rules = &sidecar.tracing;
+                if !rules.force_trace_headers.is_empty() || !rules.always_trace_paths.is_empty() {
+                    warnings.push(format!(
+                        "{}.spec.tracing: forceTraceHeaders and alwaysTracePaths apply only to \
+                         requests that carry trace context: traced the Linkerd way (by \
+                         {annotations_path}), the sidecar never starts a trace",
+                        sidecar.label
+                    ));
                 }
             }
         }

@@ -84,7 +84,7 @@ pub struct ProxyOptions {
     /// How long an idle pooled upstream connection is kept. Default 90 s.
     pub pool_idle_timeout: Duration,
     /// Worker threads serving the inbound and outbound listeners (Envoy's `--concurrency`);
-    /// at least one. Default 2, Istio's sidecar default.
+    /// 0 counts as 1. Default 2, Istio's sidecar default.
     pub workers: usize,
 }
 
@@ -114,7 +114,8 @@ pub enum StartError {
         #[source]
         source: io::Error,
     },
-    /// The worker threads or their runtimes could not be made.
+    /// The worker threads or their runtimes could not be made, or a worker could not accept on
+    /// a listener.
     #[error("cannot start the proxy's worker threads")]
     Workers(#[source] io::Error),
 }
@@ -208,7 +209,7 @@ impl Sidecar {
             setups.push(move || worker.serve());
         }
         drop((inbound, outbound));
-        let workers = Workers::start(setups).map_err(StartError::Workers)?;
+        let workers = Workers::start(setups).await.map_err(StartError::Workers)?;
         tracing::debug!(workers = workers.count(), "proxy workers started");
         admin.set_config_dump(&admin::config_dump(
             config,
@@ -224,7 +225,8 @@ impl Sidecar {
 }
 
 /// A started sidecar. Dropping it without [`shutdown`](RunningSidecar::shutdown) closes
-/// every listener and connection at once.
+/// every listener and connection without draining (the workers' as they see the signal, a
+/// moment later, on their own threads).
 #[derive(Debug)]
 pub struct RunningSidecar {
     addresses: Addresses,
@@ -363,27 +365,31 @@ struct Worker {
 }
 
 impl Worker {
-    /// Starts the worker's accept loops; runs on the worker's runtime.
-    fn serve(self) {
+    /// Registers the worker's listeners with its runtime and starts its accept loops; runs on
+    /// the worker's runtime.
+    fn serve(self) -> io::Result<()> {
         let Worker { inbound, outbound, observer, limits, drain } = self;
+        let mut accepting = Vec::new();
         let listeners = [(Direction::Inbound, inbound), (Direction::Outbound, Some(outbound))];
         for (direction, proxied) in listeners {
-            let Some(Proxied { name, listener, router, settings, .. }) = proxied else {
+            let Some(Proxied { name, endpoint, listener, router, settings }) = proxied else {
                 continue;
             };
-            let listener = match TcpListener::from_std(listener) {
-                Ok(listener) => listener,
-                Err(error) => {
-                    // The other workers still serve this listener.
-                    tracing::error!(listener = name, %error, "a worker cannot accept on this listener");
-                    continue;
-                }
-            };
+            let listener = TcpListener::from_std(listener).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("{name} listener ({endpoint}): a worker cannot accept on it: {error}"),
+                )
+            })?;
+            accepting.push((direction, name, listener, router, settings));
+        }
+        for (direction, name, listener, router, settings) in accepting {
             let forwarder = Forwarder::new(router, observer.clone(), settings, drain.clone());
             let connections = ConnectionObserver { observer: observer.clone(), direction };
             let handler = Arc::new(forwarder);
             listener::spawn(name, listener, handler, limits, Some(connections), drain.clone());
         }
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@
 mod staging;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -69,6 +70,8 @@ pub(crate) struct ExportQueue {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     shutdown_drops: Counter,
+    /// Spans handed to the exporter and not yet answered: lost if the task is aborted.
+    in_flight: Arc<AtomicU64>,
 }
 
 /// Where the task sends batches.
@@ -81,6 +84,7 @@ struct Output {
     exported: Counter,
     refused: Counter,
     failing: bool,
+    in_flight: Arc<AtomicU64>,
 }
 
 /// A buffer and its export queue for `exporter`, named `name` in logs.
@@ -92,6 +96,7 @@ pub(crate) fn export_queue(
     metrics: &TraceMetrics,
 ) -> (SpanSink, ExportQueue) {
     let staging = Arc::new(Staging::new(settings.buffer, settings.max_spans, settings.timeout));
+    let in_flight = Arc::new(AtomicU64::new(0));
     let sink = SpanSink {
         staging: staging.clone(),
         buffer_full: metrics.dropped_handle(DropReason::BufferFull),
@@ -109,6 +114,7 @@ pub(crate) fn export_queue(
         exported: metrics.exported_handle(),
         refused: metrics.dropped_handle(DropReason::ExportRefused),
         failing: false,
+        in_flight: in_flight.clone(),
     };
     let queue = ExportQueue {
         name,
@@ -118,6 +124,7 @@ pub(crate) fn export_queue(
         stop: None,
         task: None,
         shutdown_drops: metrics.dropped_handle(DropReason::Shutdown),
+        in_flight,
     };
     (sink, queue)
 }
@@ -149,16 +156,23 @@ impl ExportQueue {
         }
         if let Some(mut task) = self.task.take() {
             let deadline = tokio::time::Instant::from_std(deadline);
-            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-                task.abort();
-                tracing::warn!(exporter = %self.name, "tracing export: spans left unsent at the shutdown deadline");
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(exporter = %self.name, %error, "tracing export task failed");
+                }
+                Err(_) => {
+                    task.abort();
+                    tracing::warn!(exporter = %self.name, "tracing export: spans left unsent at the shutdown deadline");
+                }
             }
         }
-        if self.output.take().is_some() {
-            // Never started: what was buffered is lost.
-            let lost: usize = self.staging.close().iter().map(|batch| batch.count).sum();
-            self.shutdown_drops.inc_by(lost as u64);
-        }
+        self.output = None;
+        // Whatever the task did not send (it was never started, ran out of time or failed) is
+        // lost: counted, and later spans are refused as `shutdown` too.
+        let lost: usize = self.staging.close().iter().map(|batch| batch.count).sum();
+        let unanswered = self.in_flight.swap(0, Ordering::Relaxed);
+        self.shutdown_drops.inc_by(lost as u64 + unanswered);
         self.lifecycle.shutdown(deadline).await;
         tracing::info!(exporter = %self.name, "tracing export stopped");
     }
@@ -212,7 +226,10 @@ impl Output {
                 return;
             }
         };
-        match self.consumer.consume(batch).await {
+        self.in_flight.store(count, Ordering::Relaxed);
+        let result = self.consumer.consume(batch).await;
+        self.in_flight.store(0, Ordering::Relaxed);
+        match result {
             Ok(()) => {
                 self.exported.inc_by(count);
                 if self.failing {

@@ -14,7 +14,8 @@
 //! 4. `sampling.rs`: never/always-trace paths, force headers, the parent's flag, Envoy's
 //!    request-id sampling;
 //! 5. `tags.rs`, `local.rs`, `span.rs`: the span's attributes, status, name and ids;
-//! 6. `export.rs`, `exporter.rs`: the bounded channel, batching, and the OTLP exporter;
+//! 6. `export.rs` (with `export/staging.rs`), `exporter.rs`: the bounded span buffer, batching,
+//!    and the OTLP exporter;
 //! 7. `counters.rs`: what the runtime counts.
 //!
 //! Tracing never slows or fails a request: nothing on the request path waits, and a span that

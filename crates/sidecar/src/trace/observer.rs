@@ -1,7 +1,7 @@
 //! The [`Observer`] the proxy calls: per request it reads the caller's context, stitches
 //! context-less outbound calls, decides sampling, makes this proxy's span and writes it into the
 //! forwarded request; per response head it does what Envoy's connection manager does to it
-//! (below); per completion it builds the OTLP span and hands it to the export channel.
+//! (below); per completion it builds the OTLP span and hands it to the export buffer.
 //!
 //! The response head, as Envoy's `ActiveStream::encodeHeaders` and
 //! `ConnectionManagerUtility::mutateResponseHeaders` treat it (mesh-tracing-spec §1.2, §1.6):
@@ -165,6 +165,9 @@ impl Tracer {
                     stitched = true;
                     self.metrics.stitched(service);
                 }
+                // Traced the Linkerd way, inbound requests without context are never
+                // registered: a miss says nothing about the app.
+                None if !tracer.start_traces => {}
                 None => self.metrics.unstitchable(service),
             }
         }

@@ -292,9 +292,27 @@ fn seed_000_linkerd_deployment_annotations() {
     assert_eq!(
         config.warnings,
         [
-            "document 1 (Sidecar api-server).metadata.annotations: Linkerd's trace-collector annotation is ignored: the file's Istio or Envoy resources configure tracing"
+            "document 1 (Sidecar api-server).metadata.annotations: Linkerd's trace-collector annotation is ignored: the file's Istio or Envoy resources configure this workload's tracing"
         ]
     );
+    // Istio resources that do not configure this workload's tracing leave Linkerd in charge:
+    // a provider defined but not selected, a Telemetry of another namespace.
+    let other_namespace = "\
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: other, namespace: payments}
+spec:
+  tracing:
+  - randomSamplingPercentage: 100
+";
+    let config = settings(&[
+        &api,
+        &seed("deployment-with-linkerd.yaml"),
+        &seed("istio-otel-config-http.yaml"),
+        other_namespace,
+    ]);
+    assert!(!config.tracing.inbound.start_traces, "{:?}", config.warnings);
+    assert_eq!(otlp(&config.tracing.inbound).endpoint.host, "otel-collector.linkerd-jaeger");
     // Another workload's Deployment is not read, and says so.
     let config = settings(&[PRODUCTPAGE, &seed("deployment-with-linkerd.yaml")]);
     assert_eq!(config.tracing.linkerd, None);

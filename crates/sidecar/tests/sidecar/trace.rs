@@ -597,6 +597,19 @@ spec:
     assert_ne!(unsampled.forwarded_parent(), APP_SPAN);
     unsampled.finish(200);
 
+    // The app's own call without context: untouched, and no blame for breaking propagation
+    // (inbound requests without context are never remembered in this mode).
+    let call = request(
+        &*observer,
+        Direction::Outbound,
+        Request::get("/reviews/1").header("host", "reviews:9080").header("x-request-id", "r-1"),
+        REVIEWS,
+    );
+    assert_eq!(call.header("traceparent"), None);
+    call.finish(200);
+    let reviews = "reviews.default.svc.cluster.local";
+    assert_eq!(runtime.metrics().unstitchable_requests(reviews), 0);
+
     let spans = collector.spans(1).await;
     assert_eq!(spans.len(), 1, "only the sampled caller's request made a span");
     assert_eq!(spans[0].kind, SpanKind::Server as i32);

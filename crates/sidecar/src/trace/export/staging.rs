@@ -5,8 +5,8 @@
 //! wake-up, a futex call when the task lives on another thread, cost more than making the span.
 //! Here the request path appends to the batch being filled under a short lock and wakes the
 //! export task only twice per batch: when the batch gets its first span (so the task can arm
-//! the batch timeout) and when it is full. The lock is held for a `Vec::push`; the proxy's
-//! workers rarely meet on it.
+//! the batch timeout) and when it is full. The lock is held while the span is encoded into the
+//! batch (a microsecond or two); the proxy's workers rarely meet on it.
 //!
 //! Spans are kept encoded, as the `spans` fields of an OTLP `ScopeSpans`: a span is freed on the
 //! thread that made it, a buffered span takes its wire size (a few hundred bytes) instead of
@@ -104,7 +104,8 @@ impl Staging {
             }),
             wake: Notify::new(),
             capacity: capacity.max(1),
-            max_spans: max_spans.max(1),
+            // A batch larger than the buffer would never fill.
+            max_spans: max_spans.clamp(1, capacity.max(1)),
             timeout,
         }
     }
@@ -229,6 +230,16 @@ mod tests {
         }
         assert_eq!(sent(staging.next(now + Duration::from_secs(1))), 2);
         assert!(matches!(staging.next(now), Next::Wait));
+    }
+
+    #[tokio::test]
+    async fn a_buffer_smaller_than_a_batch_cuts_batches_at_its_size() {
+        let staging = Staging::new(3, 512, Duration::from_secs(1));
+        for i in 0..3 {
+            staging.push(&span(i)).unwrap();
+        }
+        assert_eq!(sent(staging.next(Instant::now())), 3, "a full buffer is a full batch");
+        staging.push(&span(3)).unwrap();
     }
 
     #[tokio::test]

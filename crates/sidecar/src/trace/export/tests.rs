@@ -139,3 +139,35 @@ async fn refused_batches_are_dropped_and_counted() {
     assert_eq!(metrics.spans_exported(), 88);
     queue.shutdown(Instant::now() + Duration::from_secs(1)).await;
 }
+
+/// Takes batches and never answers.
+struct Stuck;
+
+impl Consumer for Stuck {
+    fn consume(&self, _batch: Batch) -> BoxFuture<'_, Result<(), ConsumeError>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn spans_stuck_at_the_deadline_are_counted_and_later_ones_refused() {
+    let metrics = TraceMetrics::default();
+    let exporter = BuiltExporter { consumer: Arc::new(Stuck), lifecycle: Box::new(NoLifecycle) };
+    let settings = BatchSettings { buffer: 4096, max_spans: 512, timeout: Duration::from_secs(60) };
+    let (sink, mut queue) =
+        export_queue("test".into(), exporter, Resource::default(), settings, &metrics);
+    queue.start().await.unwrap();
+    for i in 0..600 {
+        sink.submit(&span(i));
+    }
+    settle().await;
+    queue.shutdown(Instant::now() + Duration::from_millis(100)).await;
+    assert_eq!(
+        metrics.spans_dropped(DropReason::Shutdown),
+        600,
+        "512 handed to the exporter and never answered, 88 still buffered"
+    );
+    sink.submit(&span(600));
+    assert_eq!(metrics.spans_dropped(DropReason::Shutdown), 601);
+    assert_eq!(metrics.spans_dropped(DropReason::BufferFull), 0);
+}
