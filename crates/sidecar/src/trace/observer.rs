@@ -333,7 +333,7 @@ impl Recording {
         };
         let tags =
             span_tags(&tracer.tags, tracer.kind, &self.request, self.response.as_ref(), completion);
-        sink.submit(&span::build(Finished {
+        sink.submit(&Finished {
             kind: tracer.kind,
             name: self.name,
             span: &self.span,
@@ -341,7 +341,7 @@ impl Recording {
             start: self.start,
             duration: completion.duration,
             tags,
-        }));
+        });
     }
 }
 

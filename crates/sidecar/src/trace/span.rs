@@ -10,12 +10,19 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+#[cfg(test)]
 use otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
+use otlp::proto::trace::v1::SpanFlags;
 use otlp::proto::trace::v1::span::SpanKind;
 use otlp::proto::trace::v1::status::StatusCode;
-use otlp::proto::trace::v1::{Span, SpanFlags, Status};
+#[cfg(test)]
+use otlp::proto::trace::v1::{Span, Status};
+use prost::encoding::{
+    WireType, encode_key, encode_varint, encoded_len_varint, fixed32, fixed64, int32, key_len,
+};
 
 use super::context::ProxySpan;
+use super::export::SpanField;
 use super::tags::{Kind, SpanStatus, SpanTags};
 
 /// What names a span.
@@ -93,23 +100,190 @@ pub(crate) struct Finished<'a> {
     pub(crate) tags: SpanTags,
 }
 
-/// The OTLP span.
-pub(crate) fn build(finished: Finished<'_>) -> Span {
-    let start = unix_nanos(finished.start);
-    let end = start.saturating_add(u64::try_from(finished.duration.as_nanos()).unwrap_or(u64::MAX));
-    let context = &finished.span.context;
-    let mut flags = u32::from(context.flags.bits()) | SpanFlags::ContextHasIsRemoteMask as u32;
-    if finished.span.parent.is_some() && finished.remote_parent {
-        flags |= SpanFlags::ContextIsRemoteMask as u32;
+/// Fields of the OTLP messages written here (`opentelemetry/proto/trace/v1/trace.proto`,
+/// `common/v1/common.proto`).
+mod field {
+    pub(super) const SCOPE_SPANS_SPANS: u32 = 2;
+    pub(super) const TRACE_ID: u32 = 1;
+    pub(super) const SPAN_ID: u32 = 2;
+    pub(super) const TRACE_STATE: u32 = 3;
+    pub(super) const PARENT_SPAN_ID: u32 = 4;
+    pub(super) const FLAGS: u32 = 16;
+    pub(super) const NAME: u32 = 5;
+    pub(super) const KIND: u32 = 6;
+    pub(super) const START_TIME: u32 = 7;
+    pub(super) const END_TIME: u32 = 8;
+    pub(super) const ATTRIBUTES: u32 = 9;
+    pub(super) const STATUS: u32 = 15;
+    pub(super) const STATUS_CODE: u32 = 3;
+    pub(super) const KEY_VALUE_KEY: u32 = 1;
+    pub(super) const KEY_VALUE_VALUE: u32 = 2;
+    pub(super) const ANY_VALUE_STRING: u32 = 1;
+}
+
+/// The parts of a span that are not tags, worked out once for both passes of [`encode_field`].
+struct Header {
+    trace_id: [u8; 16],
+    span_id: [u8; 8],
+    parent_span_id: Option<[u8; 8]>,
+    trace_state: String,
+    flags: u32,
+    kind: i32,
+    start: u64,
+    end: u64,
+    status: i32,
+}
+
+impl Header {
+    fn new(finished: &Finished<'_>) -> Header {
+        let start = unix_nanos(finished.start);
+        let nanos = u64::try_from(finished.duration.as_nanos()).unwrap_or(u64::MAX);
+        let context = &finished.span.context;
+        let mut flags = u32::from(context.flags.bits()) | SpanFlags::ContextHasIsRemoteMask as u32;
+        if finished.span.parent.is_some() && finished.remote_parent {
+            flags |= SpanFlags::ContextIsRemoteMask as u32;
+        }
+        let kind = match finished.kind {
+            Kind::Server => SpanKind::Server,
+            Kind::Client => SpanKind::Client,
+        };
+        let status = match finished.tags.status {
+            SpanStatus::Unset => StatusCode::Unset,
+            SpanStatus::Error => StatusCode::Error,
+        };
+        let tracestate = &finished.span.tracestate;
+        Header {
+            trace_id: context.trace_id.to_bytes(),
+            span_id: context.span_id.to_bytes(),
+            parent_span_id: finished.span.parent.map(|id| id.to_bytes()),
+            trace_state: if tracestate.is_empty() { String::new() } else { tracestate.to_string() },
+            flags,
+            kind: kind as i32,
+            start,
+            end: start.saturating_add(nanos),
+            status: status as i32,
+        }
     }
-    let kind = match finished.kind {
-        Kind::Server => SpanKind::Server,
-        Kind::Client => SpanKind::Client,
-    };
-    let code = match finished.tags.status {
-        SpanStatus::Unset => StatusCode::Unset,
-        SpanStatus::Error => StatusCode::Error,
-    };
+}
+
+/// Writes the OTLP span of `finished` at the end of `out` as one `ScopeSpans.spans` field (key,
+/// length, `Span` message): the bytes prost writes for the same span, without building the
+/// `Span` and its dozens of small strings (one allocation per tag key and value) first.
+pub(crate) fn encode_field(finished: &Finished<'_>, out: &mut Vec<u8>) {
+    let header = Header::new(finished);
+    let attributes = &finished.tags.attributes;
+    let attributes_len: usize = attributes
+        .iter()
+        .map(|(key, value)| length_delimited_len(field::ATTRIBUTES, key_value_len(key, value)))
+        .sum();
+    // proto3 leaves out scalar fields at their default value.
+    let nonzero = |value: u64, length: usize| if value == 0 { 0 } else { length };
+    let status_len = nonzero(
+        u64::from(header.status.unsigned_abs()),
+        int32::encoded_len(field::STATUS_CODE, &header.status),
+    );
+    let span_len = bytes_len(field::TRACE_ID, &header.trace_id)
+        + bytes_len(field::SPAN_ID, &header.span_id)
+        + string_len(field::TRACE_STATE, &header.trace_state)
+        + header.parent_span_id.map_or(0, |id| bytes_len(field::PARENT_SPAN_ID, &id))
+        + nonzero(u64::from(header.flags), fixed32::encoded_len(field::FLAGS, &header.flags))
+        + string_len(field::NAME, &finished.name)
+        + nonzero(
+            u64::from(header.kind.unsigned_abs()),
+            int32::encoded_len(field::KIND, &header.kind),
+        )
+        + nonzero(header.start, fixed64::encoded_len(field::START_TIME, &header.start))
+        + nonzero(header.end, fixed64::encoded_len(field::END_TIME, &header.end))
+        + attributes_len
+        + length_delimited_len(field::STATUS, status_len);
+    out.reserve(length_delimited_len(field::SCOPE_SPANS_SPANS, span_len));
+    encode_key(field::SCOPE_SPANS_SPANS, WireType::LengthDelimited, out);
+    encode_varint(span_len as u64, out);
+    // In prost's order, by field number.
+    put_bytes(field::TRACE_ID, &header.trace_id, out);
+    put_bytes(field::SPAN_ID, &header.span_id, out);
+    put_string(field::TRACE_STATE, &header.trace_state, out);
+    if let Some(parent) = &header.parent_span_id {
+        put_bytes(field::PARENT_SPAN_ID, parent, out);
+    }
+    put_string(field::NAME, &finished.name, out);
+    if header.kind != 0 {
+        int32::encode(field::KIND, &header.kind, out);
+    }
+    if header.start != 0 {
+        fixed64::encode(field::START_TIME, &header.start, out);
+    }
+    if header.end != 0 {
+        fixed64::encode(field::END_TIME, &header.end, out);
+    }
+    for (key, value) in attributes {
+        encode_key(field::ATTRIBUTES, WireType::LengthDelimited, out);
+        encode_varint(key_value_len(key, value) as u64, out);
+        put_string(field::KEY_VALUE_KEY, key, out);
+        encode_key(field::KEY_VALUE_VALUE, WireType::LengthDelimited, out);
+        encode_varint(any_string_len(value) as u64, out);
+        encode_key(field::ANY_VALUE_STRING, WireType::LengthDelimited, out);
+        encode_varint(value.len() as u64, out);
+        out.extend_from_slice(value.as_bytes());
+    }
+    encode_key(field::STATUS, WireType::LengthDelimited, out);
+    encode_varint(status_len as u64, out);
+    if header.status != 0 {
+        int32::encode(field::STATUS_CODE, &header.status, out);
+    }
+    if header.flags != 0 {
+        fixed32::encode(field::FLAGS, &header.flags, out);
+    }
+}
+
+/// A `KeyValue { key, value: AnyValue { string_value } }` message's length.
+fn key_value_len(key: &str, value: &str) -> usize {
+    string_len(field::KEY_VALUE_KEY, key)
+        + length_delimited_len(field::KEY_VALUE_VALUE, any_string_len(value))
+}
+
+/// `AnyValue { string_value }`: a oneof member, written even when empty.
+fn any_string_len(value: &str) -> usize {
+    length_delimited_len(field::ANY_VALUE_STRING, value.len())
+}
+
+/// A length-delimited field's size, from its content's.
+fn length_delimited_len(tag: u32, length: usize) -> usize {
+    key_len(tag) + encoded_len_varint(length as u64) + length
+}
+
+/// A proto3 `string` field's size: nothing when empty.
+fn string_len(tag: u32, value: &str) -> usize {
+    if value.is_empty() { 0 } else { length_delimited_len(tag, value.len()) }
+}
+
+/// A proto3 `bytes` field's size: nothing when empty.
+fn bytes_len(tag: u32, value: &[u8]) -> usize {
+    if value.is_empty() { 0 } else { length_delimited_len(tag, value.len()) }
+}
+
+fn put_string(tag: u32, value: &str, out: &mut Vec<u8>) {
+    put_bytes(tag, value.as_bytes(), out);
+}
+
+fn put_bytes(tag: u32, value: &[u8], out: &mut Vec<u8>) {
+    if !value.is_empty() {
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint(value.len() as u64, out);
+        out.extend_from_slice(value);
+    }
+}
+
+impl SpanField for Finished<'_> {
+    fn encode_field(&self, out: &mut Vec<u8>) {
+        encode_field(self, out);
+    }
+}
+
+/// The OTLP span as prost's struct: the reference [`encode_field`] is checked against.
+#[cfg(test)]
+pub(crate) fn build(finished: Finished<'_>) -> Span {
+    let header = Header::new(&finished);
     let attributes = finished
         .tags
         .attributes
@@ -121,17 +295,17 @@ pub(crate) fn build(finished: Finished<'_>) -> Span {
         })
         .collect();
     Span {
-        trace_id: context.trace_id.to_bytes().to_vec(),
-        span_id: context.span_id.to_bytes().to_vec(),
-        trace_state: finished.span.tracestate.to_string(),
-        parent_span_id: finished.span.parent.map(|id| id.to_bytes().to_vec()).unwrap_or_default(),
-        flags,
+        trace_id: header.trace_id.to_vec(),
+        span_id: header.span_id.to_vec(),
+        trace_state: header.trace_state,
+        parent_span_id: header.parent_span_id.map(|id| id.to_vec()).unwrap_or_default(),
+        flags: header.flags,
         name: finished.name,
-        kind: kind as i32,
-        start_time_unix_nano: start,
-        end_time_unix_nano: end,
+        kind: header.kind,
+        start_time_unix_nano: header.start,
+        end_time_unix_nano: header.end,
         attributes,
-        status: Some(Status { code: code as i32, message: String::new() }),
+        status: Some(Status { code: header.status, message: String::new() }),
         ..Default::default()
     }
 }
@@ -149,6 +323,7 @@ mod tests {
     use propagation::tracestate::TraceState;
     use propagation::{SpanContext, SpanId, TraceFlags, TraceId};
 
+    use super::super::tags::Key;
     use super::*;
 
     fn name(kind: Kind, cluster: &str, authority: Option<&str>) -> String {
@@ -224,5 +399,68 @@ mod tests {
         assert_eq!(otlp.end_time_unix_nano - otlp.start_time_unix_nano, 3_000_000);
         assert_eq!(otlp.status.unwrap().code, StatusCode::Error as i32);
         assert_eq!(otlp.attributes[0].key, "component");
+    }
+
+    #[test]
+    fn encode_field_writes_the_bytes_prost_writes() {
+        let trace = TraceId::from_u128(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736).unwrap();
+        let context = |span_id| {
+            SpanContext::new(trace, SpanId::from_u64(span_id).unwrap(), TraceFlags::new(true, true))
+        };
+        let child = ProxySpan {
+            context: context(0xab),
+            parent: Some(SpanId::from_u64(0xcd).unwrap()),
+            tracestate: TraceState::parse("congo=t61,rojo=00f067aa0ba902b7").unwrap(),
+            b3_debug: false,
+        };
+        let root = ProxySpan {
+            context: SpanContext::new(
+                trace,
+                SpanId::from_u64(1).unwrap(),
+                TraceFlags::new(false, false),
+            ),
+            parent: None,
+            tracestate: TraceState::default(),
+            b3_debug: false,
+        };
+        let long = "x".repeat(300);
+        let many: Vec<(Key, String)> =
+            (0..200).map(|i| (Cow::Owned(format!("tag.{i}")), long.clone())).collect();
+        // span, kind, name, start, remote parent, tags, status
+        type Case<'a> =
+            (&'a ProxySpan, Kind, &'a str, SystemTime, bool, Vec<(Key, String)>, SpanStatus);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                &child,
+                Kind::Client,
+                "reviews:9080/*",
+                UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+                true,
+                vec![
+                    (Cow::Borrowed("component"), "proxy".into()),
+                    (Cow::Borrowed("user_agent"), String::new()),
+                    (Cow::Borrowed(""), "keyless".into()),
+                ],
+                SpanStatus::Error,
+            ),
+            (&child, Kind::Server, "", UNIX_EPOCH, false, Vec::new(), SpanStatus::Unset),
+            (&root, Kind::Server, &long, SystemTime::now(), true, many, SpanStatus::Unset),
+        ];
+        for (span, kind, name, start, remote_parent, attributes, status) in cases {
+            let finished = || Finished {
+                kind,
+                name: name.to_owned(),
+                span,
+                remote_parent,
+                start,
+                duration: Duration::from_micros(1_234),
+                tags: SpanTags { attributes: attributes.clone(), status },
+            };
+            let mut direct = Vec::new();
+            encode_field(&finished(), &mut direct);
+            let mut reference = Vec::new();
+            build(finished()).encode_field(&mut reference);
+            assert_eq!(direct, reference, "span {name:.20} with {} tags", attributes.len());
+        }
     }
 }

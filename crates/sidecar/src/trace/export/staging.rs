@@ -37,6 +37,19 @@ pub(super) enum Refused {
 /// `ScopeSpans.spans` is field 2.
 const SCOPE_SPANS_SPANS: u32 = 2;
 
+/// A span that writes itself as one `ScopeSpans.spans` field: key, length, `Span` message.
+pub(crate) trait SpanField {
+    fn encode_field(&self, out: &mut Vec<u8>);
+}
+
+impl SpanField for Span {
+    fn encode_field(&self, out: &mut Vec<u8>) {
+        encode_key(SCOPE_SPANS_SPANS, WireType::LengthDelimited, out);
+        encode_varint(self.encoded_len() as u64, out);
+        self.encode_raw(out);
+    }
+}
+
 /// Encoded spans: each a whole `ScopeSpans.spans` field (key, length, `Span` message).
 #[derive(Debug, Default)]
 pub(super) struct EncodedSpans {
@@ -45,11 +58,8 @@ pub(super) struct EncodedSpans {
 }
 
 impl EncodedSpans {
-    fn push(&mut self, span: &Span) {
-        let length = span.encoded_len();
-        encode_key(SCOPE_SPANS_SPANS, WireType::LengthDelimited, &mut self.bytes);
-        encode_varint(length as u64, &mut self.bytes);
-        span.encode_raw(&mut self.bytes);
+    fn push(&mut self, span: &impl SpanField) {
+        span.encode_field(&mut self.bytes);
         self.count += 1;
     }
 
@@ -118,7 +128,7 @@ impl Staging {
 
     /// Adds `span` to the batch being filled; never waits beyond the lock (held while the span
     /// is encoded, a microsecond or two).
-    pub(super) fn push(&self, span: &Span) -> Result<(), Refused> {
+    pub(super) fn push(&self, span: &impl SpanField) -> Result<(), Refused> {
         let wake = {
             let mut state = self.state();
             if state.closed {
