@@ -7,6 +7,7 @@ use pipeline::graph::{self, Plan};
 use crate::cli::ConfigArgs;
 use crate::components::registry;
 use crate::logging;
+use crate::stop_signal::StopSignal;
 
 /// Loads, expands, merges and validates the config, printing warnings; every error is returned
 /// in one message, one per line.
@@ -45,35 +46,11 @@ pub fn run(args: &ConfigArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let stop = StopSignal::listen().context("cannot listen for SIGINT and SIGTERM")?;
         let mut service = Service::build(plan)?;
         service.start().await?;
-        wait_for_signal().await;
+        stop.received().await;
         service.shutdown(args.shutdown_timeout).await;
         Ok(())
     })
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-    tracing::info!("signal received");
 }

@@ -9,6 +9,7 @@ mod collector;
 mod components;
 mod logging;
 mod sidecar;
+mod stop_signal;
 
 use std::process::ExitCode;
 

@@ -16,6 +16,7 @@ use anyhow::{Context, anyhow};
 
 use crate::cli::SidecarArgs;
 use crate::logging;
+use crate::stop_signal::StopSignal;
 
 pub fn run(args: &SidecarArgs) -> anyhow::Result<()> {
     let config = ::sidecar::config::load_file(&args.config).map_err(|errors| {
@@ -49,30 +50,13 @@ pub fn run(args: &SidecarArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let stop = StopSignal::listen().context("cannot listen for SIGINT and SIGTERM")?;
         trace_runtime.start().await?;
         let running = Sidecar::start_with(&config, observer, admin, options).await?;
-        wait_for_signal().await;
+        stop.received().await;
         let deadline = Instant::now() + args.shutdown_timeout;
         running.shutdown(deadline).await;
         trace_runtime.shutdown(deadline).await;
         Ok(())
     })
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-            tracing::info!("signal received");
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("signal received");
 }

@@ -97,7 +97,7 @@ pub(crate) struct Finished<'a> {
     pub(crate) remote_parent: bool,
     pub(crate) start: SystemTime,
     pub(crate) duration: Duration,
-    pub(crate) tags: SpanTags,
+    pub(crate) tags: SpanTags<'a>,
 }
 
 /// Fields of the OTLP messages written here (`opentelemetry/proto/trace/v1/trace.proto`,
@@ -290,7 +290,9 @@ pub(crate) fn build(finished: Finished<'_>) -> Span {
         .into_iter()
         .map(|(key, value)| KeyValue {
             key: key.into_owned(),
-            value: Some(AnyValue { value: Some(any_value::Value::StringValue(value)) }),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into_owned())),
+            }),
             ..Default::default()
         })
         .collect();
@@ -323,7 +325,7 @@ mod tests {
     use propagation::tracestate::TraceState;
     use propagation::{SpanContext, SpanId, TraceFlags, TraceId};
 
-    use super::super::tags::Key;
+    use super::super::tags::Text;
     use super::*;
 
     fn name(kind: Kind, cluster: &str, authority: Option<&str>) -> String {
@@ -424,11 +426,12 @@ mod tests {
             b3_debug: false,
         };
         let long = "x".repeat(300);
-        let many: Vec<(Key, String)> =
-            (0..200).map(|i| (Cow::Owned(format!("tag.{i}")), long.clone())).collect();
+        let many: Vec<(Text<'_>, Text<'_>)> = (0..200)
+            .map(|i| (Cow::Owned(format!("tag.{i}")), Cow::Borrowed(long.as_str())))
+            .collect();
         // span, kind, name, start, remote parent, tags, status
         type Case<'a> =
-            (&'a ProxySpan, Kind, &'a str, SystemTime, bool, Vec<(Key, String)>, SpanStatus);
+            (&'a ProxySpan, Kind, &'a str, SystemTime, bool, Vec<(Text<'a>, Text<'a>)>, SpanStatus);
         let cases: Vec<Case<'_>> = vec![
             (
                 &child,
@@ -437,9 +440,9 @@ mod tests {
                 UNIX_EPOCH + Duration::from_secs(1_700_000_000),
                 true,
                 vec![
-                    (Cow::Borrowed("component"), "proxy".into()),
-                    (Cow::Borrowed("user_agent"), String::new()),
-                    (Cow::Borrowed(""), "keyless".into()),
+                    (Cow::Borrowed("component"), Cow::Borrowed("proxy")),
+                    (Cow::Borrowed("user_agent"), Cow::Borrowed("")),
+                    (Cow::Borrowed(""), Cow::Borrowed("keyless")),
                 ],
                 SpanStatus::Error,
             ),

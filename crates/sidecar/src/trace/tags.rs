@@ -39,8 +39,10 @@ const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 const DOWNSTREAM_CLUSTER: HeaderName =
     HeaderName::from_static("x-envoy-downstream-service-cluster");
 
-/// An attribute name: static for Envoy's tags, owned for custom ones.
-pub(crate) type Key = Cow<'static, str>;
+/// An attribute name or value, borrowed from the request's recorded facts and the direction's
+/// fixed tags wherever it can be: a span's tags are encoded once and dropped, so copying them
+/// would only feed the allocator.
+pub(crate) type Text<'a> = Cow<'a, str>;
 
 /// The span kind of a direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,8 +113,8 @@ pub(crate) struct ResponseInfo {
 
 /// The attributes and status of one span.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SpanTags {
-    pub(crate) attributes: Vec<(Key, String)>,
+pub(crate) struct SpanTags<'a> {
+    pub(crate) attributes: Vec<(Text<'a>, Text<'a>)>,
     pub(crate) status: SpanStatus,
 }
 
@@ -249,16 +251,16 @@ impl ResponseInfo {
         ResponseInfo {
             status: view.status.as_u16(),
             upstream: view.upstream,
-            grpc_status,
-            grpc_message,
+            grpc_status: grpc_status.map(Cow::into_owned),
+            grpc_message: grpc_message.map(Cow::into_owned),
         }
     }
 }
 
 /// `grpc-status` and `grpc-message` of a header block.
-fn grpc_response(headers: &HeaderMap) -> (Option<String>, Option<String>) {
+fn grpc_response(headers: &HeaderMap) -> (Option<Text<'_>>, Option<Text<'_>>) {
     let text = |name: &HeaderName| {
-        headers.get(name).map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        headers.get(name).map(|value| String::from_utf8_lossy(value.as_bytes()))
     };
     (text(&GRPC_STATUS), text(&GRPC_MESSAGE))
 }
@@ -270,56 +272,57 @@ const GRPC_SERVER_ERRORS: [u32; 7] = [2, 4, 8, 12, 13, 14, 15];
 const GRPC_SERVER_STATUS_ERRORS: [u32; 6] = [2, 4, 12, 13, 14, 15];
 
 /// The attributes and status of a span.
-pub(crate) fn span_tags(
-    tags: &DirectionTags,
+pub(crate) fn span_tags<'a>(
+    tags: &'a DirectionTags,
     kind: Kind,
-    request: &RequestInfo,
-    response: Option<&ResponseInfo>,
-    completion: &Completion<'_>,
-) -> SpanTags {
-    let mut out: Vec<(Key, String)> = Vec::with_capacity(32);
-    let mut add = |key: &'static str, value: String| out.push((Cow::Borrowed(key), value));
-    add("node_id", tags.node_id.clone());
+    request: &'a RequestInfo,
+    response: Option<&'a ResponseInfo>,
+    completion: &'a Completion<'_>,
+) -> SpanTags<'a> {
+    let mut out: Vec<(Text<'a>, Text<'a>)> = Vec::with_capacity(32);
+    let mut add = |key: &'static str, value: Text<'a>| out.push((Cow::Borrowed(key), value));
+    let text = |value: &'a str| -> Text<'a> { Cow::Borrowed(value) };
+    add("node_id", text(&tags.node_id));
     if let Some(zone) = &tags.zone {
-        add("zone", zone.clone());
+        add("zone", text(zone));
     }
     if !request.request_id.is_empty() {
-        add("guid:x-request-id", request.request_id.clone());
+        add("guid:x-request-id", text(&request.request_id));
     }
     if let Some(client) = &request.client_trace_id {
-        add("guid:x-client-trace-id", client.clone());
+        add("guid:x-client-trace-id", text(client));
     }
-    add("http.url", request.url.clone());
-    add("http.method", request.method.clone());
-    add("http.protocol", request.protocol.to_owned());
-    add("downstream_cluster", request.downstream_cluster.clone());
-    add("user_agent", request.user_agent.clone());
-    add("request_size", completion.request_body_bytes.to_string());
-    add("response_size", completion.response_body_bytes.to_string());
-    add("peer.address", request.peer_address.clone());
+    add("http.url", text(&request.url));
+    add("http.method", text(&request.method));
+    add("http.protocol", text(request.protocol));
+    add("downstream_cluster", text(&request.downstream_cluster));
+    add("user_agent", text(&request.user_agent));
+    add("request_size", Cow::Owned(completion.request_body_bytes.to_string()));
+    add("response_size", Cow::Owned(completion.response_body_bytes.to_string()));
+    add("peer.address", text(&request.peer_address));
     if let Some(upstream) = response.and_then(|r| r.upstream) {
-        add("upstream_address", upstream.to_string());
+        add("upstream_address", Cow::Owned(upstream.to_string()));
     }
-    add("upstream_cluster", request.upstream_cluster.clone());
-    add("upstream_cluster.name", request.upstream_cluster.clone());
+    add("upstream_cluster", text(&request.upstream_cluster));
+    add("upstream_cluster.name", text(&request.upstream_cluster));
     let status_code = response.map(|r| r.status);
-    add("http.status_code", status_code.unwrap_or(0).to_string());
-    add("response_flags", completion.response_flags.to_owned());
-    add("component", "proxy".to_owned());
+    add("http.status_code", Cow::Owned(status_code.unwrap_or(0).to_string()));
+    add("response_flags", text(completion.response_flags));
+    add("component", text("proxy"));
     let mut error = status_code.is_none_or(|code| code >= 500);
     let mut grpc_code = None;
     if let Some(grpc) = &request.grpc {
-        add("grpc.path", grpc.path.clone());
-        add("grpc.authority", grpc.authority.clone());
-        add("grpc.content_type", grpc.content_type.clone());
+        add("grpc.path", text(&grpc.path));
+        add("grpc.authority", text(&grpc.authority));
+        add("grpc.content_type", text(&grpc.content_type));
         if let Some(timeout) = &grpc.timeout {
-            add("grpc.timeout", timeout.clone());
+            add("grpc.timeout", text(timeout));
         }
         let (status, message) = match completion.trailers.filter(|t| !t.is_empty()) {
             Some(trailers) => grpc_response(trailers),
-            None => {
-                response.map_or((None, None), |r| (r.grpc_status.clone(), r.grpc_message.clone()))
-            }
+            None => response.map_or((None, None), |r| {
+                (r.grpc_status.as_deref().map(text), r.grpc_message.as_deref().map(text))
+            }),
         };
         grpc_code = status.as_deref().and_then(|s| s.trim().parse::<u32>().ok());
         error |= grpc_code.is_some_and(|code| GRPC_SERVER_ERRORS.contains(&code));
@@ -331,14 +334,14 @@ pub(crate) fn span_tags(
         }
     }
     if error {
-        add("error", "true".to_owned());
+        add("error", text("true"));
     }
     if request.stitched {
-        add("meshtrace.stitched", "true".to_owned());
+        add("meshtrace.stitched", text("true"));
     }
     for (key, value) in tags.fixed.iter().chain(&request.custom) {
         out.retain(|(existing, _)| existing != key);
-        out.push((Cow::Owned(key.clone()), value.clone()));
+        out.push((text(key), text(value)));
     }
     SpanTags { attributes: out, status: status(kind, status_code, grpc_code) }
 }

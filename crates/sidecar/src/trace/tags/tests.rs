@@ -60,12 +60,12 @@ fn response(status: u16) -> ResponseInfo {
     ResponseInfo { status, upstream: Some("127.0.0.1:9080".parse().unwrap()), ..Default::default() }
 }
 
-fn as_pairs(tags: &SpanTags) -> Vec<(&str, &str)> {
-    tags.attributes.iter().map(|(k, v)| (k.as_ref(), v.as_str())).collect()
+fn as_pairs<'a>(tags: &'a SpanTags<'_>) -> Vec<(&'a str, &'a str)> {
+    tags.attributes.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect()
 }
 
-fn value<'a>(tags: &'a SpanTags, key: &str) -> Option<&'a str> {
-    tags.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+fn value<'a>(tags: &'a SpanTags<'_>, key: &str) -> Option<&'a str> {
+    tags.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
 }
 
 #[test]
@@ -79,7 +79,9 @@ fn an_inbound_http_request_has_the_envoy_and_istio_tags() {
             .header("x-forwarded-proto", "http"),
     );
     let info = read(&tags, &mut head, "inbound|9080||");
-    let span = span_tags(&tags, Kind::Server, &info, Some(&response(200)), &completion(None));
+    let ok = response(200);
+    let none = completion(None);
+    let span = span_tags(&tags, Kind::Server, &info, Some(&ok), &none);
     assert_eq!(
         as_pairs(&span),
         vec![
@@ -129,7 +131,8 @@ fn status_rules_follow_envoys_opentelemetry_tracer() {
     ];
     for (kind, code, expected, error) in cases {
         let response = code.map(response);
-        let span = span_tags(&tags, kind, &info, response.as_ref(), &completion(None));
+        let none = completion(None);
+        let span = span_tags(&tags, kind, &info, response.as_ref(), &none);
         assert_eq!(span.status, expected, "{kind:?} {code:?}");
         assert_eq!(value(&span, "error") == Some("true"), error, "{kind:?} {code:?}");
         let code_text = code.unwrap_or(0).to_string();
@@ -165,14 +168,18 @@ fn grpc_requests_get_grpc_tags_and_grpc_status_rules() {
         trailers.insert("grpc-status", HeaderValue::from_static(code));
         trailers.insert("grpc-message", HeaderValue::from_static("boom"));
         let done = completion(Some(&trailers));
-        let s = span_tags(&tags, Kind::Server, &info, Some(&response(200)), &done);
-        let c = span_tags(&tags, Kind::Client, &info, Some(&response(200)), &done);
+        let ok = response(200);
+        let s = span_tags(&tags, Kind::Server, &info, Some(&ok), &done);
+        let ok = response(200);
+        let c = span_tags(&tags, Kind::Client, &info, Some(&ok), &done);
         assert_eq!((s.status, c.status), (server, client), "grpc-status {code}");
         assert_eq!(value(&s, "error") == Some("true"), error, "grpc-status {code}");
         assert_eq!(value(&c, "grpc.status_code"), Some(code));
         assert_eq!(value(&c, "grpc.message"), Some("boom"));
     }
-    let span = span_tags(&tags, Kind::Client, &info, Some(&response(200)), &completion(None));
+    let ok = response(200);
+    let none = completion(None);
+    let span = span_tags(&tags, Kind::Client, &info, Some(&ok), &none);
     assert_eq!(value(&span, "grpc.path"), Some("/ratings.Ratings/Get"));
     assert_eq!(value(&span, "grpc.authority"), Some("ratings:50051"));
     assert_eq!(value(&span, "grpc.content_type"), Some("application/grpc"));
@@ -195,7 +202,8 @@ fn a_trailers_only_grpc_response_is_read_from_the_headers() {
         upstream: None,
     };
     let response = ResponseInfo::read(&view);
-    let span = span_tags(&tags, Kind::Server, &info, Some(&response), &completion(None));
+    let none = completion(None);
+    let span = span_tags(&tags, Kind::Server, &info, Some(&response), &none);
     assert_eq!(value(&span, "grpc.status_code"), Some("12"));
     assert_eq!(span.status, SpanStatus::Error, "Unimplemented");
 }
@@ -237,7 +245,9 @@ fn custom_tags_literal_environment_and_header_with_defaults() {
     let mut head =
         request(Request::get("/").header("x-user-id", "alice").header("x-user-id", "bob"));
     let info = read(&tags, &mut head, "inbound|80||");
-    let span = span_tags(&tags, Kind::Server, &info, Some(&response(200)), &completion(None));
+    let ok = response(200);
+    let none = completion(None);
+    let span = span_tags(&tags, Kind::Server, &info, Some(&ok), &none);
     assert_eq!(value(&span, "cluster"), Some("east"));
     assert_eq!(value(&span, "env"), Some("production"));
     assert_eq!(value(&span, "region"), Some("eu"));
@@ -259,7 +269,9 @@ fn istio_tags_can_be_switched_off_and_stitched_spans_say_so() {
     );
     let mut info = read(&tags, &mut head, "outbound|9080||reviews");
     info.stitched = true;
-    let span = span_tags(&tags, Kind::Client, &info, Some(&response(200)), &completion(None));
+    let ok = response(200);
+    let none = completion(None);
+    let span = span_tags(&tags, Kind::Client, &info, Some(&ok), &none);
     assert!(span.attributes.iter().all(|(k, _)| !k.starts_with("istio.")));
     assert_eq!(value(&span, "meshtrace.stitched"), Some("true"));
     assert_eq!(value(&span, "guid:x-client-trace-id"), Some("client-1"));

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# User-space instructions per request in one sidecar, counted by valgrind's callgrind: a figure
+# that, unlike CPU time on a shared VM, comes out the same run after run, so small changes to the
+# request path can be compared. The kernel's share (most of the sidecar's CPU, see BENCHMARKS.md)
+# is not counted.
+#
+# In one run, for each of two configurations of sidecar B (bench/sidecar/sidecar-b.yaml):
+#   baseline: randomSamplingPercentage 0 (every request still routed, headers propagated,
+#             Istio metrics recorded; no span made)
+#   traced:   randomSamplingPercentage 100 (a span per request, exported to the counting sink)
+# the sidecar runs under callgrind (`--concurrency 1`) twice: once idle (start-up and shutdown
+# only) and once serving $REQUESTS requests at $RATE requests/s from `meshtrace-loadgen
+# http-load`. Instructions per request = (loaded total − idle total) / requests.
+#
+# Environment: REQUESTS (2000), RATE (200), BUILD (1; 0 to use target/release as it is).
+# Ports as in bench-sidecar.sh (14317/14318 sink, 18080 app, 18000/18001/18006 sidecar B).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+REQUESTS=${REQUESTS:-2000}
+RATE=${RATE:-200}
+BUILD=${BUILD:-1}
+LOADGEN=target/release/meshtrace-loadgen
+MESHTRACE=target/release/meshtrace
+WORK=target/bench/instructions-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$WORK"
+
+if ! command -v valgrind >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind
+fi
+if [ "$BUILD" != 0 ]; then
+    cargo build --release -p meshtrace -p loadgen
+fi
+echo "tree: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
+echo "valgrind: $(valgrind --version)"
+
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+wait_port() {
+    for _ in $(seq 1 300); do
+        (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on $1" >&2
+    return 1
+}
+
+"$LOADGEN" sink --listen 127.0.0.1:14317 --protocol grpc --stats 127.0.0.1:14318 >"$WORK/sink.log" 2>&1 &
+PIDS+=($!)
+"$LOADGEN" echo --listen 127.0.0.1:18080 >"$WORK/app.log" 2>&1 &
+PIDS+=($!)
+wait_port 127.0.0.1:14317
+wait_port 127.0.0.1:18080
+
+sed 's/randomSamplingPercentage: 100/randomSamplingPercentage: 0/' bench/sidecar/sidecar-b.yaml \
+    >"$WORK/baseline.yaml"
+cp bench/sidecar/sidecar-b.yaml "$WORK/traced.yaml"
+
+# Runs the sidecar with $1's config under callgrind, sends $2 requests, prints the total.
+instructions() {
+    local config=$1 requests=$2 out="$WORK/callgrind-$1-$2.out"
+    valgrind --tool=callgrind --callgrind-out-file="$out" \
+        "$MESHTRACE" sidecar --config "$WORK/$config.yaml" --concurrency 1 \
+        >"$WORK/sidecar-$config-$requests.log" 2>&1 &
+    local pid=$!
+    wait_port 127.0.0.1:18006
+    if [ "$requests" -gt 0 ]; then
+        local seconds=$(( (requests + RATE - 1) / RATE ))
+        "$LOADGEN" http-load --target 127.0.0.1:18006 --host echo.bench.svc.cluster.local:9080 \
+            --rate "$RATE" --connections 10 --duration "$seconds" --warmup 0 --label "$config" \
+            >"$WORK/load-$config.txt"
+        sleep 2 # the last export batch leaves
+    fi
+    kill -TERM "$pid"
+    wait "$pid" || true
+    sed -n 's/^totals: //p' "$out"
+}
+
+sent() { sed -n 's/.* ok=\([0-9]*\) .*/\1/p' "$WORK/load-$1.txt"; }
+
+echo
+echo "| configuration | requests | instructions, idle | instructions, loaded | per request |"
+echo "|---|---:|---:|---:|---:|"
+for config in baseline traced; do
+    idle=$(instructions "$config" 0)
+    loaded=$(instructions "$config" "$REQUESTS")
+    requests=$(sent "$config")
+    echo "| $config | $requests | $idle | $loaded | $(( (loaded - idle) / requests )) |"
+done
+echo
+echo "spans the sink counted (traced run only): $(curl -sS http://127.0.0.1:14318/count)"
+echo "outputs: $WORK"
