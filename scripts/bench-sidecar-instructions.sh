@@ -12,7 +12,8 @@
 # only) and once serving $REQUESTS requests at $RATE requests/s from `meshtrace-loadgen
 # http-load`. Instructions per request = (loaded total − idle total) / requests.
 #
-# Environment: REQUESTS (2000), RATE (200), BUILD (1; 0 to use target/release as it is).
+# Environment: REQUESTS (2000), RATE (200), BUILD (1; 0 to use target/release as it is),
+# MESHTRACE (target/release/meshtrace; another build of it, to compare two trees in one run).
 # Ports as in bench-sidecar.sh (14317/14318 sink, 18080 app, 18000/18001/18006 sidecar B).
 set -euo pipefail
 
@@ -22,7 +23,7 @@ REQUESTS=${REQUESTS:-2000}
 RATE=${RATE:-200}
 BUILD=${BUILD:-1}
 LOADGEN=target/release/meshtrace-loadgen
-MESHTRACE=target/release/meshtrace
+MESHTRACE=${MESHTRACE:-target/release/meshtrace}
 WORK=target/bench/instructions-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$WORK"
 
@@ -34,6 +35,7 @@ if [ "$BUILD" != 0 ]; then
 fi
 echo "tree: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
 echo "valgrind: $(valgrind --version)"
+echo "binary: $MESHTRACE"
 
 PIDS=()
 cleanup() {
