@@ -173,23 +173,22 @@ impl RequestInfo {
         let headers = &head.headers;
         let text =
             |name: &HeaderName| headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()));
-        let host = match head.uri.authority() {
-            Some(authority) => authority.as_str().to_owned(),
-            None => text(&HOST).map(Cow::into_owned).unwrap_or_default(),
+        // Borrowed where possible: these only go into `url` (and `grpc.authority`).
+        let host: Cow<'_, str> = match head.uri.authority() {
+            Some(authority) => Cow::Borrowed(authority.as_str()),
+            None => text(&HOST).unwrap_or_default(),
         };
         let scheme = text(&X_FORWARDED_PROTO)
-            .map(Cow::into_owned)
-            .or_else(|| head.uri.scheme_str().map(str::to_owned))
-            .unwrap_or_else(|| "http".to_owned());
+            .or_else(|| head.uri.scheme_str().map(Cow::Borrowed))
+            .unwrap_or(Cow::Borrowed("http"));
         let path = text(&ORIGINAL_PATH)
-            .map(Cow::into_owned)
-            .or_else(|| head.uri.path_and_query().map(|p| p.as_str().to_owned()))
-            .unwrap_or_else(|| "/".to_owned());
+            .or_else(|| head.uri.path_and_query().map(|p| Cow::Borrowed(p.as_str())))
+            .unwrap_or(Cow::Borrowed("/"));
         let path = truncate(&path, tags.max_path_tag_length);
         let content_type = text(&CONTENT_TYPE).unwrap_or_default();
         let grpc = content_type.starts_with("application/grpc").then(|| GrpcRequest {
             path: head.uri.path().to_owned(),
-            authority: host.clone(),
+            authority: host.clone().into_owned(),
             content_type: content_type.clone().into_owned(),
             timeout: text(&GRPC_TIMEOUT).map(Cow::into_owned),
         });
