@@ -185,7 +185,7 @@ impl Baggage {
 
     /// Length of the formatted header in bytes.
     pub fn header_len(&self) -> usize {
-        self.to_string().len()
+        crate::header::display_len(self)
     }
 
     /// The header value, `None` when there are no members.

@@ -60,7 +60,7 @@ impl Member {
 
     /// Length of the encoded member in bytes.
     pub(super) fn encoded_len(&self) -> usize {
-        self.to_string().len()
+        crate::header::display_len(self)
     }
 
     /// Parses one trimmed, non-empty member.
