@@ -34,7 +34,7 @@ use ::config::{ConfigError, ConfigErrors};
 use super::custom_tags::overlay;
 use super::documents::{Document, Documents};
 use super::envoy_tracing::EnvoyTracing;
-use super::exporters::{default_exporter, envoy_exporter, legacy_zipkin};
+use super::exporters::{default_exporter, envoy_exporter, legacy_zipkin, plain_otlp_grpc};
 use super::linkerd::linkerd_tracing;
 use super::mesh_merge::{Mesh, merge, service_name};
 use super::sampling::SamplingPercentage;
@@ -42,8 +42,7 @@ use super::settings::{Endpoint, ServiceRoute, SidecarConfig, Workload};
 use super::telemetry::{TelemetryResource, TracingEntry};
 use super::telemetry_merge::{applicable, check_provider_references, telemetry_path};
 use super::tracing_settings::{
-    DEFAULT_MAX_PATH_TAG_LENGTH, DirectionSettings, Exporter, LinkerdTracing, OtlpExporter,
-    OtlpProtocol, TracingSettings,
+    DEFAULT_MAX_PATH_TAG_LENGTH, DirectionSettings, LinkerdTracing, TracingSettings,
 };
 
 impl Documents {
@@ -254,15 +253,7 @@ fn linkerd_mode(settings: &mut DirectionSettings, linkerd: &LinkerdTracing) {
     settings.enabled = true;
     settings.start_traces = false;
     settings.sampling = SamplingPercentage::ZERO;
-    settings.exporter = Some(Exporter::Otlp(OtlpExporter {
-        protocol: OtlpProtocol::Grpc,
-        endpoint: linkerd.endpoint.clone(),
-        authority: linkerd.collector.clone(),
-        path: None,
-        timeout: None,
-        headers: Vec::new(),
-        resource_detectors: Vec::new(),
-    }));
+    settings.exporter = Some(plain_otlp_grpc(linkerd.endpoint.clone(), linkerd.collector.clone()));
 }
 
 /// Applies an Envoy tracing block to both directions; returns its `service_name`, if any.

@@ -31,10 +31,16 @@ const OTHER_TRACERS: &[&str] = &["datadog", "lightstep", "skywalking", "stackdri
 /// The built-in default exporter, resolved through the services table.
 pub(crate) fn default_exporter(services: &[ServiceRoute]) -> Exporter {
     let (host, port) = DEFAULT_OTLP_ENDPOINT;
+    plain_otlp_grpc(resolve(services, host, port), Endpoint::new(host, port).to_string())
+}
+
+/// OTLP/gRPC to `endpoint` (called `authority`), with no path, timeout, headers or resource
+/// detectors of its own: the built-in default's and Linkerd's collector export.
+pub(crate) fn plain_otlp_grpc(endpoint: Endpoint, authority: String) -> Exporter {
     Exporter::Otlp(OtlpExporter {
         protocol: OtlpProtocol::Grpc,
-        endpoint: resolve(services, host, port),
-        authority: Endpoint::new(host, port).to_string(),
+        endpoint,
+        authority,
         path: None,
         timeout: None,
         headers: Vec::new(),
