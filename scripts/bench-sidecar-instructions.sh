@@ -18,6 +18,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/processes.sh
+source scripts/lib/processes.sh
 
 REQUESTS=${REQUESTS:-2000}
 RATE=${RATE:-200}
@@ -33,25 +35,11 @@ fi
 if [ "$BUILD" != 0 ]; then
     cargo build --release -p meshtrace -p loadgen
 fi
-echo "tree: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
+echo "tree: $(tree_description)"
 echo "valgrind: $(valgrind --version)"
 echo "binary: $MESHTRACE"
 
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-wait_port() {
-    for _ in $(seq 1 300); do
-        (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on $1" >&2
-    return 1
-}
+require_free_ports 14317 14318 18080 18000 18001 18006
 
 "$LOADGEN" sink --listen 127.0.0.1:14317 --protocol grpc --stats 127.0.0.1:14318 >"$WORK/sink.log" 2>&1 &
 PIDS+=($!)

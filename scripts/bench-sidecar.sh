@@ -32,6 +32,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/processes.sh
+source scripts/lib/processes.sh
 
 RATE=${RATE:-1000}
 CONNECTIONS=${CONNECTIONS:-10}
@@ -87,31 +89,10 @@ echo "rustc:  $(rustc --version)"
 echo "nginx:  $(nginx -v 2>&1 || echo 'not installed')"
 echo "build:  meshtrace: cargo profile $CARGO_PROFILE; load tool, app, sink: release"
 echo "clock:  $(getconf CLK_TCK) ticks/s"
-echo "tree:   $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+echo "tree:   $(tree_description)"
 
-# --- processes: everything started here is stopped on exit, by pid ---
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-
-for port in 14317 14318 18080 18206 18000 18001 18006 18100 18101 18106; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        echo "port $port is already in use; stop whatever listens there first" >&2
-        exit 1
-    fi
-done
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on $1" >&2
-    return 1
-}
+# Everything started here is stopped on exit, by pid.
+require_free_ports 14317 14318 18080 18206 18000 18001 18006 18100 18101 18106
 
 echo
 echo "== start"
