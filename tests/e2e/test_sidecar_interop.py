@@ -264,6 +264,28 @@ def assert_request_id(headers, span):
 # === 1. the sidecar writes, the SDK reads ===
 
 
+def assert_sdk_context_continued(mesh, sent, format_name, headers, kind):
+    """The sidecar's span of `kind` at the sink is a child of the SDK span `sent` (injected in
+    `format_name`), and `headers`, as the next hop received them, name that span as the parent
+    in the same trace; W3C tracestate and baggage arrive intact."""
+    span = wait_for_span(mesh.sink, sent.trace_id, kind)
+    assert span.parent_span_id == span_bytes(sent.span_id), (
+        f"span parent {span.parent_span_id.hex()}, SDK span {sent.span_id:016x}"
+    )
+    assert span.span_id != span_bytes(sent.span_id)
+    next_parent = assert_forwarded_context(
+        headers, span, sent_format=format_name, caller=span_bytes(sent.span_id)
+    )
+    assert next_parent.trace_id == sent.trace_id
+    assert_request_id(headers, span)
+
+    if format_name == "w3c":
+        assert one(headers, "tracestate") == "vendor=value", headers
+        assert next_parent.trace_state.get("vendor") == "value"
+        assert one(headers, "baggage") == "k=v", headers
+        assert dict(baggage.get_all(BAGGAGE.extract(headers))) == {"k": "v"}
+
+
 def test_sdk_reads_the_context_the_sidecar_starts(mesh):
     """A request with no trace context: the app behind the inbound listener reads, with the
     SDK's TraceContext propagator, a valid sampled context whose trace id is the SERVER span's
@@ -296,24 +318,7 @@ def test_sidecar_continues_the_context_the_sdk_injects(mesh, format_name):
     sent, carrier = inject_client_context(format_name)
     path = unique_path(f"sdk-{format_name}")
     call_inbound(mesh, path, headers=carrier)
-    headers = mesh.app.received(path)
-
-    server = wait_for_span(mesh.sink, sent.trace_id, SERVER)
-    assert server.parent_span_id == span_bytes(sent.span_id), (
-        f"SERVER span parent {server.parent_span_id.hex()}, SDK span {sent.span_id:016x}"
-    )
-    assert server.span_id != span_bytes(sent.span_id)
-    app_parent = assert_forwarded_context(
-        headers, server, sent_format=format_name, caller=span_bytes(sent.span_id)
-    )
-    assert app_parent.trace_id == sent.trace_id
-    assert_request_id(headers, server)
-
-    if format_name == "w3c":
-        assert one(headers, "tracestate") == "vendor=value", headers
-        assert app_parent.trace_state.get("vendor") == "value"
-        assert one(headers, "baggage") == "k=v", headers
-        assert dict(baggage.get_all(BAGGAGE.extract(headers))) == {"k": "v"}
+    assert_sdk_context_continued(mesh, sent, format_name, mesh.app.received(path), SERVER)
 
 
 
@@ -407,21 +412,4 @@ def test_outbound_call_continues_the_app_context(mesh, format_name):
     sent, carrier = inject_client_context(format_name)
     path = unique_path(f"outbound-{format_name}")
     call_outbound(mesh, path, headers=carrier)
-    headers = mesh.downstream.received(path)
-
-    client = wait_for_span(mesh.sink, sent.trace_id, CLIENT)
-    assert client.parent_span_id == span_bytes(sent.span_id), (
-        f"CLIENT span parent {client.parent_span_id.hex()}, SDK span {sent.span_id:016x}"
-    )
-    assert client.span_id != span_bytes(sent.span_id)
-    downstream_parent = assert_forwarded_context(
-        headers, client, sent_format=format_name, caller=span_bytes(sent.span_id)
-    )
-    assert downstream_parent.trace_id == sent.trace_id
-    assert_request_id(headers, client)
-
-    if format_name == "w3c":
-        assert one(headers, "tracestate") == "vendor=value", headers
-        assert downstream_parent.trace_state.get("vendor") == "value"
-        assert one(headers, "baggage") == "k=v", headers
-        assert dict(baggage.get_all(BAGGAGE.extract(headers))) == {"k": "v"}
+    assert_sdk_context_continued(mesh, sent, format_name, mesh.downstream.received(path), CLIENT)
