@@ -129,26 +129,13 @@ fn free_port() -> u16 {
 
 /// A CA and a `localhost` certificate it signed, as PEM: (ca, cert, key).
 fn certificates() -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
+    let certificates = transport::test_support::localhost_certificates().unwrap();
+    (certificates.ca, certificates.cert, certificates.key)
 }
 
 /// Writes `pem` to a fresh file and returns its path.
 fn pem_file(name: &str, pem: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("meshtrace-exporters-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, pem).unwrap();
-    path.to_string_lossy().into_owned()
+    transport::test_support::pem_file("meshtrace-exporters", name, pem).unwrap()
 }
 
 // === an OTLP/gRPC server ===

@@ -5,4 +5,6 @@
 pub mod grpc_codec;
 pub mod gzip;
 pub mod status;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod tls;
