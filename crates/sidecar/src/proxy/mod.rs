@@ -174,26 +174,18 @@ impl Sidecar {
             Some((listener, inbound)) => {
                 tracing::info!(listener = "inbound", endpoint = %local_addr(&listener), "listening");
                 let router = Arc::new(Router::inbound(&inbound.app));
-                let listener = shareable("inbound", &inbound.listen, listener)?;
-                let endpoint = inbound.listen.to_string();
-                Some(Proxied {
-                    name: "inbound",
-                    endpoint,
-                    listener,
-                    router,
-                    settings: forwarding(0),
-                })
+                Some(Proxied::new("inbound", &inbound.listen, listener, router, forwarding(0))?)
             }
             None => None,
         };
         tracing::info!(listener = "outbound", endpoint = %addresses.outbound, "listening");
-        let outbound = Proxied {
-            name: "outbound",
-            endpoint: listeners.outbound.to_string(),
-            listener: shareable("outbound", &listeners.outbound, outbound_listener)?,
-            router: Arc::new(Router::outbound(config)),
-            settings: forwarding(options.outbound_connect_retries),
-        };
+        let outbound = Proxied::new(
+            "outbound",
+            &listeners.outbound,
+            outbound_listener,
+            Arc::new(Router::outbound(config)),
+            forwarding(options.outbound_connect_retries),
+        )?;
         let mut setups = Vec::new();
         for _ in 0..options.workers.max(1) {
             let worker = Worker {
@@ -302,25 +294,14 @@ fn describe_options(options: &ProxyOptions) -> Value {
 
 async fn bind(listener: &'static str, address: &ListenAddress) -> Result<TcpListener, StartError> {
     let host = if address.host().is_empty() { "0.0.0.0" } else { address.host() };
-    TcpListener::bind((host, address.port())).await.map_err(|source| StartError::Listen {
-        listener,
-        endpoint: address.to_string(),
-        source,
-    })
+    TcpListener::bind((host, address.port()))
+        .await
+        .map_err(listen_error(listener, address.to_string()))
 }
 
-/// The listening socket as a std listener, whose clones the workers register with their own
-/// runtimes.
-fn shareable(
-    name: &'static str,
-    address: &ListenAddress,
-    listener: TcpListener,
-) -> Result<std::net::TcpListener, StartError> {
-    listener.into_std().map_err(|source| StartError::Listen {
-        listener: name,
-        endpoint: address.to_string(),
-        source,
-    })
+/// The error of `listener`, configured at `endpoint`, that could not listen or share its socket.
+fn listen_error(listener: &'static str, endpoint: String) -> impl FnOnce(io::Error) -> StartError {
+    move |source| StartError::Listen { listener, endpoint, source }
 }
 
 fn local_addr(listener: &TcpListener) -> SocketAddr {
@@ -338,13 +319,24 @@ struct Proxied {
 }
 
 impl Proxied {
+    /// The bound `listener` as a std listener, whose clones the workers register with their own
+    /// runtimes.
+    fn new(
+        name: &'static str,
+        address: &ListenAddress,
+        listener: TcpListener,
+        router: Arc<Router>,
+        settings: ForwardSettings,
+    ) -> Result<Proxied, StartError> {
+        let endpoint = address.to_string();
+        let listener = listener.into_std().map_err(listen_error(name, endpoint.clone()))?;
+        Ok(Proxied { name, endpoint, listener, router, settings })
+    }
+
     /// Another handle on the same listening socket, for one more worker.
     fn try_clone(&self) -> Result<Proxied, StartError> {
-        let listener = self.listener.try_clone().map_err(|source| StartError::Listen {
-            listener: self.name,
-            endpoint: self.endpoint.clone(),
-            source,
-        })?;
+        let listener =
+            self.listener.try_clone().map_err(listen_error(self.name, self.endpoint.clone()))?;
         Ok(Proxied {
             name: self.name,
             endpoint: self.endpoint.clone(),
