@@ -18,7 +18,6 @@ use otlp::proto::resource::v1::Resource;
 use otlp::{Batch, Signal};
 use pipeline::{BuildError, Consumer};
 use prometheus_client::metrics::counter::Counter;
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -26,6 +25,7 @@ pub(crate) use self::staging::SpanField;
 use self::staging::{EncodedSpans, Next, Refused, Staging};
 use super::counters::{DropReason, TraceMetrics};
 use super::exporter::BuiltExporter;
+use super::protobuf::{length_delimited_len, put_length_delimited};
 
 /// How spans are buffered and batched.
 #[derive(Clone, Copy, Debug)]
@@ -242,24 +242,17 @@ impl Output {
     /// The `ExportTraceServiceRequest` encoding of one `ResourceSpans` (the sidecar's resource)
     /// holding one `ScopeSpans` (its scope) around `spans`.
     fn request(&self, spans: &EncodedSpans) -> Bytes {
-        let scope_spans = self.scope_field.len() + spans.bytes.len();
-        let resource_spans = self.resource_field.len() + field_len(scope_spans);
-        let mut request = Vec::with_capacity(field_len(resource_spans));
         // ExportTraceServiceRequest.resource_spans = 1, ResourceSpans.scope_spans = 2.
-        encode_key(1, WireType::LengthDelimited, &mut request);
-        encode_varint(resource_spans as u64, &mut request);
+        let scope_spans = self.scope_field.len() + spans.bytes.len();
+        let resource_spans = self.resource_field.len() + length_delimited_len(2, scope_spans);
+        let mut request = Vec::with_capacity(length_delimited_len(1, resource_spans));
+        put_length_delimited(1, resource_spans, &mut request);
         request.extend_from_slice(&self.resource_field);
-        encode_key(2, WireType::LengthDelimited, &mut request);
-        encode_varint(scope_spans as u64, &mut request);
+        put_length_delimited(2, scope_spans, &mut request);
         request.extend_from_slice(&self.scope_field);
         request.extend_from_slice(&spans.bytes);
         Bytes::from(request)
     }
-}
-
-/// The encoded size of a length-delimited field numbered below 16 with `length` bytes inside.
-fn field_len(length: usize) -> usize {
-    1 + encoded_len_varint(length as u64) + length
 }
 
 /// A message as field 1 of its parent (`ResourceSpans.resource`, `ScopeSpans.scope`).

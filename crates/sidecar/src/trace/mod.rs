@@ -27,6 +27,7 @@ mod export;
 mod exporter;
 mod local;
 mod observer;
+mod protobuf;
 mod sampling;
 mod span;
 mod stitching;

@@ -17,12 +17,13 @@ use otlp::proto::trace::v1::span::SpanKind;
 use otlp::proto::trace::v1::status::StatusCode;
 #[cfg(test)]
 use otlp::proto::trace::v1::{Span, Status};
-use prost::encoding::{
-    WireType, encode_key, encode_varint, encoded_len_varint, fixed32, fixed64, int32, key_len,
-};
+use prost::encoding::{fixed32, fixed64, int32};
 
 use super::context::ProxySpan;
 use super::export::SpanField;
+use super::protobuf::{
+    bytes_len, length_delimited_len, put_bytes, put_length_delimited, put_string, string_len,
+};
 use super::tags::{Kind, SpanStatus, SpanTags};
 
 /// What names a span.
@@ -197,8 +198,7 @@ pub(crate) fn encode_field(finished: &Finished<'_>, out: &mut Vec<u8>) {
         + attributes_len
         + length_delimited_len(field::STATUS, status_len);
     out.reserve(length_delimited_len(field::SCOPE_SPANS_SPANS, span_len));
-    encode_key(field::SCOPE_SPANS_SPANS, WireType::LengthDelimited, out);
-    encode_varint(span_len as u64, out);
+    put_length_delimited(field::SCOPE_SPANS_SPANS, span_len, out);
     // In prost's order, by field number.
     put_bytes(field::TRACE_ID, &header.trace_id, out);
     put_bytes(field::SPAN_ID, &header.span_id, out);
@@ -217,17 +217,14 @@ pub(crate) fn encode_field(finished: &Finished<'_>, out: &mut Vec<u8>) {
         fixed64::encode(field::END_TIME, &header.end, out);
     }
     for (key, value) in attributes {
-        encode_key(field::ATTRIBUTES, WireType::LengthDelimited, out);
-        encode_varint(key_value_len(key, value) as u64, out);
+        put_length_delimited(field::ATTRIBUTES, key_value_len(key, value), out);
         put_string(field::KEY_VALUE_KEY, key, out);
-        encode_key(field::KEY_VALUE_VALUE, WireType::LengthDelimited, out);
-        encode_varint(any_string_len(value) as u64, out);
-        encode_key(field::ANY_VALUE_STRING, WireType::LengthDelimited, out);
-        encode_varint(value.len() as u64, out);
+        put_length_delimited(field::KEY_VALUE_VALUE, any_string_len(value), out);
+        // A oneof member, written even when empty.
+        put_length_delimited(field::ANY_VALUE_STRING, value.len(), out);
         out.extend_from_slice(value.as_bytes());
     }
-    encode_key(field::STATUS, WireType::LengthDelimited, out);
-    encode_varint(status_len as u64, out);
+    put_length_delimited(field::STATUS, status_len, out);
     if header.status != 0 {
         int32::encode(field::STATUS_CODE, &header.status, out);
     }
@@ -245,33 +242,6 @@ fn key_value_len(key: &str, value: &str) -> usize {
 /// `AnyValue { string_value }`: a oneof member, written even when empty.
 fn any_string_len(value: &str) -> usize {
     length_delimited_len(field::ANY_VALUE_STRING, value.len())
-}
-
-/// A length-delimited field's size, from its content's.
-fn length_delimited_len(tag: u32, length: usize) -> usize {
-    key_len(tag) + encoded_len_varint(length as u64) + length
-}
-
-/// A proto3 `string` field's size: nothing when empty.
-fn string_len(tag: u32, value: &str) -> usize {
-    if value.is_empty() { 0 } else { length_delimited_len(tag, value.len()) }
-}
-
-/// A proto3 `bytes` field's size: nothing when empty.
-fn bytes_len(tag: u32, value: &[u8]) -> usize {
-    if value.is_empty() { 0 } else { length_delimited_len(tag, value.len()) }
-}
-
-fn put_string(tag: u32, value: &str, out: &mut Vec<u8>) {
-    put_bytes(tag, value.as_bytes(), out);
-}
-
-fn put_bytes(tag: u32, value: &[u8], out: &mut Vec<u8>) {
-    if !value.is_empty() {
-        encode_key(tag, WireType::LengthDelimited, out);
-        encode_varint(value.len() as u64, out);
-        out.extend_from_slice(value);
-    }
 }
 
 impl SpanField for Finished<'_> {

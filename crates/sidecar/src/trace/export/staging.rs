@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use otlp::proto::trace::v1::Span;
 use prost::Message;
-use prost::encoding::{WireType, encode_key, encode_varint};
 use tokio::sync::Notify;
+
+use crate::trace::protobuf::put_length_delimited;
 use tokio::time::Instant;
 
 /// Why a span was refused.
@@ -44,8 +45,7 @@ pub(crate) trait SpanField {
 
 impl SpanField for Span {
     fn encode_field(&self, out: &mut Vec<u8>) {
-        encode_key(SCOPE_SPANS_SPANS, WireType::LengthDelimited, out);
-        encode_varint(self.encoded_len() as u64, out);
+        put_length_delimited(SCOPE_SPANS_SPANS, self.encoded_len(), out);
         self.encode_raw(out);
     }
 }
