@@ -272,22 +272,24 @@ pub fn inject_single(context: &B3Context, headers: &mut HeaderMap) {
 /// Sets the `X-B3-*` headers, removing stale ones: `X-B3-Flags: 1` for debug (and no
 /// `X-B3-Sampled`), `X-B3-Sampled: 1`/`0` for accept/deny, neither for defer.
 pub fn inject_multi(context: &B3Context, headers: &mut HeaderMap) {
-    let mut set = |name: HeaderName, value: String| {
-        if let Ok(value) = HeaderValue::try_from(value) {
+    // Hex digits are always a valid header value.
+    let mut set = |name: HeaderName, digits: &[u8]| {
+        if let Ok(value) = HeaderValue::from_bytes(digits) {
             headers.insert(name, value);
         }
     };
-    set(TRACE_ID_HEADER, context.trace_id.to_string());
-    set(SPAN_ID_HEADER, context.span_id.to_string());
+    set(TRACE_ID_HEADER, &context.trace_id.to_hex());
+    set(SPAN_ID_HEADER, &context.span_id.to_hex());
     if let Some(parent) = context.parent_span_id {
-        set(PARENT_SPAN_ID_HEADER, parent.to_string());
+        set(PARENT_SPAN_ID_HEADER, &parent.to_hex());
     }
+    let one = || HeaderValue::from_static("1");
     match context.sampling {
-        SamplingState::Debug => set(FLAGS_HEADER, "1".to_owned()),
-        SamplingState::Accept => set(SAMPLED_HEADER, "1".to_owned()),
-        SamplingState::Deny => set(SAMPLED_HEADER, "0".to_owned()),
-        SamplingState::Defer => {}
-    }
+        SamplingState::Debug => headers.insert(FLAGS_HEADER, one()),
+        SamplingState::Accept => headers.insert(SAMPLED_HEADER, one()),
+        SamplingState::Deny => headers.insert(SAMPLED_HEADER, HeaderValue::from_static("0")),
+        SamplingState::Defer => None,
+    };
     if context.parent_span_id.is_none() {
         headers.remove(PARENT_SPAN_ID_HEADER);
     }

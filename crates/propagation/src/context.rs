@@ -38,6 +38,23 @@ pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// `N` bytes as `M = 2N` lowercase hex digits, on the stack: ids are written into every
+/// forwarded request, and a `String` per id would be an allocation each.
+pub(crate) fn hex_digits<const N: usize, const M: usize>(bytes: &[u8; N]) -> [u8; M] {
+    const { assert!(M == 2 * N) };
+    let mut out = [0u8; M];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX_DIGITS[usize::from(byte >> 4)];
+        pair[1] = HEX_DIGITS[usize::from(byte & 0x0f)];
+    }
+    out
+}
+
+/// Hex digits as a `str` (they are ASCII).
+fn hex_str(digits: &[u8]) -> &str {
+    std::str::from_utf8(digits).unwrap_or_default()
+}
+
 // === impl TraceId ===
 
 /// A 16-byte trace id; never all zeros.
@@ -85,14 +102,17 @@ impl TraceId {
     pub fn to_u128(self) -> u128 {
         u128::from_be_bytes(self.0)
     }
+
+    /// The 32 lowercase hex digits, without allocating.
+    pub fn to_hex(self) -> [u8; 32] {
+        hex_digits(&self.0)
+    }
 }
 
 impl fmt::Display for TraceId {
     /// 32 lowercase hex digits.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = String::with_capacity(32);
-        push_hex(&mut out, &self.0);
-        f.write_str(&out)
+        f.write_str(hex_str(&self.to_hex()))
     }
 }
 
@@ -137,14 +157,17 @@ impl SpanId {
     pub fn to_u64(self) -> u64 {
         u64::from_be_bytes(self.0)
     }
+
+    /// The 16 lowercase hex digits, without allocating.
+    pub fn to_hex(self) -> [u8; 16] {
+        hex_digits(&self.0)
+    }
 }
 
 impl fmt::Display for SpanId {
     /// 16 lowercase hex digits.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = String::with_capacity(16);
-        push_hex(&mut out, &self.0);
-        f.write_str(&out)
+        f.write_str(hex_str(&self.to_hex()))
     }
 }
 

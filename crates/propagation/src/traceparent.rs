@@ -24,7 +24,9 @@ use std::fmt;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::context::{SpanContext, SpanId, TraceFlags, TraceId, decode_lower_hex, push_hex};
+use crate::context::{
+    SpanContext, SpanId, TraceFlags, TraceId, decode_lower_hex, hex_digits, push_hex,
+};
 use crate::ows;
 
 /// The header name, lowercase as the specification asks senders to write it.
@@ -156,10 +158,20 @@ pub fn format(context: &SpanContext) -> String {
     out
 }
 
-/// [`format()`] as a header value.
+/// [`format()`] as a header value, built on the stack (one allocation, the value's own).
 pub fn to_header_value(context: &SpanContext) -> HeaderValue {
+    let mut out = [0u8; VERSION_00_LEN];
+    let trace_id: [u8; 32] = context.trace_id.to_hex();
+    let span_id: [u8; 16] = context.span_id.to_hex();
+    let flags: [u8; 2] = hex_digits(&[context.flags.bits()]);
+    let parts: [&[u8]; 6] = [b"00-", &trace_id, b"-", &span_id, b"-", &flags];
+    let mut at = 0;
+    for part in parts {
+        out[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
     // Only hex digits and '-': always a valid header value.
-    HeaderValue::try_from(format(context)).unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Reads the `traceparent` header of a request: `Ok(None)` when absent, an error when present but

@@ -366,7 +366,11 @@ proptest! {
         prop_assert_eq!(parse(&text), Ok(context));
         let mut map = HeaderMap::new();
         inject(&context, &mut map);
+        prop_assert_eq!(map[&HEADER].as_bytes(), text.as_bytes());
         prop_assert_eq!(extract(&map), Ok(Some(context)));
+        // The ids' stack-built hex is their Display text.
+        prop_assert_eq!(context.trace_id.to_string(), &text[3..35]);
+        prop_assert_eq!(context.span_id.to_string(), &text[36..52]);
     }
 
     #[test]

@@ -38,7 +38,8 @@ mod service;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use prometheus_client::encoding::text;
 use prometheus_client::metrics::counter::Counter;
@@ -85,6 +86,19 @@ pub struct MeshMetrics {
     tcp_connections_closed: Family<TcpSeries, Counter>,
     tcp_sent_bytes: Family<TcpSeries, Counter>,
     tcp_received_bytes: Family<TcpSeries, Counter>,
+    /// The four metrics of each HTTP series seen, found with one lookup instead of four: each
+    /// family lookup hashes and compares the whole label set. The handles share their values
+    /// with the families' (prometheus-client metrics are `Arc`s inside).
+    http_series: RwLock<HashMap<HttpSeries, HttpMetrics>>,
+}
+
+/// One HTTP series' metrics.
+#[derive(Debug, Clone)]
+struct HttpMetrics {
+    requests: Counter,
+    duration: Histogram,
+    request_bytes: Histogram,
+    response_bytes: Histogram,
 }
 
 impl MeshMetrics {
@@ -141,6 +155,7 @@ impl MeshMetrics {
             tcp_connections_closed,
             tcp_sent_bytes,
             tcp_received_bytes,
+            http_series: RwLock::new(HashMap::new()),
         }
     }
 
@@ -160,9 +175,26 @@ impl MeshMetrics {
         request_bytes: u64,
         response_bytes: u64,
     ) {
-        self.requests.get_or_create(series).inc();
-        self.request_duration.get_or_create(series).observe(duration_ms);
-        self.request_bytes.get_or_create(series).observe(request_bytes as f64);
-        self.response_bytes.get_or_create(series).observe(response_bytes as f64);
+        let record = |metrics: &HttpMetrics| {
+            metrics.requests.inc();
+            metrics.duration.observe(duration_ms);
+            metrics.request_bytes.observe(request_bytes as f64);
+            metrics.response_bytes.observe(response_bytes as f64);
+        };
+        let known = self.http_series.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(metrics) = known.get(series) {
+            record(metrics);
+            return;
+        }
+        drop(known);
+        let metrics = HttpMetrics {
+            requests: self.requests.get_or_create(series).clone(),
+            duration: self.request_duration.get_or_create(series).clone(),
+            request_bytes: self.request_bytes.get_or_create(series).clone(),
+            response_bytes: self.response_bytes.get_or_create(series).clone(),
+        };
+        record(&metrics);
+        let mut known = self.http_series.write().unwrap_or_else(PoisonError::into_inner);
+        known.insert(series.clone(), metrics);
     }
 }

@@ -1,25 +1,20 @@
-//! Opening upstream connections for the pooled client.
+//! Opening upstream connections for the pools.
 //!
-//! hyper-util's client keys its pool by the request's authority and asks this connector for
-//! a connection when the pool has none. The connector exists to put the sidecar's routing
-//! under the pool (the authority stays what the app called; [`Router::target`] says where it
-//! lives), and to do what Envoy's cluster does on connect: resolve names with tokio's
+//! The connector does what Envoy's cluster does on connect: resolve names with tokio's
 //! `lookup_host`, try each address, bound each attempt by the connect timeout (Istio's
 //! `connectTimeout`, 10 s), set `TCP_NODELAY`, and retry a failed connect with Envoy's jittered
 //! exponential back-off (25 ms base, at most 10× that) as Istio's default outbound retry
-//! policy does (2 retries on `connect-failure`). The number of attempts travels in
-//! [`ConnectError`] so the forwarder can report `URX` when retries were exhausted.
+//! policy does (2 retries on `connect-failure`). Where an authority lives is the router's
+//! answer ([`Router::target`]): the forwarded request keeps the authority the app called. The
+//! number of attempts travels in [`ConnectError`] so the forwarder can report `URX` when
+//! retries were exhausted.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Uri;
-use hyper_util::rt::TokioIo;
+use http::uri::Authority;
 use tokio::net::TcpStream;
 
 use super::upstream::Router;
@@ -47,38 +42,31 @@ pub(crate) struct ConnectError {
     source: io::Error,
 }
 
-/// The client's connector (a tower `Service<Uri>`, as hyper-util wants it).
-#[derive(Debug, Clone)]
+impl ConnectError {
+    pub(crate) fn new(attempts: u32, source: io::Error) -> ConnectError {
+        ConnectError { attempts, source }
+    }
+}
+
+/// Opens connections to where a forwarded request's authority lives.
+#[derive(Debug)]
 pub(crate) struct Connector {
     router: Arc<Router>,
-    settings: Arc<ConnectSettings>,
+    settings: ConnectSettings,
 }
 
 impl Connector {
     pub(crate) fn new(router: Arc<Router>, settings: ConnectSettings) -> Connector {
-        Connector { router, settings: Arc::new(settings) }
-    }
-}
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = TokioIo<TcpStream>;
-    type Error = ConnectError;
-    type Future = Pin<Box<dyn Future<Output = Result<TokioIo<TcpStream>, ConnectError>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
-        Poll::Ready(Ok(()))
+        Connector { router, settings }
     }
 
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let target = self.router.target(uri.authority());
-        let settings = self.settings.clone();
-        Box::pin(async move {
-            let Some(target) = target else {
-                let source = io::Error::new(io::ErrorKind::InvalidInput, "no upstream authority");
-                return Err(ConnectError { attempts: 1, source });
-            };
-            connect(&target, &settings).await.map(TokioIo::new)
-        })
+    /// A connection to `authority`'s upstream, with the retries the settings allow.
+    pub(crate) async fn connect(&self, authority: &Authority) -> Result<TcpStream, ConnectError> {
+        let Some(target) = self.router.target(Some(authority)) else {
+            let source = io::Error::new(io::ErrorKind::InvalidInput, "no upstream authority");
+            return Err(ConnectError { attempts: 1, source });
+        };
+        connect(&target, &self.settings).await
     }
 }
 

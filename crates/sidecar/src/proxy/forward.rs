@@ -6,7 +6,7 @@
 //!    an absolute-form request set `Host` to the URI's authority (RFC 9112 §3.2.2);
 //! 2. let the observers see the request, and change its headers, **before** it is forwarded
 //!    (trace context, `x-request-id`); they see the URI as the client sent it;
-//! 3. send it through a pooled client: HTTP/2 with prior knowledge when the client spoke
+//! 3. send it through a connection [`Pool`]: HTTP/2 with prior knowledge when the client spoke
 //!    HTTP/2 (gRPC needs trailers and streams end to end), HTTP/1.1 otherwise; request and
 //!    response bodies stream frame by frame, counted, trailers included;
 //! 4. relay the response head (hop-by-hop headers stripped) and let the observers see it; the
@@ -16,6 +16,7 @@
 //!
 //! An `Upgrade` whose upstream answers `101` continues in [`upgrade`](super::upgrade).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,22 +25,18 @@ use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpInfo;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::connect::{ConnectError, ConnectSettings, Connector};
+use super::connect::{ConnectSettings, Connector};
 use super::drain::Drain;
 use super::exchange::{BodyCounter, Exchange, RequestBody, ResponseBody, Unobserved, shielded};
 use super::headers;
 use super::listener::{ConnectionInfo, Handler};
 use super::local_reply::{self, Failure};
+use super::pool::{Pool, Protocol, SendError, Sent};
 use super::upgrade;
 use super::upstream::{Route, Router};
 use crate::grpc::is_grpc;
 use crate::observe::{Observer, RequestView};
-
-type UpstreamClient = Client<Connector, RequestBody>;
 
 /// How the forwarder talks to upstreams.
 #[derive(Debug, Clone)]
@@ -54,8 +51,8 @@ pub(crate) struct ForwardSettings {
 /// The inbound or outbound listener's request handler.
 pub(crate) struct Forwarder {
     router: Arc<Router>,
-    http1: UpstreamClient,
-    http2: UpstreamClient,
+    http1: Arc<Pool>,
+    http2: Arc<Pool>,
     observer: Arc<dyn Observer>,
     upstream_timeout: Option<Duration>,
     /// Upgrade tunnels outlive their request; they take part in draining through this.
@@ -63,18 +60,17 @@ pub(crate) struct Forwarder {
 }
 
 impl Forwarder {
+    /// Must be called on the runtime that serves the listener (the pools' sweeps run there).
     pub(crate) fn new(
         router: Arc<Router>,
         observer: Arc<dyn Observer>,
         settings: ForwardSettings,
         drain: Drain,
     ) -> Forwarder {
-        let connector = Connector::new(router.clone(), settings.connect);
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder.timer(TokioTimer::new()).pool_timer(TokioTimer::new());
-        builder.pool_idle_timeout(settings.pool_idle_timeout);
-        let http1 = builder.build(connector.clone());
-        let http2 = builder.http2_only(true).build(connector);
+        let connector = Arc::new(Connector::new(router.clone(), settings.connect));
+        let idle = settings.pool_idle_timeout;
+        let http1 = Pool::new(Protocol::Http1, connector.clone(), idle);
+        let http2 = Pool::new(Protocol::Http2, connector, idle);
         Forwarder {
             router,
             http1,
@@ -112,7 +108,7 @@ impl Forwarder {
         }
 
         let counter = Arc::new(BodyCounter::default());
-        let cluster = route.as_ref().map_or("-", |route| route.cluster.as_str());
+        let cluster = route.as_ref().map_or("-", |route| &*route.cluster);
         let observation = {
             let mut view = RequestView {
                 direction: self.router.direction(),
@@ -134,14 +130,14 @@ impl Forwarder {
             return local_reply::respond(Failure::BadRequest, exchange, grpc, version, None);
         };
         head.uri = uri;
-        let client = if version == Version::HTTP_2 {
+        let pool = if version == Version::HTTP_2 {
             &self.http2
         } else {
             head.version = Version::HTTP_11;
             &self.http1
         };
         let request = Request::from_parts(head, RequestBody::new(body, counter.clone()));
-        let sent = client.request(request);
+        let sent = pool.send(request);
         let result = match self.upstream_timeout {
             Some(limit) => match tokio::time::timeout(limit, sent).await {
                 Ok(result) => result,
@@ -151,8 +147,8 @@ impl Forwarder {
             },
             None => sent.await,
         };
-        let mut response = match result {
-            Ok(response) => response,
+        let (mut response, upstream) = match result {
+            Ok(Sent { response, upstream }) => (response, upstream),
             Err(error) => return failed(&error, &counter, exchange, grpc, version),
         };
         if let Some(downstream) = downstream
@@ -161,7 +157,7 @@ impl Forwarder {
             let upstream = hyper::upgrade::on(&mut response);
             return upgrade::splice(response, downstream, upstream, exchange, self.drain.clone());
         }
-        relay(response, exchange, version)
+        relay(response, upstream, exchange, version)
     }
 }
 
@@ -176,7 +172,7 @@ impl Handler for Forwarder {
 }
 
 /// `http://<route authority><path and query>`: the pool key, and what hyper writes as
-/// `:authority` (HTTP/2) or turns into origin form (HTTP/1).
+/// `:authority` (HTTP/2); the HTTP/1 pool turns it into origin form.
 fn upstream_uri(route: &Route, uri: &Uri) -> Option<Uri> {
     let path = uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
     Uri::builder()
@@ -191,31 +187,25 @@ fn upstream_uri(route: &Route, uri: &Uri) -> Option<Uri> {
 /// behind it.
 fn relay(
     response: Response<Incoming>,
+    upstream: SocketAddr,
     mut exchange: Exchange,
     version: Version,
 ) -> Response<ResponseBody> {
     let (mut head, body) = response.into_parts();
-    let upstream = head.extensions.get::<HttpInfo>().map(HttpInfo::remote_addr);
     headers::strip_response(&mut head.headers, false);
     head.version = version;
-    exchange.response(head.status, version, &mut head.headers, upstream);
+    exchange.response(head.status, version, &mut head.headers, Some(upstream));
     Response::from_parts(head, ResponseBody::upstream(body, exchange))
 }
 
 /// Maps a failed upstream exchange to Envoy's answer.
 fn failed(
-    error: &hyper_util::client::legacy::Error,
+    error: &SendError,
     counter: &BodyCounter,
     exchange: Exchange,
     grpc: bool,
     version: Version,
 ) -> Response<ResponseBody> {
-    let mut upstream = None;
-    if let Some(connected) = error.connect_info() {
-        let mut extensions = http::Extensions::new();
-        connected.get_extras(&mut extensions);
-        upstream = extensions.get::<HttpInfo>().map(HttpInfo::remote_addr);
-    }
     if counter.failed() {
         // The client's own request body broke off: nobody is left to answer. Dropping the
         // exchange completes it with `DC`.
@@ -225,26 +215,12 @@ fn failed(
         *response.status_mut() = StatusCode::BAD_REQUEST;
         return response;
     }
-    let failure = if error.is_connect() {
-        let attempts = connect_attempts(error);
-        Failure::Unreachable { retried: attempts > 1 }
-    } else {
-        Failure::ConnectionTermination
+    let failure = match error {
+        SendError::Connect(connect) => Failure::Unreachable { retried: connect.attempts > 1 },
+        SendError::Exchange { .. } => Failure::ConnectionTermination,
     };
     tracing::debug!(%error, ?failure, "upstream request failed");
-    local_reply::respond(failure, exchange, grpc, version, upstream)
-}
-
-/// How many connects the connector tried, from the error's source chain.
-fn connect_attempts(error: &(dyn std::error::Error + 'static)) -> u32 {
-    let mut source = Some(error);
-    while let Some(current) = source {
-        if let Some(connect) = current.downcast_ref::<ConnectError>() {
-            return connect.attempts;
-        }
-        source = current.source();
-    }
-    1
+    local_reply::respond(failure, exchange, grpc, version, error.upstream())
 }
 
 #[cfg(test)]

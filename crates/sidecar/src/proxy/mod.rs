@@ -35,6 +35,7 @@ mod forward;
 pub(crate) mod headers;
 mod listener;
 mod local_reply;
+mod pool;
 mod upgrade;
 pub(crate) mod upstream;
 mod workers;

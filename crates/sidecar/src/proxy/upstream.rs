@@ -17,7 +17,9 @@
 //! The forwarded request keeps its authority (so the app sees the `Host` it was called with);
 //! the connector asks [`Router::target`] where that authority really lives.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use http::request::Parts;
 use http::uri::Authority;
@@ -29,19 +31,24 @@ use crate::observe::Direction;
 /// Envoy's name for the outbound passthrough cluster.
 pub(crate) const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
 
+static PASSTHROUGH: std::sync::LazyLock<Arc<str>> =
+    std::sync::LazyLock::new(|| Arc::from(PASSTHROUGH_CLUSTER));
+
 /// Where one listener's requests go.
 #[derive(Debug)]
 pub(crate) struct Router {
     direction: Direction,
     /// Inbound: the app; every request goes there.
     app: Option<Service>,
-    /// Outbound: `(host, port)` → service, with Istio's short-name aliases.
-    services: HashMap<(String, u16), Service>,
+    /// Outbound: port → lowercase host → service, with Istio's short-name aliases. Keyed by
+    /// port first so that a request's host is looked up as it is, without building a key.
+    services: HashMap<u16, HashMap<String, Service>>,
 }
 
 #[derive(Debug, Clone)]
 struct Service {
-    cluster: String,
+    /// Shared by every request routed to it.
+    cluster: Arc<str>,
     target: Endpoint,
 }
 
@@ -49,7 +56,7 @@ struct Service {
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
     /// Envoy's cluster name (`outbound|9080||reviews.default.svc.cluster.local`).
-    pub(crate) cluster: String,
+    pub(crate) cluster: Arc<str>,
     /// The authority to put in the forwarded request's URI: the pool key, `:authority` for
     /// HTTP/2 and `Host` for HTTP/1 requests that had none.
     pub(crate) authority: Authority,
@@ -58,23 +65,24 @@ pub(crate) struct Route {
 impl Router {
     /// The inbound router: everything goes to `app`.
     pub(crate) fn inbound(app: &Endpoint) -> Router {
-        let service = Service { cluster: inbound_cluster(app), target: app.clone() };
+        let service = Service { cluster: inbound_cluster(app).into(), target: app.clone() };
         Router { direction: Direction::Inbound, app: Some(service), services: HashMap::new() }
     }
 
     /// The outbound router over the config's `services` table.
     pub(crate) fn outbound(config: &SidecarConfig) -> Router {
-        let mut services = HashMap::new();
+        let mut services: HashMap<u16, HashMap<String, Service>> = HashMap::new();
         let namespace = config.workload.namespace.to_ascii_lowercase();
         // Aliases first, so exact entries written in the table overwrite them.
         for route in &config.services {
             let service = service(route);
             for alias in aliases(&route.host.to_ascii_lowercase(), &namespace) {
-                services.insert((alias, route.port), service.clone());
+                services.entry(route.port).or_default().insert(alias, service.clone());
             }
         }
         for route in &config.services {
-            services.insert((route.host.to_ascii_lowercase(), route.port), service(route));
+            let host = route.host.to_ascii_lowercase();
+            services.entry(route.port).or_default().insert(host, service(route));
         }
         Router { direction: Direction::Outbound, app: None, services }
     }
@@ -99,12 +107,16 @@ impl Router {
             return Some(Route { cluster: app.cluster.clone(), authority });
         }
         let authority = named?;
-        let (host, port) = host_port(&authority);
-        let cluster = match self.services.get(&(host, port)) {
+        let cluster = match self.service(&authority) {
             Some(service) => service.cluster.clone(),
-            None => PASSTHROUGH_CLUSTER.to_owned(),
+            None => Arc::clone(&PASSTHROUGH),
         };
         Some(Route { cluster, authority })
+    }
+
+    fn service(&self, authority: &Authority) -> Option<&Service> {
+        let (host, port) = host_port(authority);
+        self.services.get(&port)?.get(host.as_ref())
     }
 
     /// Where to connect for a forwarded request's authority.
@@ -112,16 +124,19 @@ impl Router {
         if let Some(app) = &self.app {
             return Some(app.target.clone());
         }
-        let (host, port) = host_port(authority?);
-        match self.services.get(&(host.clone(), port)) {
+        let authority = authority?;
+        match self.service(authority) {
             Some(service) => Some(service.target.clone()),
-            None => Some(Endpoint::new(host, port)),
+            None => {
+                let (host, port) = host_port(authority);
+                Some(Endpoint::new(host.into_owned(), port))
+            }
         }
     }
 }
 
 fn service(route: &ServiceRoute) -> Service {
-    Service { cluster: outbound_cluster(route), target: route.target.clone() }
+    Service { cluster: outbound_cluster(route).into(), target: route.target.clone() }
 }
 
 /// The cluster of every inbound request to `app`: `inbound|<app port>||`.
@@ -163,10 +178,16 @@ pub(crate) fn requested_authority(head: &Parts) -> Option<Authority> {
     Authority::try_from(host.as_bytes()).ok().filter(|authority| !authority.host().is_empty())
 }
 
-/// Lowercase host without IPv6 brackets, and the port (80 when absent).
-fn host_port(authority: &Authority) -> (String, u16) {
+/// Lowercase host without IPv6 brackets (copied only when it has capitals), and the port (80
+/// when absent).
+fn host_port(authority: &Authority) -> (Cow<'_, str>, u16) {
     let host = authority.host().trim_start_matches('[').trim_end_matches(']');
-    (host.to_ascii_lowercase(), authority.port_u16().unwrap_or(80))
+    let host = if host.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    };
+    (host, authority.port_u16().unwrap_or(80))
 }
 
 #[cfg(test)]
@@ -207,8 +228,9 @@ mod tests {
             "default",
         );
         let router = Router::outbound(&config);
-        let cluster =
-            |uri: &str, host: Option<&str>| router.route(&head(uri, host)).map(|r| r.cluster);
+        let cluster = |uri: &str, host: Option<&str>| {
+            router.route(&head(uri, host)).map(|r| r.cluster.to_string())
+        };
         let reviews = Some("outbound|9080||reviews.default.svc.cluster.local".to_owned());
         assert_eq!(cluster("/", Some("reviews.default.svc.cluster.local:9080")), reviews);
         assert_eq!(cluster("/", Some("Reviews:9080")), reviews);
@@ -236,7 +258,7 @@ mod tests {
     fn inbound_goes_to_the_app() {
         let router = Router::inbound(&Endpoint::new("127.0.0.1", 9080));
         let route = router.route(&head("/", None)).unwrap_or_else(|| panic!("no route"));
-        assert_eq!(route.cluster, "inbound|9080||");
+        assert_eq!(&*route.cluster, "inbound|9080||");
         assert_eq!(route.authority.as_str(), "127.0.0.1:9080");
         let route = router.route(&head("/", Some("productpage:9080"))).map(|r| r.authority);
         assert_eq!(route.map(|a| a.to_string()).as_deref(), Some("productpage:9080"));

@@ -395,6 +395,99 @@ async fn keep_alive_reuses_both_connections() {
     assert_eq!(opened, 1, "one downstream connection, still open");
 }
 
+/// Echoes like [`echo`], after `/slow` waited 300 ms.
+async fn slow_echo(request: Request<Incoming>, peer: SocketAddr) -> Response<AppBody> {
+    if request.uri().path() == "/slow" {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    echo(request, peer).await
+}
+
+#[tokio::test]
+async fn concurrent_requests_get_their_own_upstream_connections_which_are_then_reused() {
+    let app = app(slow_echo).await;
+    let options = ProxyOptions { workers: 1, ..ProxyOptions::default() };
+    let harness = start(config(Some(app), &[], ""), options, AdminState::new()).await;
+    let inbound = harness.sidecar.inbound_addr().unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(h1(inbound).await);
+    }
+    // Three requests in flight at once: a busy HTTP/1 connection takes no second request.
+    let answers = futures_util::future::join_all(
+        clients.iter_mut().map(|client| send(client, get("/slow", "app"))),
+    )
+    .await;
+    let mut peers: Vec<String> = answers
+        .iter()
+        .map(|(head, _)| head.headers["x-app-peer"].to_str().unwrap().to_owned())
+        .collect();
+    peers.sort();
+    peers.dedup();
+    assert_eq!(peers.len(), 3, "one upstream connection per request in flight: {peers:?}");
+    // Afterwards, requests one at a time reuse those connections; no new one is opened.
+    for client in &mut clients {
+        for _ in 0..3 {
+            let (head, _) = send(client, get("/fast", "app")).await;
+            assert_eq!(head.status, StatusCode::OK);
+            let peer = head.headers["x-app-peer"].to_str().unwrap();
+            assert!(peers.iter().any(|known| known == peer), "new connection {peer}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_upstream_connections_are_closed_after_the_idle_timeout() {
+    let app = app(echo).await;
+    let idle = Duration::from_millis(200);
+    let options = ProxyOptions { workers: 1, pool_idle_timeout: idle, ..ProxyOptions::default() };
+    let harness = start(config(Some(app), &[], ""), options, AdminState::new()).await;
+    let mut client = h1(harness.sidecar.inbound_addr().unwrap()).await;
+    let (first, _) = send(&mut client, get("/first", "app")).await;
+    let (second, _) = send(&mut client, get("/second", "app")).await;
+    assert_eq!(first.headers["x-app-peer"], second.headers["x-app-peer"], "reused while fresh");
+    // Idle for more than 1.5 timeouts (the sweep runs every half timeout): closed, so the
+    // next request comes on a new connection.
+    tokio::time::sleep(idle * 3).await;
+    let (third, _) = send(&mut client, get("/third", "app")).await;
+    assert_eq!(third.status, StatusCode::OK);
+    assert_ne!(second.headers["x-app-peer"], third.headers["x-app-peer"]);
+}
+
+#[tokio::test]
+async fn upstreams_that_close_after_each_response_never_cost_a_request() {
+    // An app that answers one request per connection and closes it without saying so
+    // (no `Connection: close`): each pooled connection dies just after its response, so the
+    // pool must notice, or send the request again when the connection hands it back.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closing = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => request.extend_from_slice(&buffer[..read]),
+                    }
+                }
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                let _ = stream.write_all(answer).await;
+            });
+        }
+    });
+    let options = ProxyOptions { workers: 1, ..ProxyOptions::default() };
+    let harness = start(config(Some(closing), &[], ""), options, AdminState::new()).await;
+    let mut client = h1(harness.sidecar.inbound_addr().unwrap()).await;
+    for round in 0..30 {
+        let (head, body) = send(&mut client, get(&format!("/{round}"), "app")).await;
+        assert_eq!((head.status, body.as_str()), (StatusCode::OK, "ok"), "request {round}");
+        let record = harness.recorder.completed(&format!("/{round}")).await;
+        assert_eq!(record.flags.as_deref(), Some("-"));
+    }
+}
+
 #[tokio::test]
 async fn hop_by_hop_headers_are_removed_end_to_end_headers_kept() {
     let app = app(echo).await;

@@ -42,6 +42,28 @@ fn outbound_request_exposes_istio_names_labels_and_buckets() {
 }
 
 #[test]
+fn repeated_requests_add_up_in_one_series() {
+    let (observer, metrics) = sidecar(PRODUCTPAGE);
+    for _ in 0..3 {
+        Call::outbound("reviews.default.svc.cluster.local:9080").run(&*observer);
+    }
+    let text = metrics.encode();
+    let labels = format!(
+        "{OUTBOUND_TO_REVIEWS},request_protocol=\"http\",response_code=\"200\",\
+         grpc_response_status=\"\",response_flags=\"-\",connection_security_policy=\"unknown\""
+    );
+    let expected = [
+        format!("istio_requests_total{{{labels}}} 3"),
+        format!("istio_request_duration_milliseconds_count{{{labels}}} 3"),
+        format!("istio_request_duration_milliseconds_sum{{{labels}}} 21.0"),
+        format!("istio_request_bytes_count{{{labels}}} 3"),
+        format!("istio_response_bytes_sum{{{labels}}} 885.0"),
+    ];
+    assert_lines(&text, &expected);
+    assert_eq!(text.matches("istio_requests_total{").count(), 1, "{text}");
+}
+
+#[test]
 fn proxy_error_response_carries_code_and_flags() {
     let (observer, metrics) = sidecar(PRODUCTPAGE);
     let mut call = Call::outbound("reviews:9080");

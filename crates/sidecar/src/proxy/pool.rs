@@ -1,0 +1,385 @@
+//! Upstream connection pools: one per listener and protocol in each worker, keyed by the
+//! forwarded request's authority, over hyper's connection-level client.
+//!
+//! The pool keeps every connection it opened (busy or idle) in a list per authority, and
+//! sends each request on the most recently used connection that can take it at once:
+//!
+//! - **HTTP/1.1**: a connection takes a request when hyper's dispatcher asks for one
+//!   ([`is_ready`](http1::SendRequest::is_ready)), that is, once the previous response has
+//!   been read to its end. A connection still streaming a response body is skipped, not
+//!   waited for, and a new one is opened when none is free. The request is handed to the
+//!   dispatcher while the list is locked, so no other request can take the same connection.
+//! - **HTTP/2** (gRPC): one connection per authority carries every request as a stream.
+//!
+//! Why not hyper-util's pooled client: per request it hashed its key twice, boxed and moved
+//! large futures, and spawned a task to wait for each HTTP/1 connection to become idle
+//! again; that was about a tenth of a proxied request's user-space instructions (see
+//! BENCHMARKS.md). Here a connection is never "returned": readiness is read when a request
+//! looks for one.
+//!
+//! A request handed back by a pooled connection that closed before writing it (the upstream
+//! timed out its keep-alive as we sent) is sent again on another connection, as hyper-util
+//! retried it. Connections idle for longer than the idle timeout are closed by a sweep that
+//! runs every half timeout, so an idle connection lives at most 1.5 timeouts.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, PathAndQuery};
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper::client::conn::{TrySendError, http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use super::connect::{ConnectError, Connector};
+use super::exchange::RequestBody;
+
+/// The protocol a pool speaks upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Http1,
+    /// HTTP/2 with prior knowledge (the client spoke HTTP/2, as gRPC does).
+    Http2,
+}
+
+/// A response and the upstream address that sent it.
+pub(crate) struct Sent {
+    pub(crate) response: Response<Incoming>,
+    pub(crate) upstream: SocketAddr,
+}
+
+/// Why a request got no response.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SendError {
+    /// No connection could be opened (Envoy's `UF`).
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// A connection was open, but the protocol handshake or the exchange on it failed before
+    /// a response head (Envoy's `UC`).
+    #[error("upstream {upstream}: {error}")]
+    Exchange {
+        upstream: SocketAddr,
+        #[source]
+        error: hyper::Error,
+    },
+}
+
+impl SendError {
+    /// The upstream address, when a connection was made.
+    pub(crate) fn upstream(&self) -> Option<SocketAddr> {
+        match self {
+            SendError::Connect(_) => None,
+            SendError::Exchange { upstream, .. } => Some(*upstream),
+        }
+    }
+}
+
+/// One listener's upstream connections in one worker, for one protocol.
+pub(crate) struct Pool {
+    protocol: Protocol,
+    connector: Arc<Connector>,
+    idle_timeout: Duration,
+    connections: Mutex<HashMap<Key, Vec<Connection>>>,
+}
+
+struct Connection {
+    sender: Sender,
+    upstream: SocketAddr,
+    last_used: Instant,
+}
+
+enum Sender {
+    Http1(http1::SendRequest<RequestBody>),
+    Http2(http2::SendRequest<RequestBody>),
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::Http1(sender) => sender.is_closed(),
+            Sender::Http2(sender) => sender.is_closed(),
+        }
+    }
+
+    /// Whether a request sent now starts at once: an idle HTTP/1 connection, any open HTTP/2
+    /// connection.
+    fn is_free(&self) -> bool {
+        match self {
+            Sender::Http1(sender) => sender.is_ready(),
+            Sender::Http2(sender) => !sender.is_closed(),
+        }
+    }
+
+    /// Hands `request` to the connection's dispatcher now; the future waits for the answer and
+    /// does not borrow the sender (`use<>`), so the pool's lock is not held while waiting.
+    fn send(
+        &mut self,
+        request: Request<RequestBody>,
+    ) -> Pending<impl Future<Output = Answer> + use<>, impl Future<Output = Answer> + use<>> {
+        match self {
+            Sender::Http1(sender) => Pending::Http1(sender.try_send_request(request)),
+            Sender::Http2(sender) => Pending::Http2(sender.try_send_request(request)),
+        }
+    }
+}
+
+type Answer = Result<Response<Incoming>, TrySendError<Request<RequestBody>>>;
+
+/// A request handed to a connection, waiting for its response head.
+enum Pending<A, B> {
+    Http1(A),
+    Http2(B),
+}
+
+impl<A: Future<Output = Answer>, B: Future<Output = Answer>> Pending<A, B> {
+    async fn answer(self) -> Answer {
+        match self {
+            Pending::Http1(answer) => answer.await,
+            Pending::Http2(answer) => answer.await,
+        }
+    }
+}
+
+impl Pool {
+    /// A pool, and the task that closes its idle connections (it ends with the pool). Must be
+    /// called on the runtime that will serve the pool's connections.
+    pub(crate) fn new(
+        protocol: Protocol,
+        connector: Arc<Connector>,
+        idle_timeout: Duration,
+    ) -> Arc<Pool> {
+        let pool = Arc::new(Pool {
+            protocol,
+            connector,
+            idle_timeout,
+            connections: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(sweep(Arc::downgrade(&pool), (idle_timeout / 2).max(SWEEP_FLOOR)));
+        pool
+    }
+
+    /// Sends `request` (an absolute URI: its authority is the pool key) upstream and waits for
+    /// the response head.
+    pub(crate) async fn send(&self, mut request: Request<RequestBody>) -> Result<Sent, SendError> {
+        let Some(authority) = request.uri().authority().cloned().map(Key) else {
+            let error = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no authority");
+            return Err(SendError::Connect(ConnectError::new(1, error)));
+        };
+        if self.protocol == Protocol::Http1 {
+            to_origin_form(&mut request, &authority.0);
+        }
+        // Pooled connections first; one closed under the request hands it back.
+        loop {
+            let (pending, upstream) = match self.send_pooled(&authority, request) {
+                Ok(sent) => sent,
+                Err(unsent) => {
+                    request = unsent;
+                    break;
+                }
+            };
+            match pending.answer().await {
+                Ok(response) => return Ok(Sent { response, upstream }),
+                Err(mut failed) => match failed.take_message() {
+                    Some(unsent) => {
+                        tracing::debug!(error = %failed.error(), %upstream, "pooled connection closed; sending again");
+                        request = unsent;
+                    }
+                    None => {
+                        return Err(SendError::Exchange { upstream, error: failed.into_error() });
+                    }
+                },
+            }
+        }
+        let (mut sender, upstream) = self.open(&authority).await?;
+        let pending = sender.send(request);
+        self.lock().entry(authority).or_default().push(Connection {
+            sender,
+            upstream,
+            last_used: Instant::now(),
+        });
+        match pending.answer().await {
+            Ok(response) => Ok(Sent { response, upstream }),
+            Err(failed) => Err(SendError::Exchange { upstream, error: failed.into_error() }),
+        }
+    }
+
+    /// Sends on the most recently used free connection to `authority`, dropping closed ones on
+    /// the way; hands `request` back when none is free.
+    #[allow(clippy::result_large_err, reason = "the request is handed back, not an error")]
+    fn send_pooled(
+        &self,
+        authority: &Key,
+        request: Request<RequestBody>,
+    ) -> Result<
+        (
+            Pending<impl Future<Output = Answer> + use<>, impl Future<Output = Answer> + use<>>,
+            SocketAddr,
+        ),
+        Request<RequestBody>,
+    > {
+        let mut connections = self.lock();
+        let Some(list) = connections.get_mut(authority) else {
+            return Err(request);
+        };
+        list.retain(|connection| !connection.sender.is_closed());
+        let Some(connection) = list.iter_mut().rev().find(|connection| connection.sender.is_free())
+        else {
+            if list.is_empty() {
+                connections.remove(authority);
+            }
+            return Err(request);
+        };
+        connection.last_used = Instant::now();
+        Ok((connection.sender.send(request), connection.upstream))
+    }
+
+    /// Opens a connection and starts serving it on this runtime.
+    async fn open(&self, authority: &Key) -> Result<(Sender, SocketAddr), SendError> {
+        let stream = self.connector.connect(&authority.0).await?;
+        let upstream = stream.peer_addr().map_err(|error| ConnectError::new(1, error))?;
+        let io = TokioIo::new(stream);
+        let exchange_error = |error| SendError::Exchange { upstream, error };
+        let sender = match self.protocol {
+            Protocol::Http1 => {
+                let (sender, connection) = http1::handshake(io).await.map_err(exchange_error)?;
+                tokio::spawn(async move {
+                    // Upgrades (`101`) take the connection over from hyper (see `upgrade`).
+                    if let Err(error) = connection.with_upgrades().await {
+                        tracing::debug!(%error, %upstream, "upstream HTTP/1 connection ended");
+                    }
+                });
+                Sender::Http1(sender)
+            }
+            Protocol::Http2 => {
+                let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .handshake(io)
+                    .await
+                    .map_err(exchange_error)?;
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, %upstream, "upstream HTTP/2 connection ended");
+                    }
+                });
+                Sender::Http2(sender)
+            }
+        };
+        Ok((sender, upstream))
+    }
+
+    /// Closes connections idle for the idle timeout, and forgets closed ones.
+    fn evict_idle(&self, now: Instant) {
+        let mut connections = self.lock();
+        connections.retain(|_, list| {
+            list.retain_mut(|connection| {
+                if connection.sender.is_closed() {
+                    return false;
+                }
+                // A busy HTTP/1 connection (a response still streaming) counts as used now, so
+                // its idle time starts at most a sweep after it became free.
+                if !connection.sender.is_free() {
+                    connection.last_used = now;
+                }
+                now.saturating_duration_since(connection.last_used) < self.idle_timeout
+            });
+            !list.is_empty()
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Vec<Connection>>> {
+        // The lock is never held across an await or user code that could panic mid-update.
+        self.connections.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A pool key: the authority, compared without regard to case as [`Authority`] is.
+///
+/// `Authority`'s own `Hash` feeds the hasher one byte at a time, which costs SipHash a full
+/// round per byte (about 1,700 instructions for a typical FQDN); this feeds it whole chunks.
+#[derive(PartialEq, Eq)]
+struct Key(Authority);
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let text = self.0.as_str().as_bytes();
+        state.write_usize(text.len());
+        let mut chunk = [0u8; 64];
+        for part in text.chunks(chunk.len()) {
+            let lower = &mut chunk[..part.len()];
+            lower.copy_from_slice(part);
+            lower.make_ascii_lowercase();
+            state.write(lower);
+        }
+    }
+}
+
+/// The shortest interval between two sweeps of idle connections.
+const SWEEP_FLOOR: Duration = Duration::from_millis(50);
+
+async fn sweep(pool: Weak<Pool>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        pool.evict_idle(Instant::now());
+    }
+}
+
+/// HTTP/1 upstreams get origin form (`/path?query`) and a `Host` header; the request
+/// keeps its own `Host` when it has one (RFC 9112 §3.2).
+fn to_origin_form(request: &mut Request<RequestBody>, authority: &Authority) {
+    let path =
+        request.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    *request.uri_mut() = Uri::from(path);
+    if !request.headers().contains_key(header::HOST)
+        && let Ok(host) = HeaderValue::from_str(host_header(authority))
+    {
+        request.headers_mut().insert(header::HOST, host);
+    }
+}
+
+/// `Host` for an authority: without the port when it is HTTP's default.
+fn host_header(authority: &Authority) -> &str {
+    match authority.port_u16() {
+        Some(80) => {
+            authority.as_str().rsplit_once(':').map_or(authority.as_str(), |(host, _)| host)
+        }
+        _ => authority.as_str(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_ignore_case_in_equality_and_hash() {
+        use std::hash::BuildHasher;
+        let key = |text: &str| Key(text.parse().unwrap_or_else(|e| panic!("{e}")));
+        let hasher = std::collections::hash_map::RandomState::new();
+        let long = format!("{}.svc.cluster.local:9080", "Reviews".repeat(20));
+        for (a, b) in [("Reviews:9080", "reviews:9080"), (long.as_str(), &long.to_lowercase())] {
+            assert!(key(a) == key(b));
+            assert_eq!(hasher.hash_one(key(a)), hasher.hash_one(key(b)));
+        }
+        assert!(key("reviews:9080") != key("reviews:9081"));
+    }
+
+    #[test]
+    fn host_header_drops_only_the_default_port() {
+        let host =
+            |text: &str| host_header(&text.parse().unwrap_or_else(|e| panic!("{e}"))).to_owned();
+        assert_eq!(host("reviews:9080"), "reviews:9080");
+        assert_eq!(host("reviews:80"), "reviews");
+        assert_eq!(host("reviews"), "reviews");
+        assert_eq!(host("[::1]:80"), "[::1]");
+        assert_eq!(host("[::1]:8080"), "[::1]:8080");
+    }
+}
