@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use http::header::{CONTENT_TYPE, HOST, HeaderName, USER_AGENT};
-use http::{HeaderMap, Version};
+use http::{HeaderMap, Method, Version};
 use propagation::request_id;
 
 use super::local::{Environment, LocalInfo, istio_tags};
@@ -76,11 +76,14 @@ pub(crate) struct DirectionTags {
 /// What a span needs from the request head.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct RequestInfo {
-    pub(crate) method: String,
+    /// Standard methods are clones without allocation.
+    pub(crate) method: Method,
     pub(crate) url: String,
     pub(crate) protocol: &'static str,
-    pub(crate) user_agent: String,
-    pub(crate) downstream_cluster: String,
+    /// `None` when absent (the tag says `-`, as Envoy's does).
+    pub(crate) user_agent: Option<String>,
+    /// `None` when absent (`-`).
+    pub(crate) downstream_cluster: Option<String>,
     pub(crate) peer_address: String,
     pub(crate) request_id: String,
     pub(crate) client_trace_id: Option<String>,
@@ -201,12 +204,11 @@ impl RequestInfo {
             }
         }
         RequestInfo {
-            method: head.method.as_str().to_owned(),
-            url: format!("{scheme}://{host}{path}"),
+            method: head.method.clone(),
+            url: [&*scheme, "://", &host, path].concat(),
             protocol: protocol(head.version),
-            user_agent: text(&USER_AGENT).map_or_else(|| "-".to_owned(), Cow::into_owned),
-            downstream_cluster: text(&DOWNSTREAM_CLUSTER)
-                .map_or_else(|| "-".to_owned(), Cow::into_owned),
+            user_agent: text(&USER_AGENT).map(Cow::into_owned),
+            downstream_cluster: text(&DOWNSTREAM_CLUSTER).map(Cow::into_owned),
             peer_address: view.peer.to_string(),
             request_id: text(&request_id::HEADER).map(Cow::into_owned).unwrap_or_default(),
             client_trace_id: text(&CLIENT_TRACE_ID).map(Cow::into_owned),
@@ -292,10 +294,10 @@ pub(crate) fn span_tags<'a>(
         add("guid:x-client-trace-id", text(client));
     }
     add("http.url", text(&request.url));
-    add("http.method", text(&request.method));
+    add("http.method", text(request.method.as_str()));
     add("http.protocol", text(request.protocol));
-    add("downstream_cluster", text(&request.downstream_cluster));
-    add("user_agent", text(&request.user_agent));
+    add("downstream_cluster", text(request.downstream_cluster.as_deref().unwrap_or("-")));
+    add("user_agent", text(request.user_agent.as_deref().unwrap_or("-")));
     add("request_size", Cow::Owned(completion.request_body_bytes.to_string()));
     add("response_size", Cow::Owned(completion.response_body_bytes.to_string()));
     add("peer.address", text(&request.peer_address));
