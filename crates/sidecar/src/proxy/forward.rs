@@ -154,8 +154,15 @@ impl Forwarder {
         if let Some(downstream) = downstream
             && response.status() == StatusCode::SWITCHING_PROTOCOLS
         {
-            let upstream = hyper::upgrade::on(&mut response);
-            return upgrade::splice(response, downstream, upstream, exchange, self.drain.clone());
+            let (tunnel_upstream, drain) = (hyper::upgrade::on(&mut response), self.drain.clone());
+            return upgrade::splice(
+                response,
+                upstream,
+                downstream,
+                tunnel_upstream,
+                exchange,
+                drain,
+            );
         }
         relay(response, upstream, exchange, version)
     }

@@ -8,10 +8,11 @@
 //! body bytes (client → app as request bytes, app → client as response bytes). Tunnels take
 //! part in draining: they run on while the sidecar drains and are closed at the deadline.
 
+use std::net::SocketAddr;
+
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper::{Response, StatusCode};
-use hyper_util::client::legacy::connect::HttpInfo;
 use hyper_util::rt::TokioIo;
 
 use super::counting_io::CountingIo;
@@ -22,6 +23,7 @@ use super::headers;
 /// Answers the client's upgrade with the upstream's `101` and starts the tunnel.
 pub(crate) fn splice(
     response: Response<Incoming>,
+    upstream_address: SocketAddr,
     downstream: OnUpgrade,
     upstream: OnUpgrade,
     mut exchange: Exchange,
@@ -29,9 +31,8 @@ pub(crate) fn splice(
 ) -> Response<ResponseBody> {
     let (mut head, _empty) = response.into_parts();
     debug_assert_eq!(head.status, StatusCode::SWITCHING_PROTOCOLS);
-    let upstream_address = head.extensions.get::<HttpInfo>().map(HttpInfo::remote_addr);
     headers::strip_response(&mut head.headers, true);
-    exchange.response(head.status, head.version, &mut head.headers, upstream_address);
+    exchange.response(head.status, head.version, &mut head.headers, Some(upstream_address));
     tokio::spawn(tunnel(downstream, upstream, exchange, drain));
     Response::from_parts(head, ResponseBody::empty())
 }

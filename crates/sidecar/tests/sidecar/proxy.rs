@@ -657,6 +657,7 @@ async fn upgrade_tunnels_raw_bytes_after_101() {
     drop(stream);
     let record = harness.recorder.completed("/ws").await;
     assert_eq!(record.status, Some(101));
+    assert_eq!(record.upstream, Some(app), "the tunnel's upstream address is reported");
     assert_eq!((record.request_bytes, record.response_bytes), (4, 9));
 }
 
