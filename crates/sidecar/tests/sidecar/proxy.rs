@@ -167,6 +167,23 @@ where
     address
 }
 
+/// Serves each connection on 127.0.0.1:0 with `serve`, bytes in and out (for upstreams that
+/// misbehave as no HTTP library would); the connection closes when `serve` returns.
+async fn raw_app<F, Fut>(serve: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream));
+        }
+    });
+    address
+}
+
 fn full(body: impl Into<Bytes>) -> AppBody {
     Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
 }
@@ -459,24 +476,19 @@ async fn upstreams_that_close_after_each_response_never_cost_a_request() {
     // An app that answers one request per connection and closes it without saying so
     // (no `Connection: close`): each pooled connection dies just after its response, so the
     // pool must notice, or send the request again when the connection hands it back.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let closing = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buffer = [0u8; 1024];
-                while !request.ends_with(b"\r\n\r\n") {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(read) => request.extend_from_slice(&buffer[..read]),
-                    }
-                }
-                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                let _ = stream.write_all(answer).await;
-            });
+    let closing = raw_app(|mut stream| async move {
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !request.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => request.extend_from_slice(&buffer[..read]),
+            }
         }
-    });
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let _ = stream.write_all(answer).await;
+    })
+    .await;
     let options = ProxyOptions { workers: 1, ..ProxyOptions::default() };
     let harness = start(config(Some(closing), &[], ""), options, AdminState::new()).await;
     let mut client = h1(harness.sidecar.inbound_addr().unwrap()).await;
@@ -769,15 +781,11 @@ async fn refused_grpc_upstreams_get_a_grpc_status() {
 
 #[tokio::test]
 async fn upstream_resets_get_503_uc() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let resetting = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut buffer = [0u8; 1024];
-            let _ = stream.read(&mut buffer).await;
-            drop(stream);
-        }
-    });
+    let resetting = raw_app(|mut stream| async move {
+        let mut buffer = [0u8; 1024];
+        let _ = stream.read(&mut buffer).await;
+    })
+    .await;
     let harness = start_default(config(Some(resetting), &[], "")).await;
     let (head, body) =
         send(&mut h1(harness.sidecar.inbound_addr().unwrap()).await, get("/reset", "app")).await;
