@@ -154,15 +154,9 @@ impl Forwarder {
         if let Some(downstream) = downstream
             && response.status() == StatusCode::SWITCHING_PROTOCOLS
         {
-            let (tunnel_upstream, drain) = (hyper::upgrade::on(&mut response), self.drain.clone());
-            return upgrade::splice(
-                response,
-                upstream,
-                downstream,
-                tunnel_upstream,
-                exchange,
-                drain,
-            );
+            let tunnel = hyper::upgrade::on(&mut response);
+            let drain = self.drain.clone();
+            return upgrade::splice(response, upstream, downstream, tunnel, exchange, drain);
         }
         relay(response, upstream, exchange, version)
     }

@@ -107,16 +107,16 @@ impl Router {
             return Some(Route { cluster: app.cluster.clone(), authority });
         }
         let authority = named?;
-        let cluster = match self.service(&authority) {
+        let (host, port) = host_port(&authority);
+        let cluster = match self.service(&host, port) {
             Some(service) => service.cluster.clone(),
             None => Arc::clone(&PASSTHROUGH),
         };
         Some(Route { cluster, authority })
     }
 
-    fn service(&self, authority: &Authority) -> Option<&Service> {
-        let (host, port) = host_port(authority);
-        self.services.get(&port)?.get(host.as_ref())
+    fn service(&self, host: &str, port: u16) -> Option<&Service> {
+        self.services.get(&port)?.get(host)
     }
 
     /// Where to connect for a forwarded request's authority.
@@ -124,13 +124,10 @@ impl Router {
         if let Some(app) = &self.app {
             return Some(app.target.clone());
         }
-        let authority = authority?;
-        match self.service(authority) {
+        let (host, port) = host_port(authority?);
+        match self.service(&host, port) {
             Some(service) => Some(service.target.clone()),
-            None => {
-                let (host, port) = host_port(authority);
-                Some(Endpoint::new(host.into_owned(), port))
-            }
+            None => Some(Endpoint::new(host.into_owned(), port)),
         }
     }
 }
