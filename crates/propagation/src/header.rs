@@ -32,3 +32,15 @@ pub(crate) fn set_or_remove(headers: &mut HeaderMap, name: HeaderName, value: Op
         }
     }
 }
+
+/// A header map of `(name, value)` fields, in order (repeats appended), for tests.
+#[cfg(test)]
+#[allow(clippy::expect_used, reason = "a malformed fixture should fail the test loudly")]
+pub(crate) fn fixture(fields: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in fields {
+        let name = HeaderName::from_bytes(name.as_bytes()).expect("test header name");
+        map.append(name, HeaderValue::from_str(value).expect("test header value"));
+    }
+    map
+}

@@ -1,7 +1,8 @@
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::header::fixture as headers;
 
 const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
 const SPAN: &str = "e457b5a2e4d86bd1";
@@ -9,15 +10,6 @@ const PARENT: &str = "05e3ac9a4f6e3b90";
 
 /// Request header fields, in order.
 type Fields<'a> = &'a [(&'a str, &'a str)];
-
-fn headers(fields: &[(&str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in fields {
-        let name = HeaderName::from_bytes(name.as_bytes()).expect("test header name");
-        map.append(name, HeaderValue::from_str(value).expect("test header value"));
-    }
-    map
-}
 
 fn context(trace: &str, parent: Option<&str>, sampling: SamplingState) -> B3 {
     B3::Context(B3Context {

@@ -1,22 +1,14 @@
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use proptest::prelude::*;
 
 use super::*;
 use crate::baggage::Member;
 use crate::context::{TraceFlags, TraceId};
+use crate::header::fixture as headers;
 
 const W3C_TRACE: &str = "12345678901234567890123456789012";
 const VALID: &str = "00-12345678901234567890123456789012-1234567890123456-00";
 const B3_TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
-
-fn headers(fields: &[(&str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in fields {
-        let name = HeaderName::from_bytes(name.as_bytes()).expect("test header name");
-        map.append(name, HeaderValue::from_str(value).expect("test header value"));
-    }
-    map
-}
 
 fn all() -> Propagators {
     Propagator::ALL.into_iter().collect()

@@ -1,7 +1,8 @@
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::header::fixture as headers;
 
 const TRACE_ID: &str = "12345678901234567890123456789012";
 const VALID: &str = "00-12345678901234567890123456789012-1234567890123456-01";
@@ -19,15 +20,6 @@ enum Outcome {
 
 /// Request header fields, in order.
 type Fields<'a> = &'a [(&'a str, &'a str)];
-
-fn headers(fields: &[(&str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in fields {
-        let name = HeaderName::from_bytes(name.as_bytes()).expect("test header name");
-        map.append(name, HeaderValue::from_str(value).expect("test header value"));
-    }
-    map
-}
 
 fn outcome(fields: &[(&str, &str)]) -> Outcome {
     match extract(&headers(fields)) {

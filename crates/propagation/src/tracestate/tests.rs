@@ -1,16 +1,8 @@
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use proptest::prelude::*;
 
 use super::*;
-
-fn headers(fields: &[(&str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in fields {
-        let name = HeaderName::from_bytes(name.as_bytes()).expect("test header name");
-        map.append(name, HeaderValue::from_str(value).expect("test header value"));
-    }
-    map
-}
+use crate::header::fixture as headers;
 
 fn parse_all(fields: &[&str], grammar: KeyGrammar) -> Result<TraceState, TraceStateError> {
     TraceState::parse_fields(fields.iter().map(|f| f.as_bytes()), grammar)

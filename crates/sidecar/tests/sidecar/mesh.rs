@@ -31,6 +31,8 @@
 
 #[path = "mesh/apps.rs"]
 mod apps;
+#[path = "../../src/metrics/tests/series.rs"]
+mod series;
 use crate::support;
 
 use std::collections::BTreeMap;
@@ -46,6 +48,7 @@ use hyper_util::rt::TokioIo;
 use otlp::proto::trace::v1::span::SpanKind;
 use otlp::proto::trace::v1::status::StatusCode as OtlpStatus;
 use otlp::proto::trace::v1::{Span, SpanFlags};
+use series::series;
 use sidecar::admin::AdminState;
 use sidecar::config::{SidecarConfig, load};
 use sidecar::metrics::MeshMetrics;
@@ -142,25 +145,6 @@ impl MeshSidecar {
     fn requests(&self) -> Vec<BTreeMap<String, String>> {
         series(&self.metrics.encode(), "istio_requests_total")
     }
-}
-
-/// The samples of `family` in an exposition text, as label maps.
-fn series(text: &str, family: &str) -> Vec<BTreeMap<String, String>> {
-    let mut found = Vec::new();
-    for line in text.lines().filter(|line| !line.starts_with('#')) {
-        let Some((name, rest)) = line.split_once('{') else { continue };
-        if name != family {
-            continue;
-        }
-        let (labels, _value) = rest.rsplit_once("} ").unwrap();
-        let mut map = BTreeMap::new();
-        for pair in labels.split("\",") {
-            let (key, value) = pair.split_once("=\"").unwrap();
-            map.insert(key.to_owned(), value.trim_end_matches('"').to_owned());
-        }
-        found.push(map);
-    }
-    found
 }
 
 // === the mesh ===

@@ -4,14 +4,15 @@
 
 mod exposition;
 mod mesh;
+mod series;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Version};
 
+use self::series::series;
 use super::peer_metadata::{self, PEER_METADATA, PEER_METADATA_ID};
 use super::{MeshMetrics, observer};
 use crate::config::{SidecarConfig, load};
@@ -166,25 +167,6 @@ fn grpc_headers(status: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert("grpc-status", HeaderValue::from_str(status).unwrap());
     headers
-}
-
-/// The samples of `family` as label maps, for PromQL-style matching.
-fn series(text: &str, family: &str) -> Vec<BTreeMap<String, String>> {
-    let mut found = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((name, rest)) = line.split_once('{') else { continue };
-        if name != family {
-            continue;
-        }
-        let (labels, _value) = rest.rsplit_once("} ").unwrap();
-        let mut map = BTreeMap::new();
-        for pair in labels.split("\",") {
-            let (key, value) = pair.split_once("=\"").unwrap();
-            map.insert(key.to_owned(), value.trim_end_matches('"').to_owned());
-        }
-        found.push(map);
-    }
-    found
 }
 
 /// Every sample belongs to the family typed above it, with Istio's suffixes, and carries a
