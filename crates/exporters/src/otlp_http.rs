@@ -5,37 +5,23 @@
 //! so a JSON exporter decodes. Over `https` the connection offers HTTP/2 and HTTP/1.1 by ALPN.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use config::{ConfigError, ConfigErrors, Value};
 use futures_util::future::BoxFuture;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
-use http::{HeaderMap, HeaderValue, Method, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Uri};
 use otlp::{Batch, Signal};
 use pipeline::exporter_helper::{HelperSettings, QueueConfig, RetryConfig, SendError, Sender};
 use pipeline::telemetry::ExporterMetrics;
 use pipeline::{BuildContext, BuildError, Built, Configured, Factory, Kind, Stability};
 use prost::Message;
 use serde::Deserialize;
-use transport::status::{RpcStatus, http_status_is_retryable, parse_retry_after};
 use transport::tls::ClientTlsConfig;
 
 use crate::common::{self, Compression, ExportResponse, Headers};
-use crate::connect::{Connector, TlsSettings};
-
-/// How much of a response is read: enough for any partial success or error status. The
-/// collector reads at most 64 KiB too.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-
-/// How much of a plain-text error body is quoted in an error message.
-const MAX_QUOTED_ERROR: usize = 256;
-
-/// How long an idle pooled connection is kept, as Go's default transport does.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+use crate::connect::TlsSettings;
+use crate::http_post::{HttpPost, display_url, parse_url};
 
 /// The `otlphttp` exporter's YAML.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -197,24 +183,6 @@ impl OtlpHttpConfigured {
     }
 }
 
-/// Checks an endpoint URL: http or https, with a host.
-fn parse_url(text: &str) -> Result<Uri, String> {
-    let invalid =
-        || format!("invalid endpoint \"{text}\": expected an http:// or https:// URL with a host");
-    let url: Uri = text.parse().map_err(|_| invalid())?;
-    let scheme_ok = matches!(url.scheme_str(), Some("http" | "https"));
-    let host_ok = url.host().is_some_and(|host| !host.is_empty());
-    if scheme_ok && host_ok { Ok(url) } else { Err(invalid()) }
-}
-
-/// A URL without any user info, for logs.
-fn display_url(url: &Uri) -> String {
-    let scheme = url.scheme_str().unwrap_or("http");
-    let host = url.host().unwrap_or_default();
-    let port = url.port_u16().map(|port| format!(":{port}")).unwrap_or_default();
-    format!("{scheme}://{host}{port}{}", url.path())
-}
-
 impl Configured for OtlpHttpConfigured {
     fn build(&self, context: BuildContext) -> Result<Built, BuildError> {
         let signal = context.require_signal()?;
@@ -226,12 +194,6 @@ impl Configured for OtlpHttpConfigured {
             ));
         };
         let exporter = context.id.to_string();
-        let connector =
-            Connector::new(if url.scheme_str() == Some("https") { self.tls.clone() } else { None });
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(connector);
         let destination = display_url(&url);
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.encoding.content_type()));
@@ -246,9 +208,7 @@ impl Configured for OtlpHttpConfigured {
         let sender = Arc::new(OtlpHttpSender {
             exporter: exporter.clone(),
             signal,
-            url,
-            client,
-            headers,
+            post: HttpPost::new(url, self.tls.clone(), headers),
             compression: self.compression,
             encoding: self.encoding,
             metrics: context.telemetry.exporter(&context.id, signal),
@@ -263,11 +223,9 @@ impl Configured for OtlpHttpConfigured {
 struct OtlpHttpSender {
     exporter: String,
     signal: Signal,
-    url: Uri,
-    client: Client<Connector, Full<Bytes>>,
-    /// Every request's headers, built once: content type, user agent, content encoding and the
-    /// configured headers.
-    headers: HeaderMap,
+    /// The signal's URL, with every request's headers: content type, user agent, content
+    /// encoding and the configured headers.
+    post: HttpPost,
     compression: Compression,
     encoding: Encoding,
     metrics: ExporterMetrics,
@@ -288,43 +246,9 @@ impl Sender for OtlpHttpSender {
                 Compression::Gzip => Bytes::from(transport::gzip::compress_off_reactor(body).await),
                 Compression::None => body,
             };
-            let mut request = http::Request::new(Full::new(body));
-            *request.method_mut() = Method::POST;
-            *request.uri_mut() = self.url.clone();
-            *request.headers_mut() = self.headers.clone();
-            let response = self.client.request(request).await.map_err(|error| {
-                SendError::retryable(format!("request failed: {}", error_chain(&error)))
-            })?;
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|value| value.to_str().ok())
-                .and_then(parse_retry_after);
-            let content_type = response
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            // A body that fails or runs past the limit is read as empty: the status alone
-            // decides.
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map(|collected| collected.to_bytes())
-                .unwrap_or_default();
-            if status.is_success() {
-                self.read_success(&content_type, body);
-                return Ok(());
-            }
-            let message =
-                format!("the destination answered {status}{}", error_detail(&content_type, &body));
-            if http_status_is_retryable(status.as_u16()) {
-                Err(SendError::Retryable { message, retry_after })
-            } else {
-                Err(SendError::Permanent { message })
-            }
+            let accepted = self.post.post(body).await?;
+            self.read_success(&accepted.content_type, accepted.body);
+            Ok(())
         })
     }
 }
@@ -349,45 +273,6 @@ impl OtlpHttpSender {
             }
         }
     }
-}
-
-/// The destination's explanation of a failure: the message of a `google.rpc.Status` body, or
-/// the start of a plain-text one.
-fn error_detail(content_type: &str, body: &[u8]) -> String {
-    if body.is_empty() {
-        return String::new();
-    }
-    let message = if content_type.starts_with("application/x-protobuf")
-        || content_type.starts_with("application/protobuf")
-    {
-        RpcStatus::decode(body).ok().map(|status| status.message)
-    } else if content_type.starts_with("application/json") {
-        serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|value| value.get("message").and_then(|m| m.as_str()).map(str::to_string))
-    } else if content_type.starts_with("text/") {
-        let text = String::from_utf8_lossy(body);
-        Some(text.trim().chars().take(MAX_QUOTED_ERROR).collect())
-    } else {
-        None
-    };
-    match message {
-        Some(message) if !message.is_empty() => format!(": {message}"),
-        _ => String::new(),
-    }
-}
-
-/// An error with its causes: hyper-util's own message ("client error (Connect)") says little
-/// without them.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -440,21 +325,5 @@ mod tests {
             configured(&[]).err().unwrap().to_string(),
             "exporters.otlphttp.endpoint: missing: set endpoint, or traces_endpoint, logs_endpoint or metrics_endpoint"
         );
-    }
-
-    #[test]
-    fn error_details_come_from_the_status_body() {
-        let status = RpcStatus::new(3, "span id too short", None);
-        let detail = error_detail("application/x-protobuf", &status.encode_to_vec());
-        assert_eq!(detail, ": span id too short");
-        assert_eq!(error_detail("application/json", br#"{"code":3,"message":"nope"}"#), ": nope");
-        assert_eq!(error_detail("text/plain; charset=utf-8", b"  bad gateway \n"), ": bad gateway");
-        assert_eq!(error_detail("application/octet-stream", b"\x00\x01"), "");
-    }
-
-    #[test]
-    fn logged_urls_leave_out_user_info() {
-        let url: Uri = "https://user:secret@gateway:443/v1/traces".parse().unwrap();
-        assert_eq!(display_url(&url), "https://gateway:443/v1/traces");
     }
 }

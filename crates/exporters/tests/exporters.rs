@@ -835,3 +835,8 @@ fn defaults_need_only_an_endpoint() {
     // `timeout: 0` is "no timeout", as in the collector.
     assert!(configure(&OtlpExporterFactory, "endpoint: collector:4317\ntimeout: 0s").is_ok());
 }
+
+// === zipkin ===
+
+#[path = "exporters/zipkin.rs"]
+mod zipkin;

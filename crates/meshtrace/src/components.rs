@@ -12,6 +12,7 @@ pub fn registry() -> Registry {
         .register(processors::BatchProcessorFactory)
         .register(exporters::OtlpExporterFactory)
         .register(exporters::OtlpHttpExporterFactory)
+        .register(exporters::ZipkinExporterFactory)
         .register(exporters::DebugExporterFactory)
         .register(exporters::LoggingExporterFactory)
         .register(extensions::HealthCheckExtensionFactory);

@@ -1,0 +1,240 @@
+//! The `zipkin` exporter: traces to a Zipkin v2 collector (`POST /api/v2/spans`), as JSON or
+//! protobuf, with the keys and defaults of the collector's own: `endpoint` (required, the full
+//! URL), `format` (`json` by default, or `proto`), `default_service_name` (`<missing service
+//! name>`), and the HTTP client's `headers`, `timeout` (5 s), `compression` (none by default),
+//! `tls`, `retry_on_failure` and `sending_queue`.
+//!
+//! Zipkin has no partial success: a 2xx answer means every span arrived. How spans are
+//! translated is in [`translate`]; a batch with a span Zipkin cannot take (a zero trace or span
+//! id) is refused whole, and counted, as the collector does.
+
+mod attribute_text;
+mod encode;
+mod translate;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use config::{ConfigError, ConfigErrors, Value};
+use futures_util::future::BoxFuture;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Uri};
+use otlp::{Batch, Signal};
+use pipeline::exporter_helper::{HelperSettings, QueueConfig, RetryConfig, SendError, Sender};
+use pipeline::{BuildContext, BuildError, Built, Configured, Factory, Kind, Stability};
+use serde::Deserialize;
+use transport::tls::ClientTlsConfig;
+
+use crate::common::{self, Compression, Headers};
+use crate::connect::TlsSettings;
+use crate::http_post::{HttpPost, display_url, parse_url};
+use encode::Format;
+
+/// The local service name of spans whose resource names none, unless configured.
+const DEFAULT_SERVICE_NAME: &str = "<missing service name>";
+
+/// The `zipkin` exporter's YAML.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZipkinConfig {
+    /// The full URL spans are POSTed to, e.g. `http://zipkin:9411/api/v2/spans`.
+    pub endpoint: Option<String>,
+    /// `json` (default) or `proto`.
+    pub format: Option<String>,
+    /// The service name of spans whose resource has none.
+    pub default_service_name: Option<String>,
+    pub tls: ClientTlsConfig,
+    pub headers: Headers,
+    /// `none` (default) or `gzip`.
+    pub compression: Option<String>,
+    /// Per attempt; 5s by default, zero for none.
+    pub timeout: Option<config::Duration>,
+    pub retry_on_failure: RetryConfig,
+    pub sending_queue: QueueConfig,
+}
+
+/// Makes `zipkin` exporters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ZipkinExporterFactory;
+
+impl Factory for ZipkinExporterFactory {
+    fn kind(&self) -> Kind {
+        Kind::Exporter
+    }
+
+    fn type_name(&self) -> &'static str {
+        "zipkin"
+    }
+
+    fn signals(&self) -> &'static [(Signal, Stability)] {
+        &[(Signal::Traces, Stability::Beta)]
+    }
+
+    fn configure(&self, raw: &Value, path: &str) -> Result<Box<dyn Configured>, ConfigErrors> {
+        let configured = common::configure(raw, path, ZipkinConfigured::new)?;
+        Ok(Box::new(configured))
+    }
+}
+
+/// A validated `zipkin` exporter.
+pub struct ZipkinConfigured {
+    url: Uri,
+    tls: Option<TlsSettings>,
+    headers: HeaderMap,
+    compression: Compression,
+    format: Format,
+    default_service_name: String,
+    helper: HelperSettings,
+}
+
+impl ZipkinConfigured {
+    /// Checks every setting, collecting all errors.
+    pub fn new(config: &ZipkinConfig, path: &str) -> Result<ZipkinConfigured, ConfigErrors> {
+        let mut errors = ConfigErrors::new();
+        let url = match config.endpoint.as_deref().filter(|text| !text.is_empty()) {
+            Some(text) => parse_url(text)
+                .map_err(|message| {
+                    errors.push(ConfigError::new(format!("{path}.endpoint"), message));
+                })
+                .ok(),
+            None => {
+                errors.push(ConfigError::new(
+                    format!("{path}.endpoint"),
+                    "missing: set the Zipkin collector's URL, e.g. http://zipkin:9411/api/v2/spans",
+                ));
+                None
+            }
+        };
+        let format = match config.format.as_deref() {
+            None | Some("json") => Format::Json,
+            Some("proto") => Format::Proto,
+            Some(other) => {
+                errors.push(ConfigError::new(
+                    format!("{path}.format"),
+                    format!("unsupported format \"{other}\": expected \"json\" or \"proto\""),
+                ));
+                Format::Json
+            }
+        };
+        let tls = match &url {
+            Some(url) if url.scheme_str() == Some("https") => {
+                common::tls(&config.tls, &[b"h2", b"http/1.1"], path, &mut errors)
+            }
+            _ => None,
+        };
+        // Unlike the OTLP exporters, the collector's Zipkin exporter does not compress unless
+        // told to.
+        let compression = common::compression(
+            Some(config.compression.as_deref().unwrap_or("none")),
+            path,
+            &mut errors,
+        );
+        let headers: HeaderMap =
+            common::headers(&config.headers, path, &mut errors).into_iter().collect();
+        let helper = common::helper_settings(
+            path,
+            config.timeout,
+            &config.retry_on_failure,
+            &config.sending_queue,
+            &mut errors,
+        );
+        errors.into_result()?;
+        let (Some(url), Some(helper)) = (url, helper) else {
+            return Err(ConfigError::new(path, "invalid settings").into());
+        };
+        Ok(ZipkinConfigured {
+            url,
+            tls,
+            headers,
+            compression,
+            format,
+            default_service_name: config
+                .default_service_name
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned()),
+            helper,
+        })
+    }
+}
+
+impl Configured for ZipkinConfigured {
+    fn build(&self, context: BuildContext) -> Result<Built, BuildError> {
+        let signal = context.require_signal()?;
+        if signal != Signal::Traces {
+            return Err(BuildError::new(
+                &context.id,
+                format!("the zipkin exporter takes traces only, not {signal}"),
+            ));
+        }
+        let exporter = context.id.to_string();
+        let destination = display_url(&self.url);
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.format.content_type()));
+        headers.insert(USER_AGENT, HeaderValue::from_static(common::USER_AGENT));
+        if self.compression == Compression::Gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        // The configured headers come last and win, as in the collector.
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        let sender = Arc::new(ZipkinSender {
+            post: HttpPost::new(self.url.clone(), self.tls.clone(), headers),
+            compression: self.compression,
+            format: self.format,
+            default_service_name: self.default_service_name.clone(),
+        });
+        common::build_announced(&context, sender, &self.helper, exporter, destination)
+    }
+}
+
+// === sending ===
+
+/// One `zipkin` exporter instance.
+struct ZipkinSender {
+    post: HttpPost,
+    compression: Compression,
+    format: Format,
+    default_service_name: String,
+}
+
+impl Sender for ZipkinSender {
+    fn send<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), SendError>> {
+        Box::pin(async move {
+            let body = self.body(batch)?;
+            let body = match self.compression {
+                Compression::Gzip => Bytes::from(transport::gzip::compress_off_reactor(body).await),
+                Compression::None => body,
+            };
+            self.post.post(body).await.map(|_| ())
+        })
+    }
+}
+
+impl ZipkinSender {
+    /// The batch translated and encoded. A batch received as OTLP bytes is decoded here.
+    fn body(&self, batch: &Batch) -> Result<Bytes, SendError> {
+        let request = match batch.as_traces() {
+            Some(request) => Cow::Borrowed(request),
+            None => Cow::Owned(batch.clone().into_traces().map_err(|error| {
+                SendError::permanent(format!("cannot decode the batch: {error}"))
+            })?),
+        };
+        let spans =
+            translate::zipkin_spans(&request, &self.default_service_name).map_err(|error| {
+                SendError::permanent(format!("cannot translate the batch to Zipkin: {error}"))
+            })?;
+        Ok(Bytes::from(self.format.encode(&spans)))
+    }
+}
+
+/// The translation and its encodings, for benchmarks: `request` as a Zipkin JSON body.
+pub fn encode_json(
+    request: &otlp::ExportTraceServiceRequest,
+    default_service_name: &str,
+) -> Result<Vec<u8>, String> {
+    translate::zipkin_spans(request, default_service_name)
+        .map(|spans| Format::Json.encode(&spans))
+        .map_err(|error| error.to_string())
+}
