@@ -78,14 +78,26 @@ pub(crate) struct ProxySpan {
     pub(crate) b3_debug: bool,
 }
 
+/// How long the ids of the traces a sidecar starts are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TraceIdLength {
+    /// 128 bits, as W3C trace context and Envoy's OpenTelemetry tracer make them.
+    Bits128,
+    /// 64 bits (the high half zero), as Envoy's Zipkin tracer makes them when Istio's
+    /// `enable64bitTraceId` is set.
+    Bits64,
+}
+
 /// The span of a request whose caller sent `parent` (or nothing), sampled or not: a child
 /// of the parent in the same trace with the random flag kept, or the root of a new trace
-/// whose id is random (so the random flag is set, as W3C Level 2 asks).
+/// whose id is random (so the random flag is set, as W3C Level 2 asks; a 64-bit id's random
+/// part is still its rightmost 7 bytes).
 pub(crate) fn new_span(
     parent: Option<SpanContext>,
     tracestate: &TraceState,
     b3_debug: bool,
     sampled: bool,
+    length: TraceIdLength,
     rng: &mut impl Rng,
 ) -> ProxySpan {
     let span_id = random_span_id(rng);
@@ -106,7 +118,7 @@ pub(crate) fn new_span(
         }
         None => ProxySpan {
             context: SpanContext::new(
-                random_trace_id(rng),
+                random_trace_id(length, rng),
                 span_id,
                 TraceFlags::new(sampled, true),
             ),
@@ -117,10 +129,14 @@ pub(crate) fn new_span(
     }
 }
 
-/// A random, non-zero trace id.
-fn random_trace_id(rng: &mut impl Rng) -> TraceId {
+/// A random, non-zero trace id of `length`.
+fn random_trace_id(length: TraceIdLength, rng: &mut impl Rng) -> TraceId {
     loop {
-        if let Some(id) = TraceId::from_u128(rng.random()) {
+        let bits = match length {
+            TraceIdLength::Bits128 => rng.random::<u128>(),
+            TraceIdLength::Bits64 => u128::from(rng.random::<u64>()),
+        };
+        if let Some(id) = TraceId::from_u128(bits) {
             return id;
         }
     }

@@ -40,7 +40,7 @@ pub enum DropReason {
     ExportRefused,
     /// The tracer was shutting down.
     Shutdown,
-    /// The direction's exporter is not one the sidecar can send to (Zipkin).
+    /// The direction is traced (for propagation and sampling) but has no exporter.
     NoExporter,
 }
 

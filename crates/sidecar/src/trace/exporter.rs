@@ -1,6 +1,6 @@
-//! The exporter a direction's spans leave through: the collector's own `otlp` (gRPC) or
-//! `otlphttp` exporter, configured from the direction's [`OtlpExporter`] settings as if a
-//! collector config had said so, so the sidecar gets the same timeout, retry with backoff and
+//! The exporter a direction's spans leave through: the collector's own `otlp` (gRPC),
+//! `otlphttp` or `zipkin` exporter, configured from the direction's [`Exporter`] settings as if
+//! a collector config had said so, so the sidecar gets the same timeout, retry with backoff and
 //! bounded sending queue (counted in spans) as the collector. Also the resource every span is
 //! sent under.
 
@@ -16,7 +16,10 @@ use pipeline::{BuildContext, ComponentId, Consumer, Factory, Kind, Lifecycle};
 
 use super::TracingError;
 use super::local::Environment;
-use crate::config::{HeaderValueSource, OtlpExporter, OtlpProtocol, ResourceDetector, Workload};
+use crate::config::{
+    Exporter, HeaderValueSource, OtlpExporter, OtlpProtocol, ResourceDetector, Workload,
+    ZipkinExporter,
+};
 
 /// A built exporter.
 pub(crate) struct BuiltExporter {
@@ -37,6 +40,18 @@ pub(crate) struct ExporterContext<'a> {
 
 /// The collector config of the exporter for `exporter`: its type and its YAML tree.
 pub(crate) fn exporter_config(
+    exporter: &Exporter,
+    context: &ExporterContext<'_>,
+    warnings: &mut Vec<String>,
+) -> (&'static str, Value) {
+    match exporter {
+        Exporter::Otlp(otlp) => otlp_config(otlp, context, warnings),
+        Exporter::Zipkin(zipkin) => zipkin_config(zipkin, context),
+    }
+}
+
+/// An `otlp` or `otlphttp` exporter's config.
+fn otlp_config(
     exporter: &OtlpExporter,
     context: &ExporterContext<'_>,
     warnings: &mut Vec<String>,
@@ -88,27 +103,50 @@ pub(crate) fn exporter_config(
     // (measured when export still shared the request threads, where it also hurt p99 latency);
     // the collector is usually next door.
     map.insert("compression", Value::String("none".to_owned()));
+    map.insert("sending_queue", sending_queue(context));
+    (type_name, Value::Map(map))
+}
+
+/// A `zipkin` exporter's config: JSON, uncompressed, as Envoy's Zipkin tracer sends under
+/// Istio (`HTTP_JSON`).
+fn zipkin_config(
+    exporter: &ZipkinExporter,
+    context: &ExporterContext<'_>,
+) -> (&'static str, Value) {
+    let mut map = Map::new();
+    let path = &exporter.path;
+    let separator = if path.starts_with('/') { "" } else { "/" };
+    map.insert("endpoint", Value::String(format!("http://{}{separator}{path}", exporter.endpoint)));
+    map.insert("format", Value::String("json".to_owned()));
+    map.insert("sending_queue", sending_queue(context));
+    ("zipkin", Value::Map(map))
+}
+
+/// The sending queue every exporter of the sidecar has: bounded in spans.
+fn sending_queue(context: &ExporterContext<'_>) -> Value {
     let mut queue = Map::new();
     queue.insert("sizer", Value::String("items".to_owned()));
     queue.insert("queue_size", Value::Int(i64::try_from(context.queue_spans).unwrap_or(i64::MAX)));
     queue.insert("num_consumers", Value::Int(2));
-    map.insert("sending_queue", Value::Map(queue));
-    (type_name, Value::Map(map))
+    Value::Map(queue)
 }
 
 /// Configures and builds the exporter for `exporter` under the component id `id` (`otlp/inbound`,
 /// …); `path` names the settings in errors.
 pub(crate) fn build_exporter(
-    exporter: &OtlpExporter,
+    exporter: &Exporter,
     id: &str,
     path: &str,
     context: &ExporterContext<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<BuiltExporter, TracingError> {
     let (type_name, value) = exporter_config(exporter, context, warnings);
-    let configured = match exporter.protocol {
-        OtlpProtocol::Grpc => exporters::OtlpExporterFactory.configure(&value, path),
-        OtlpProtocol::Http => exporters::OtlpHttpExporterFactory.configure(&value, path),
+    let configured = match exporter {
+        Exporter::Otlp(otlp) => match otlp.protocol {
+            OtlpProtocol::Grpc => exporters::OtlpExporterFactory.configure(&value, path),
+            OtlpProtocol::Http => exporters::OtlpHttpExporterFactory.configure(&value, path),
+        },
+        Exporter::Zipkin(_) => exporters::ZipkinExporterFactory.configure(&value, path),
     }
     .map_err(|errors| TracingError::new(errors.to_string()))?;
     let id = ComponentId::parse(&format!("{type_name}/{id}")).map_err(TracingError::new)?;
@@ -162,6 +200,16 @@ pub(crate) fn resource(
             ),
         }
     }
+    string_resource(attributes)
+}
+
+/// The resource of spans sent to Zipkin: only the service name, which becomes the spans' local
+/// endpoint, as Envoy's Zipkin tracer sends them; anything more would be a tag on every span.
+pub(crate) fn zipkin_resource(service_name: &str) -> Resource {
+    string_resource(vec![("service.name".into(), service_name.into())])
+}
+
+fn string_resource(attributes: Vec<(String, String)>) -> Resource {
     Resource {
         attributes: attributes
             .into_iter()
@@ -257,7 +305,7 @@ mod tests {
         let telemetry = Arc::new(Telemetry::new());
         let mut warnings = Vec::new();
         let (kind, value) = exporter_config(
-            &otlp(OtlpProtocol::Grpc, None),
+            &Exporter::Otlp(otlp(OtlpProtocol::Grpc, None)),
             &context(&env, &telemetry),
             &mut warnings,
         );
@@ -277,7 +325,7 @@ mod tests {
         assert_eq!(warnings.len(), 1, "{warnings:?}");
 
         let (kind, value) = exporter_config(
-            &otlp(OtlpProtocol::Http, Some("/v1/traces")),
+            &Exporter::Otlp(otlp(OtlpProtocol::Http, Some("/v1/traces"))),
             &context(&env, &telemetry),
             &mut warnings,
         );
@@ -287,16 +335,59 @@ mod tests {
             Some("http://127.0.0.1:4317/v1/traces")
         );
         // Both configs are valid for the collector's factories, and build.
-        let exporter = otlp(OtlpProtocol::Http, Some("v1/traces"));
+        let exporter = Exporter::Otlp(otlp(OtlpProtocol::Http, Some("v1/traces")));
         assert!(
             build_exporter(&exporter, "t", "tracing", &context(&env, &telemetry), &mut warnings)
                 .is_ok()
         );
-        let exporter = otlp(OtlpProtocol::Grpc, None);
+        let exporter = Exporter::Otlp(otlp(OtlpProtocol::Grpc, None));
         assert!(
             build_exporter(&exporter, "g", "tracing", &context(&env, &telemetry), &mut warnings)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn a_zipkin_provider_becomes_the_collector_zipkin_exporter() {
+        let env = Environment::Fixed(Default::default());
+        let telemetry = Arc::new(Telemetry::new());
+        let mut warnings = Vec::new();
+        let zipkin = |path: &str| {
+            Exporter::Zipkin(ZipkinExporter {
+                endpoint: Endpoint::new("127.0.0.1", 9411),
+                authority: "zipkin.istio-system:9411".into(),
+                path: path.into(),
+                trace_id_64bit: false,
+            })
+        };
+        let (kind, value) =
+            exporter_config(&zipkin("/api/v2/spans"), &context(&env, &telemetry), &mut warnings);
+        assert_eq!(kind, "zipkin");
+        assert_eq!(
+            value.get("endpoint").and_then(Value::as_str),
+            Some("http://127.0.0.1:9411/api/v2/spans")
+        );
+        assert_eq!(value.get("format").and_then(Value::as_str), Some("json"));
+        let (_, value) =
+            exporter_config(&zipkin("spans"), &context(&env, &telemetry), &mut warnings);
+        assert_eq!(
+            value.get("endpoint").and_then(Value::as_str),
+            Some("http://127.0.0.1:9411/spans")
+        );
+        assert!(
+            build_exporter(
+                &zipkin("/api/v2/spans"),
+                "z",
+                "tracing",
+                &context(&env, &telemetry),
+                &mut warnings
+            )
+            .is_ok()
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let resource = zipkin_resource("productpage.default");
+        assert_eq!(resource.attributes.len(), 1);
+        assert_eq!(resource.attributes[0].key, "service.name");
     }
 
     #[test]

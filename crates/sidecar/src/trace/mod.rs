@@ -45,8 +45,9 @@ pub use local::{Environment, LocalInfo};
 
 pub use crate::config::CANONICAL_REVISION_LABEL;
 
+use self::context::TraceIdLength;
 use self::export::{BatchSettings, ExportQueue, SpanSink, export_queue};
-use self::exporter::{ExporterContext, build_exporter, resource};
+use self::exporter::{ExporterContext, build_exporter, resource, zipkin_resource};
 use self::observer::{DirectionTracer, KnownName, Tracer};
 use self::sampling::{DirectionSampling, SamplingRules};
 use self::stitching::Stitching;
@@ -158,7 +159,7 @@ pub fn observer_with(
         }
         let sink = match &settings.exporter {
             Some(exporter) => {
-                exports.sink(exporter, label, if shared { "sidecar" } else { label })?
+                Some(exports.sink(exporter, label, if shared { "sidecar" } else { label })?)
             }
             None => None,
         };
@@ -201,24 +202,17 @@ struct Exports<'a> {
 }
 
 impl Exports<'_> {
-    /// The sink of `exporter` (built on first use, as `otlp/<id>` or `otlphttp/<id>`); `None`
-    /// for an exporter the sidecar cannot send to.
+    /// The sink of `exporter`, built on first use as `otlp/<id>`, `otlphttp/<id>` or
+    /// `zipkin/<id>`.
     fn sink(
         &mut self,
         exporter: &Exporter,
         label: &str,
         id: &str,
-    ) -> Result<Option<SpanSink>, TracingError> {
+    ) -> Result<SpanSink, TracingError> {
         if let Some((_, sink)) = self.sinks.iter().find(|(known, _)| known == exporter) {
-            return Ok(Some(sink.clone()));
+            return Ok(sink.clone());
         }
-        let Exporter::Otlp(otlp) = exporter else {
-            self.warnings.push(format!(
-                "tracing.{label}: zipkin export is not supported; {label} spans are dropped \
-                 (counted as no_exporter) while propagation and sampling go on"
-            ));
-            return Ok(None);
-        };
         let env = &self.options.environment;
         let context = ExporterContext {
             env,
@@ -226,15 +220,18 @@ impl Exports<'_> {
             telemetry: &self.telemetry,
         };
         let path = format!("tracing.{label}.exporter");
-        let built = build_exporter(otlp, id, &path, &context, &mut self.warnings)?;
+        let built = build_exporter(exporter, id, &path, &context, &mut self.warnings)?;
         let service_name = &self.config.tracing.service_name;
-        let resource = resource(
-            service_name,
-            &self.config.workload,
-            &otlp.resource_detectors,
-            env,
-            &mut self.warnings,
-        );
+        let resource = match exporter {
+            Exporter::Otlp(otlp) => resource(
+                service_name,
+                &self.config.workload,
+                &otlp.resource_detectors,
+                env,
+                &mut self.warnings,
+            ),
+            Exporter::Zipkin(_) => zipkin_resource(service_name),
+        };
         let batch = BatchSettings {
             buffer: self.options.buffer_spans,
             max_spans: self.options.batch_max_spans,
@@ -244,7 +241,7 @@ impl Exports<'_> {
             export_queue(format!("tracing/{id}"), built, resource, batch, self.metrics);
         self.sinks.push((exporter.clone(), sink.clone()));
         self.queues.push(queue);
-        Ok(Some(sink))
+        Ok(sink)
     }
 }
 
@@ -268,6 +265,10 @@ fn direction_tracer(
         tags: DirectionTags::new(settings, &config.workload, local, &options.environment),
         propagate: !settings.disable_context_propagation,
         start_traces: settings.start_traces,
+        trace_id_length: match &settings.exporter {
+            Some(Exporter::Zipkin(zipkin)) if zipkin.trace_id_64bit => TraceIdLength::Bits64,
+            _ => TraceIdLength::Bits128,
+        },
         sink,
         started: metrics.started_handle(direction),
         no_exporter: metrics.dropped_handle(DropReason::NoExporter),

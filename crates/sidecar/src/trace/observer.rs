@@ -24,7 +24,7 @@ use http::header::{HOST, HeaderValue};
 use prometheus_client::metrics::counter::Counter;
 use propagation::{Propagators, request_id};
 
-use super::context::{self, DECORATOR_OPERATION, ProxySpan};
+use super::context::{self, DECORATOR_OPERATION, ProxySpan, TraceIdLength};
 use super::counters::TraceMetrics;
 use super::export::SpanSink;
 use super::sampling::{
@@ -59,7 +59,9 @@ pub(crate) struct DirectionTracer {
     pub(crate) propagate: bool,
     /// False the Linkerd way: a request without trace context is left alone.
     pub(crate) start_traces: bool,
-    /// `None` when the direction's exporter is not supported: spans are counted as dropped.
+    /// How long the ids of the traces this direction starts are.
+    pub(crate) trace_id_length: TraceIdLength,
+    /// `None` when the direction has no exporter: spans are counted as dropped.
     pub(crate) sink: Option<SpanSink>,
     pub(crate) started: Counter,
     pub(crate) no_exporter: Counter,
@@ -191,6 +193,7 @@ impl Tracer {
             &extracted.tracestate,
             extracted.b3_debug,
             decision.sampled,
+            tracer.trace_id_length,
             &mut rng,
         );
 

@@ -1,6 +1,6 @@
 //! Helpers shared by the test binaries that need a real collector: the collector's own `otlp`
-//! receiver on 127.0.0.1:0 with a recording consumer, deadline-bound waits, and span readers.
-//! Each binary uses part of them.
+//! receiver on 127.0.0.1:0 with a recording consumer, an HTTP server taking Zipkin's
+//! `POST /api/v2/spans`, deadline-bound waits, and span readers. Each binary uses part of them.
 
 #![allow(dead_code, reason = "each test binary uses a different part of the helpers")]
 
@@ -118,6 +118,85 @@ impl Collector {
     pub async fn stop(mut self) {
         within("receiver stop", self.receiver.shutdown(Instant::now() + Duration::from_secs(5)))
             .await;
+    }
+}
+
+// === a Zipkin collector ===
+
+/// One upload to [`ZipkinCollector`].
+#[derive(Debug, Clone)]
+pub struct ZipkinUpload {
+    pub path: String,
+    pub content_type: String,
+    pub spans: Vec<serde_json::Value>,
+}
+
+/// Takes Zipkin v2 JSON uploads on 127.0.0.1:0 and answers 202, as a Zipkin server does.
+pub struct ZipkinCollector {
+    pub address: SocketAddr,
+    pub uploads: Arc<Mutex<Vec<ZipkinUpload>>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl ZipkinCollector {
+    pub async fn start() -> ZipkinCollector {
+        use http_body_util::BodyExt;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let uploads: Arc<Mutex<Vec<ZipkinUpload>>> = Arc::default();
+        let recorded = uploads.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let recorded = recorded.clone();
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let recorded = recorded.clone();
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            let content_type = parts
+                                .headers
+                                .get(http::header::CONTENT_TYPE)
+                                .map(|value| value.to_str().unwrap().to_owned())
+                                .unwrap_or_default();
+                            let spans = serde_json::from_slice(&body).unwrap();
+                            recorded.lock().unwrap().push(ZipkinUpload {
+                                path: parts.uri.path().to_owned(),
+                                content_type,
+                                spans,
+                            });
+                            let mut response =
+                                http::Response::new(http_body_util::Empty::<bytes::Bytes>::new());
+                            *response.status_mut() = http::StatusCode::ACCEPTED;
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    },
+                );
+                tokio::spawn(async move {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        });
+        ZipkinCollector { address, uploads, server }
+    }
+
+    /// Waits until `count` spans arrived, and returns them.
+    pub async fn spans(&self, count: usize) -> Vec<serde_json::Value> {
+        let received = || -> Vec<serde_json::Value> {
+            self.uploads.lock().unwrap().iter().flat_map(|upload| upload.spans.clone()).collect()
+        };
+        eventually(&format!("{count} Zipkin spans"), || received().len() >= count).await;
+        received()
+    }
+}
+
+impl Drop for ZipkinCollector {
+    fn drop(&mut self) {
+        self.server.abort();
     }
 }
 

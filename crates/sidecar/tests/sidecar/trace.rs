@@ -24,7 +24,7 @@ use otlp::proto::trace::v1::status::StatusCode as OtlpStatus;
 use sidecar::config::{SidecarConfig, load};
 use sidecar::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
 use sidecar::trace::{DropReason, Environment, TracingOptions, TracingRuntime, observer_with};
-use support::{Collector, attribute, eventually, find, hex, within};
+use support::{Collector, ZipkinCollector, attribute, eventually, find, hex, within};
 
 const COLLECTOR_HOST: &str = "otel-collector.observability.svc.cluster.local";
 
@@ -453,27 +453,94 @@ fn config_with(documents: &str) -> SidecarConfig {
 }
 
 #[tokio::test]
-async fn a_zipkin_provider_propagates_and_counts_its_spans_as_dropped() {
-    let config = config_with(
+async fn the_legacy_zipkin_address_gets_zipkin_json_as_envoy_sends_it() {
+    let zipkin = ZipkinCollector::start().await;
+    let config = config_with(&format!(
         "\
 apiVersion: install.istio.io/v1alpha1
 kind: IstioOperator
 spec:
   meshConfig:
+    enableTracing: true
     defaultConfig:
-      tracing: {sampling: 100.0, zipkin: {address: zipkin.istio-system:9411}}
+      tracing: {{sampling: 100.0, zipkin: {{address: '{}'}}}}
 ",
-    );
+        zipkin.address
+    ));
     let (observer, mut runtime) = start_tracing(&config, options()).await;
-    assert_eq!(runtime.warnings().len(), 2, "{:?}", runtime.warnings());
-    assert!(runtime.warnings()[0].contains("zipkin export is not supported"));
-    let exchange = request(&*observer, Direction::Inbound, Request::get("/"), "inbound|9080||");
-    assert!(exchange.header("traceparent").unwrap().ends_with("-03"), "sampled and propagated");
-    exchange.finish(200);
+    assert!(runtime.warnings().is_empty(), "{:?}", runtime.warnings());
+    let exchange =
+        request(&*observer, Direction::Inbound, Request::get("/productpage"), "inbound|9080||");
+    let traceparent = exchange.header("traceparent").unwrap().to_owned();
+    exchange.finish(503);
+    let spans = zipkin.spans(1).await;
+    within("tracing shutdown", runtime.shutdown(Instant::now() + Duration::from_secs(1))).await;
+
+    let uploads = zipkin.uploads.lock().unwrap().clone();
+    assert_eq!(uploads[0].path, "/api/v2/spans");
+    assert_eq!(uploads[0].content_type, "application/json");
+    assert_eq!(spans.len(), 1);
+    let span = &spans[0];
+    let fields: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(span["traceId"], fields[1]);
+    assert_eq!(span["id"], fields[2], "the span the app sees as its parent");
+    assert_eq!(span.get("parentId"), None, "a new trace");
+    assert_eq!(span["kind"], "SERVER");
+    assert_eq!(span["name"], "productpage.default.svc.cluster.local:9080/*");
+    assert_eq!(span["localEndpoint"], serde_json::json!({"serviceName": "productpage.default"}));
+    assert!(span["duration"].as_u64().unwrap() >= 1);
+    let tags = &span["tags"];
+    assert_eq!(tags["http.method"], "GET");
+    assert_eq!(tags["http.status_code"], "503");
+    assert_eq!(tags["component"], "proxy");
+    assert_eq!(tags["error"], "true");
+    assert_eq!(tags["otel.status_code"], "STATUS_CODE_ERROR");
+    assert_eq!(tags.get("k8s.namespace.name"), None, "only the service name from the resource");
     let metrics = runtime.metrics();
     assert_eq!(metrics.spans_started(Direction::Inbound), 1);
-    assert_eq!(metrics.spans_dropped(DropReason::NoExporter), 1);
+    assert_eq!(metrics.spans_dropped(DropReason::NoExporter), 0);
+}
+
+#[tokio::test]
+async fn a_zipkin_provider_with_64_bit_ids_and_its_own_path() {
+    let zipkin = ZipkinCollector::start().await;
+    let config = config_with(&format!(
+        "\
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  meshConfig:
+    extensionProviders:
+    - name: zipkin
+      zipkin: {{service: '{ip}', port: {port}, path: /custom/spans, enable64bitTraceId: true}}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {{name: mesh-default, namespace: istio-system}}
+spec:
+  tracing:
+  - providers: [{{name: zipkin}}]
+    randomSamplingPercentage: 100
+",
+        ip = zipkin.address.ip(),
+        port = zipkin.address.port()
+    ));
+    let (observer, mut runtime) = start_tracing(&config, options()).await;
+    let exchange = request(
+        &*observer,
+        Direction::Outbound,
+        Request::get("/reviews/0"),
+        "outbound|9080||reviews.default.svc.cluster.local",
+    );
+    let traceparent = exchange.header("traceparent").unwrap().to_owned();
+    exchange.finish(200);
+    let spans = zipkin.spans(1).await;
     within("tracing shutdown", runtime.shutdown(Instant::now() + Duration::from_secs(1))).await;
+    assert_eq!(zipkin.uploads.lock().unwrap()[0].path, "/custom/spans");
+    let trace_id = traceparent.split('-').nth(1).unwrap();
+    assert!(trace_id.starts_with("0000000000000000"), "{traceparent}");
+    assert_eq!(spans[0]["traceId"], trace_id[16..], "64-bit ids are 16 hex digits in Zipkin");
+    assert_eq!(spans[0]["kind"], "CLIENT");
 }
 
 #[tokio::test]

@@ -35,14 +35,41 @@ fn forward(
     let mut headers = headers(pairs);
     let incoming = read(&headers, &mut rng);
     let extracted = &incoming.extracted;
-    let span =
-        new_span(extracted.context, &extracted.tracestate, extracted.b3_debug, sampled, &mut rng);
+    let span = new_span(
+        extracted.context,
+        &extracted.tracestate,
+        extracted.b3_debug,
+        sampled,
+        TraceIdLength::Bits128,
+        &mut rng,
+    );
     write(&span, configured, &incoming.request_id, &mut headers);
     (span, headers)
 }
 
 fn w3c() -> Propagators {
     Propagators::otel_default()
+}
+
+#[test]
+fn new_traces_get_64_bit_ids_when_asked_and_continued_ones_keep_theirs() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..100 {
+        let root = new_span(None, &TraceState::new(), false, true, TraceIdLength::Bits64, &mut rng);
+        assert!(root.context.trace_id.to_string().starts_with("0000000000000000"));
+        assert!(root.context.flags.random(), "the low half is random");
+        let long =
+            new_span(None, &TraceState::new(), false, true, TraceIdLength::Bits128, &mut rng);
+        assert!(!long.context.trace_id.to_string().starts_with("0000000000000000"));
+    }
+    let parent = SpanContext::new(
+        TraceId::from_hex(TRACE).unwrap(),
+        SpanId::from_hex(PARENT).unwrap(),
+        TraceFlags::new(true, false),
+    );
+    let child =
+        new_span(Some(parent), &TraceState::new(), false, true, TraceIdLength::Bits64, &mut rng);
+    assert_eq!(child.context.trace_id.to_string(), TRACE);
 }
 
 #[test]
