@@ -12,6 +12,10 @@
 # only) and once serving $REQUESTS requests at $RATE requests/s from `meshtrace-loadgen
 # http-load`. Instructions per request = (loaded total − idle total) / requests.
 #
+# The baseline, measured the same way in the same run: nginx (Debian's, one process, no master,
+# keep-alive to the app, no access log) relaying the same requests, when nginx is installed or
+# can be (`nginx-light`).
+#
 # Environment: REQUESTS (2000), RATE (200), BUILD (1; 0 to use target/release as it is),
 # MESHTRACE (target/release/meshtrace; another build of it, to compare two trees in one run).
 # Ports as in bench-sidecar.sh (14317/14318 sink, 18080 app, 18000/18001/18006 sidecar B).
@@ -39,7 +43,11 @@ echo "tree: $(tree_description)"
 echo "valgrind: $(valgrind --version)"
 echo "binary: $MESHTRACE"
 
-require_free_ports 14317 14318 18080 18000 18001 18006
+require_free_ports 14317 14318 18080 18000 18001 18006 18206
+if ! command -v nginx >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light) ||
+        echo "cannot install nginx; the nginx baseline is skipped"
+fi
 
 "$LOADGEN" sink --listen 127.0.0.1:14317 --protocol grpc --stats 127.0.0.1:14318 >"$WORK/sink.log" 2>&1 &
 PIDS+=($!)
@@ -74,6 +82,47 @@ instructions() {
 
 sent() { sed -n 's/.* ok=\([0-9]*\) .*/\1/p' "$WORK/load-$1.txt"; }
 
+# nginx under callgrind, idle or relaying $1 requests; prints the total.
+nginx_instructions() {
+    local requests=$1 out="$WORK/callgrind-nginx-$1.out" dir="$PWD/$WORK/nginx-$1"
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<NGINX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    upstream app { server 127.0.0.1:18080; keepalive 32; }
+    server {
+        listen 127.0.0.1:18206;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+        }
+    }
+}
+NGINX
+    valgrind --tool=callgrind --callgrind-out-file="$out" nginx -c "$dir/nginx.conf" -p "$dir" \
+        >"$dir/nginx.log" 2>&1 &
+    local pid=$!
+    wait_port 127.0.0.1:18206
+    if [ "$requests" -gt 0 ]; then
+        local seconds=$(( (requests + RATE - 1) / RATE ))
+        "$LOADGEN" http-load --target 127.0.0.1:18206 --host echo.bench.svc.cluster.local:9080 \
+            --rate "$RATE" --connections 10 --duration "$seconds" --warmup 0 --label nginx \
+            >"$WORK/load-nginx.txt"
+    fi
+    # SIGQUIT: nginx's graceful stop, so callgrind writes its totals.
+    kill -QUIT "$pid"
+    wait "$pid" || true
+    sed -n 's/^totals: //p' "$out"
+}
+
 echo
 echo "| configuration | requests | instructions, idle | instructions, loaded | per request |"
 echo "|---|---:|---:|---:|---:|"
@@ -83,6 +132,12 @@ for config in baseline traced; do
     requests=$(sent "$config")
     echo "| $config | $requests | $idle | $loaded | $(( (loaded - idle) / requests )) |"
 done
+if command -v nginx >/dev/null 2>&1; then
+    idle=$(nginx_instructions 0)
+    loaded=$(nginx_instructions "$REQUESTS")
+    requests=$(sent nginx)
+    echo "| nginx | $requests | $idle | $loaded | $(( (loaded - idle) / requests )) |"
+fi
 echo
 echo "spans the sink counted (traced run only): $(curl -sS http://127.0.0.1:14318/count)"
 echo "outputs: $WORK"
