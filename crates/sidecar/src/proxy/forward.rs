@@ -14,7 +14,8 @@
 //! 5. or answer as Envoy would when forwarding failed ([`local_reply`](super::local_reply)),
 //!    observed the same way.
 //!
-//! An `Upgrade` whose upstream answers `101` continues in [`upgrade`](super::upgrade).
+//! An `Upgrade` whose upstream answers `101`, and an outbound `CONNECT` (connected to its
+//! target instead of sent through a pool), continue as tunnels in [`upgrade`](super::upgrade).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
@@ -51,6 +52,8 @@ pub(crate) struct ForwardSettings {
 /// The inbound or outbound listener's request handler.
 pub(crate) struct Forwarder {
     router: Arc<Router>,
+    /// For `CONNECT` tunnels, which are not pooled.
+    connector: Arc<Connector>,
     http1: Arc<Pool>,
     http2: Arc<Pool>,
     observer: Arc<dyn Observer>,
@@ -70,9 +73,10 @@ impl Forwarder {
         let connector = Arc::new(Connector::new(router.clone(), settings.connect));
         let idle = settings.pool_idle_timeout;
         let http1 = Pool::new(Protocol::Http1, connector.clone(), idle);
-        let http2 = Pool::new(Protocol::Http2, connector, idle);
+        let http2 = Pool::new(Protocol::Http2, connector.clone(), idle);
         Forwarder {
             router,
+            connector,
             http1,
             http2,
             observer,
@@ -89,15 +93,16 @@ impl Forwarder {
         let clock = Instant::now();
         let started = SystemTime::now();
         let (mut head, body) = request.into_parts();
+        let tunnel = head.method == Method::CONNECT;
         // hyper keeps the handle to the upgraded connection in the request's extensions.
-        let downstream = if headers::is_upgrade_request(&head) {
+        let downstream = if tunnel || headers::is_upgrade_request(&head) {
             head.extensions.remove::<OnUpgrade>()
         } else {
             None
         };
         let version = head.version;
         let grpc = head.headers.get(header::CONTENT_TYPE).is_some_and(is_grpc);
-        let route = self.router.route(&head);
+        let route = if tunnel { self.router.tunnel_route(&head) } else { self.router.route(&head) };
         headers::strip_request(&mut head.headers, downstream.is_some());
         headers::add_forwarded_proto(&mut head.headers);
         if version != Version::HTTP_2
@@ -126,6 +131,9 @@ impl Forwarder {
         let Some(route) = route else {
             return local_reply::respond(Failure::NoRoute, exchange, grpc, version, None);
         };
+        if tunnel {
+            return self.open_tunnel(&route, downstream, exchange, version).await;
+        }
         let Some(uri) = upstream_uri(&route, &head.uri) else {
             return local_reply::respond(Failure::BadRequest, exchange, grpc, version, None);
         };
@@ -159,6 +167,43 @@ impl Forwarder {
             return upgrade::splice(response, upstream, downstream, tunnel, exchange, drain);
         }
         relay(response, upstream, exchange, version)
+    }
+}
+
+impl Forwarder {
+    /// Connects a `CONNECT` to its target and hands both connections to a tunnel; a failed
+    /// connect is answered as any failed forward is (`503` with `UF`/`URX`, `504` with `UT`).
+    async fn open_tunnel(
+        &self,
+        route: &Route,
+        downstream: Option<OnUpgrade>,
+        exchange: Exchange,
+        version: Version,
+    ) -> Response<ResponseBody> {
+        let Some(downstream) = downstream else {
+            // hyper hands out every CONNECT's connection; without it there is nothing to join.
+            return local_reply::respond(Failure::BadRequest, exchange, false, version, None);
+        };
+        let connect = self.connector.connect(&route.authority);
+        let connected = match self.upstream_timeout {
+            Some(limit) => match tokio::time::timeout(limit, connect).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return local_reply::respond(Failure::Timeout, exchange, false, version, None);
+                }
+            },
+            None => connect.await,
+        };
+        match connected {
+            Ok(upstream) => {
+                upgrade::connect(upstream, downstream, exchange, self.drain.clone(), version)
+            }
+            Err(error) => {
+                tracing::debug!(%error, "tunnel connect failed");
+                let failure = Failure::Unreachable { retried: error.attempts > 1 };
+                local_reply::respond(failure, exchange, false, version, None)
+            }
+        }
     }
 }
 

@@ -1,19 +1,27 @@
-//! `Upgrade` (WebSocket and friends): after the upstream's `101 Switching Protocols`, the
-//! exchange stops being HTTP and becomes a byte tunnel between the two connections.
+//! Tunnels: exchanges that stop being HTTP and become a byte stream between two connections.
 //!
-//! The forwarder already sent the upgrade request upstream with `Connection: upgrade` and
-//! `Upgrade` kept (HTTP/1.1 only). Here the `101` goes back to the client, and a task splices
-//! the two upgraded streams once hyper hands them over. The exchange stays open while the
-//! tunnel does, as in Envoy, and completes when either side closes, with the tunnel's bytes as
-//! body bytes (client → app as request bytes, app → client as response bytes). Tunnels take
-//! part in draining: they run on while the sidecar drains and are closed at the deadline.
+//! - `Upgrade` (WebSocket and friends): the forwarder already sent the upgrade request
+//!   upstream with `Connection: upgrade` and `Upgrade` kept (HTTP/1.1 only). After the
+//!   upstream's `101 Switching Protocols`, the `101` goes back to the client ([`splice`]).
+//! - `CONNECT` on the outbound listener (an app behind `HTTP_PROXY` reaching an HTTPS
+//!   destination): the forwarder connected to the target; the client gets `200` and the
+//!   tunnel runs straight to that TCP connection ([`connect`]).
+//!
+//! A task splices the two streams once hyper hands the client's over. The exchange stays open
+//! while the tunnel does, as in Envoy, and completes when either side closes, with the
+//! tunnel's bytes as body bytes (client → upstream as request bytes, upstream → client as
+//! response bytes). Tunnels take part in draining: they run on while the sidecar drains and
+//! are closed at the deadline.
 
 use std::net::SocketAddr;
 
+use http::Version;
 use hyper::body::Incoming;
-use hyper::upgrade::OnUpgrade;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 use super::counting_io::CountingIo;
 use super::drain::{Drain, Phase};
@@ -33,40 +41,68 @@ pub(crate) fn splice(
     debug_assert_eq!(head.status, StatusCode::SWITCHING_PROTOCOLS);
     headers::strip_response(&mut head.headers, true);
     exchange.response(head.status, head.version, &mut head.headers, Some(upstream_address));
-    tokio::spawn(tunnel(downstream, upstream, exchange, drain));
+    tokio::spawn(async move {
+        let Some(downstream) = client_side(downstream, &mut exchange).await else { return };
+        let upstream = match upstream.await {
+            Ok(upgraded) => upgraded,
+            Err(error) => {
+                tracing::debug!(%error, "upstream connection was not upgraded");
+                exchange.flag(ResponseFlags::UPSTREAM_CONNECTION_TERMINATION);
+                exchange.complete(0, 0, None);
+                return;
+            }
+        };
+        run(downstream, TokioIo::new(upstream), exchange, drain).await;
+    });
     Response::from_parts(head, ResponseBody::empty())
 }
 
-async fn tunnel(
+/// Answers a `CONNECT` with `200` and starts the tunnel to `upstream`, the connection to its
+/// target.
+pub(crate) fn connect(
+    upstream: TcpStream,
     downstream: OnUpgrade,
-    upstream: OnUpgrade,
     mut exchange: Exchange,
-    mut drain: Drain,
-) {
-    let downstream = match downstream.await {
-        Ok(upgraded) => upgraded,
+    drain: Drain,
+    version: Version,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::empty());
+    *response.version_mut() = version;
+    let address = upstream.peer_addr().ok();
+    exchange.response(StatusCode::OK, version, response.headers_mut(), address);
+    tokio::spawn(async move {
+        let Some(downstream) = client_side(downstream, &mut exchange).await else { return };
+        run(downstream, upstream, exchange, drain).await;
+    });
+    response
+}
+
+/// The client's side of the tunnel once hyper hands it over; `None` (the exchange completed
+/// with `DC`) when the client went away first.
+async fn client_side(downstream: OnUpgrade, exchange: &mut Exchange) -> Option<Upgraded> {
+    match downstream.await {
+        Ok(upgraded) => Some(upgraded),
         Err(error) => {
             tracing::debug!(%error, "client connection was not upgraded");
             exchange.flag(ResponseFlags::DOWNSTREAM_TERMINATION);
             exchange.complete(0, 0, None);
-            return;
+            None
         }
-    };
-    let upstream = match upstream.await {
-        Ok(upgraded) => upgraded,
-        Err(error) => {
-            tracing::debug!(%error, "upstream connection was not upgraded");
-            exchange.flag(ResponseFlags::UPSTREAM_CONNECTION_TERMINATION);
-            exchange.complete(0, 0, None);
-            return;
-        }
-    };
+    }
+}
+
+/// Copies both ways until either side closes or the drain deadline passes.
+async fn run(
+    downstream: Upgraded,
+    mut upstream: impl AsyncRead + AsyncWrite + Unpin,
+    mut exchange: Exchange,
+    mut drain: Drain,
+) {
     let mut client = CountingIo::new(TokioIo::new(downstream), None);
-    let mut app = TokioIo::new(upstream);
     tokio::select! {
-        result = tokio::io::copy_bidirectional(&mut client, &mut app) => {
+        result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
             if let Err(error) = result {
-                tracing::debug!(%error, "upgraded tunnel ended with an error");
+                tracing::debug!(%error, "tunnel ended with an error");
             }
         }
         () = drain.reached(Phase::Closed) => {}

@@ -11,8 +11,10 @@
 //!   service (`reviews`, `reviews.default`, `reviews.default.svc` for
 //!   `reviews.default.svc.cluster.local` seen from namespace `default`) match too. A miss is
 //!   passed through to the authority itself, resolved by DNS (`PassthroughCluster`, Istio's
-//!   `ALLOW_ANY` outbound policy). A request that names nothing has no route (`NR`), and
-//!   neither has `CONNECT`.
+//!   `ALLOW_ANY` outbound policy). A request that names nothing has no route (`NR`);
+//! - an outbound `CONNECT host:port` (how an app behind `HTTP_PROXY` reaches an HTTPS
+//!   destination) is routed the same way, to a TCP tunnel ([`Router::tunnel_route`]), as Istio
+//!   passes an app's TLS traffic through; inbound, `CONNECT` has no route.
 //!
 //! The forwarded request keeps its authority (so the app sees the `Host` it was called with);
 //! the connector asks [`Router::target`] where that authority really lives.
@@ -92,8 +94,7 @@ impl Router {
     }
 
     /// Routes a request head; `None` when an outbound request names no destination, and for
-    /// `CONNECT` (Envoy routes it only with a `connect_matcher`, which Istio's sidecar routes
-    /// do not have).
+    /// `CONNECT`, which is routed by [`Router::tunnel_route`].
     pub(crate) fn route(&self, head: &Parts) -> Option<Route> {
         if head.method == Method::CONNECT {
             return None;
@@ -113,6 +114,23 @@ impl Router {
             None => Arc::clone(&PASSTHROUGH),
         };
         Some(Route { cluster, authority })
+    }
+
+    /// Routes an outbound `CONNECT`: its target (`host:port`, the port required) through the
+    /// services table, or passed through. `None` inbound (the app is not a proxy) and for a
+    /// target without a port.
+    pub(crate) fn tunnel_route(&self, head: &Parts) -> Option<Route> {
+        if self.app.is_some() || head.method != Method::CONNECT {
+            return None;
+        }
+        let authority = head.uri.authority()?;
+        authority.port_u16()?;
+        let (host, port) = host_port(authority);
+        let cluster = match self.service(&host, port) {
+            Some(service) => service.cluster.clone(),
+            None => Arc::clone(&PASSTHROUGH),
+        };
+        Some(Route { cluster, authority: authority.clone() })
     }
 
     fn service(&self, host: &str, port: u16) -> Option<&Service> {

@@ -850,14 +850,91 @@ async fn outbound_requests_naming_nothing_get_404_nr() {
     assert_eq!((record.cluster.as_str(), record.flags.as_deref()), ("-", Some("NR")));
 }
 
-#[tokio::test]
-async fn connect_requests_have_no_route() {
-    let harness = start_default(config(None, &[], "")).await;
-    let request = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
-    let mut stream = TcpStream::connect(harness.sidecar.outbound_addr()).await.unwrap();
+/// An upstream that answers every read with `echo:` and the bytes read.
+async fn echo_bytes() -> SocketAddr {
+    raw_app(|mut stream| async move {
+        let mut buffer = [0u8; 1024];
+        while let Ok(read) = stream.read(&mut buffer).await {
+            if read == 0 || stream.write_all(&[b"echo:", &buffer[..read]].concat()).await.is_err() {
+                break;
+            }
+        }
+    })
+    .await
+}
+
+/// Sends `CONNECT target` on a fresh connection to `address`; returns the connection and the
+/// answer's head.
+async fn connect_to(address: SocketAddr, target: &str) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let head = read_head(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 404 "), "{head}");
+    (stream, head)
+}
+
+#[tokio::test]
+async fn outbound_connect_opens_a_tunnel_like_an_http_proxy() {
+    let target = echo_bytes().await;
+    let harness =
+        start_default(config(None, &[("secure.default.svc.cluster.local:443", target)], "")).await;
+    // Through the services table, and passed through to an address the table does not know.
+    for (name, cluster) in [
+        ("secure.default.svc.cluster.local:443", "outbound|443||secure.default.svc.cluster.local"),
+        (&*target.to_string(), "PassthroughCluster"),
+    ] {
+        let (mut stream, head) = connect_to(harness.sidecar.outbound_addr(), name).await;
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.starts_with("http/1.1 200 ok\r\n"), "{head}");
+        assert!(
+            !lower.contains("content-length") && !lower.contains("transfer-encoding"),
+            "{head}"
+        );
+        stream.write_all(b"ping").await.unwrap();
+        let mut echoed = [0u8; 9];
+        stream.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"echo:ping");
+        drop(stream);
+        let record = eventually(|| {
+            let exchanges = harness.recorder.exchanges.lock().unwrap();
+            let records: Vec<Record> =
+                exchanges.iter().map(|r| r.lock().unwrap().clone()).collect();
+            records.into_iter().find(|r| r.cluster == cluster && r.flags.is_some())
+        })
+        .await;
+        assert_eq!(record.direction, Some(Direction::Outbound));
+        assert_eq!(record.status, Some(200));
+        assert_eq!(record.upstream, Some(target));
+        assert_eq!(record.flags.as_deref(), Some("-"));
+        assert_eq!((record.request_bytes, record.response_bytes), (4, 9));
+    }
+}
+
+#[tokio::test]
+async fn connect_to_a_refused_target_gets_503_uf() {
+    let closed = closed_port().await;
+    let harness = start_default(config(None, &[], "")).await;
+    let (_stream, head) = connect_to(harness.sidecar.outbound_addr(), &closed.to_string()).await;
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+    let record = eventually(|| {
+        let exchanges = harness.recorder.exchanges.lock().unwrap();
+        exchanges.first().map(|r| r.lock().unwrap().clone()).filter(|r| r.flags.is_some())
+    })
+    .await;
+    assert_eq!(record.flags.as_deref(), Some("UF,URX"));
+    assert_eq!(record.status, Some(503));
+}
+
+#[tokio::test]
+async fn connect_has_no_route_inbound_or_without_a_port() {
+    let app = echo_bytes().await;
+    let harness = start_default(config(Some(app), &[], "")).await;
+    let (_stream, head) =
+        connect_to(harness.sidecar.inbound_addr().unwrap(), &app.to_string()).await;
+    assert!(head.starts_with("HTTP/1.1 404 "), "inbound: {head}");
+    let (_stream, head) = connect_to(harness.sidecar.outbound_addr(), "example.com").await;
+    assert!(head.starts_with("HTTP/1.1 "), "{head}");
+    assert!(!head.starts_with("HTTP/1.1 200 "), "a CONNECT target needs a port: {head}");
 }
 
 #[tokio::test]
