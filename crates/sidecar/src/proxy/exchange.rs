@@ -24,7 +24,11 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Version};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use super::idle::{Activity, IdleTimer, StreamIdle};
 use crate::observe::{Completion, Observation, ResponseView};
+
+/// What the bodies fail with: hyper's errors, or [`StreamIdle`].
+pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Envoy's response flags, rendered in Envoy's order (`UF,URX`), `-` when none.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,15 +47,18 @@ impl ResponseFlags {
     pub(crate) const DOWNSTREAM_TERMINATION: ResponseFlags = ResponseFlags(1 << 4);
     /// `URX`: upstream retry limit exceeded.
     pub(crate) const RETRY_LIMIT_EXCEEDED: ResponseFlags = ResponseFlags(1 << 5);
+    /// `SI`: stream idle timeout.
+    pub(crate) const STREAM_IDLE_TIMEOUT: ResponseFlags = ResponseFlags(1 << 6);
 
     /// Short names in the order Envoy's `ResponseFlagUtils::toShortString` prints them.
-    const NAMES: [(ResponseFlags, &'static str); 6] = [
+    const NAMES: [(ResponseFlags, &'static str); 7] = [
         (ResponseFlags::UPSTREAM_TIMEOUT, "UT"),
         (ResponseFlags::UPSTREAM_CONNECTION_FAILURE, "UF"),
         (ResponseFlags::UPSTREAM_CONNECTION_TERMINATION, "UC"),
         (ResponseFlags::NO_ROUTE, "NR"),
         (ResponseFlags::DOWNSTREAM_TERMINATION, "DC"),
         (ResponseFlags::RETRY_LIMIT_EXCEEDED, "URX"),
+        (ResponseFlags::STREAM_IDLE_TIMEOUT, "SI"),
     ];
 
     pub(crate) fn with(self, other: ResponseFlags) -> ResponseFlags {
@@ -118,12 +125,14 @@ impl Observation for Unobserved {
     fn complete(self: Box<Self>, _completion: &Completion<'_>) {}
 }
 
-/// Request body bytes sent upstream, and whether the downstream body failed (a client that
-/// hung up mid-request).
+/// Request body bytes sent upstream, whether the downstream body failed (a client that hung
+/// up mid-request) or went idle, and when it last moved.
 #[derive(Debug, Default)]
 pub(crate) struct BodyCounter {
     bytes: AtomicU64,
     failed: AtomicBool,
+    idle: AtomicBool,
+    activity: Activity,
 }
 
 impl BodyCounter {
@@ -133,6 +142,15 @@ impl BodyCounter {
 
     pub(crate) fn failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Whether the client stopped sending its body for the stream idle limit.
+    pub(crate) fn idle(&self) -> bool {
+        self.idle.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn activity(&self) -> &Activity {
+        &self.activity
     }
 
     pub(crate) fn add(&self, bytes: u64) {
@@ -221,33 +239,51 @@ impl Drop for Exchange {
 pub(crate) struct RequestBody {
     inner: Incoming,
     counter: Arc<BodyCounter>,
+    idle: IdleTimer,
 }
 
 impl RequestBody {
-    pub(crate) fn new(inner: Incoming, counter: Arc<BodyCounter>) -> RequestBody {
-        RequestBody { inner, counter }
+    /// `idle_limit`: the stream idle timeout.
+    pub(crate) fn new(
+        inner: Incoming,
+        counter: Arc<BodyCounter>,
+        idle_limit: Option<std::time::Duration>,
+    ) -> RequestBody {
+        RequestBody { inner, counter, idle: IdleTimer::new(idle_limit) }
     }
 }
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    self.counter.add(data.len() as u64);
+                    this.counter.add(data.len() as u64);
                 }
+                this.counter.activity.touch();
+                this.idle.activity();
+                Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(_))) => self.counter.failed.store(true, Ordering::Relaxed),
-            _ => {}
+            Poll::Ready(Some(Err(error))) => {
+                this.counter.failed.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(error.into())))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.idle.poll_expired(cx) {
+                Poll::Ready(()) => {
+                    this.counter.idle.store(true, Ordering::Relaxed);
+                    Poll::Ready(Some(Err(StreamIdle.into())))
+                }
+                Poll::Pending => Poll::Pending,
+            },
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -266,6 +302,7 @@ pub(crate) struct ResponseBody {
     source: Source,
     exchange: Option<Exchange>,
     sent: u64,
+    idle: IdleTimer,
 }
 
 enum Source {
@@ -274,9 +311,19 @@ enum Source {
 }
 
 impl ResponseBody {
-    /// The upstream's body; completes `exchange` when it ends.
-    pub(crate) fn upstream(body: Incoming, exchange: Exchange) -> ResponseBody {
-        ResponseBody { source: Source::Upstream(body), exchange: Some(exchange), sent: 0 }
+    /// The upstream's body; completes `exchange` when it ends, or ends it with `SI` when the
+    /// upstream sends nothing for `idle_limit`.
+    pub(crate) fn upstream(
+        body: Incoming,
+        exchange: Exchange,
+        idle_limit: Option<std::time::Duration>,
+    ) -> ResponseBody {
+        ResponseBody {
+            source: Source::Upstream(body),
+            exchange: Some(exchange),
+            sent: 0,
+            idle: IdleTimer::new(idle_limit),
+        }
     }
 
     /// A body made by the sidecar (error replies, admin pages); completes `exchange`, if any,
@@ -284,12 +331,12 @@ impl ResponseBody {
     pub(crate) fn local(body: impl Into<Bytes>, exchange: Option<Exchange>) -> ResponseBody {
         let body = body.into();
         let body = if body.is_empty() { None } else { Some(body) };
-        ResponseBody { source: Source::Local(body), exchange, sent: 0 }
+        ResponseBody { source: Source::Local(body), exchange, sent: 0, idle: IdleTimer::new(None) }
     }
 
     /// No body at all (a `101 Switching Protocols`: the tunnel completes the exchange).
     pub(crate) fn empty() -> ResponseBody {
-        ResponseBody { source: Source::Local(None), exchange: None, sent: 0 }
+        ResponseBody::local(Bytes::new(), None)
     }
 
     fn finish(&mut self, trailers: Option<&HeaderMap>) {
@@ -297,16 +344,24 @@ impl ResponseBody {
             exchange.finish(self.sent, trailers);
         }
     }
+
+    /// Ends the exchange with `flags`; the body then fails, which resets the stream.
+    fn fail(&mut self, flags: ResponseFlags) {
+        if let Some(exchange) = self.exchange.as_mut() {
+            exchange.flag(flags);
+        }
+        self.finish(None);
+    }
 }
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
         match &mut this.source {
             Source::Local(body) => match body.take() {
@@ -322,7 +377,7 @@ impl Body for ResponseBody {
             Source::Upstream(body) => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 let ended = body.is_end_stream();
-                match &polled {
+                match polled {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let Some(data) = frame.data_ref() {
                             this.sent += data.len() as u64;
@@ -332,18 +387,27 @@ impl Body for ResponseBody {
                         } else if ended {
                             this.finish(None);
                         }
+                        this.idle.activity();
+                        Poll::Ready(Some(Ok(frame)))
                     }
                     Poll::Ready(Some(Err(error))) => {
                         tracing::debug!(%error, "upstream response body failed");
-                        if let Some(exchange) = this.exchange.as_mut() {
-                            exchange.flag(ResponseFlags::UPSTREAM_CONNECTION_TERMINATION);
-                        }
-                        this.finish(None);
+                        this.fail(ResponseFlags::UPSTREAM_CONNECTION_TERMINATION);
+                        Poll::Ready(Some(Err(error.into())))
                     }
-                    Poll::Ready(None) => this.finish(None),
-                    Poll::Pending => {}
+                    Poll::Ready(None) => {
+                        this.finish(None);
+                        Poll::Ready(None)
+                    }
+                    Poll::Pending => match this.idle.poll_expired(cx) {
+                        Poll::Ready(()) => {
+                            tracing::debug!("upstream response body idle; stream reset");
+                            this.fail(ResponseFlags::STREAM_IDLE_TIMEOUT);
+                            Poll::Ready(Some(Err(StreamIdle.into())))
+                        }
+                        Poll::Pending => Poll::Pending,
+                    },
                 }
-                polled
             }
         }
     }
@@ -395,7 +459,7 @@ mod tests {
 
     #[test]
     fn as_str_is_the_display_text() {
-        for bits in 0..64 {
+        for bits in 0..128 {
             let flags = ResponseFlags(bits);
             assert_eq!(flags.as_str(), flags.to_string());
         }

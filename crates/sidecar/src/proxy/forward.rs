@@ -31,6 +31,7 @@ use super::connect::{ConnectSettings, Connector};
 use super::drain::Drain;
 use super::exchange::{BodyCounter, Exchange, RequestBody, ResponseBody, Unobserved, shielded};
 use super::headers;
+use super::idle::{HeadWait, wait_for_head};
 use super::listener::{ConnectionInfo, Handler};
 use super::local_reply::{self, Failure};
 use super::pool::{Pool, Protocol, SendError, Sent};
@@ -47,6 +48,8 @@ pub(crate) struct ForwardSettings {
     pub(crate) upstream_timeout: Option<Duration>,
     /// How long an idle pooled upstream connection is kept.
     pub(crate) pool_idle_timeout: Duration,
+    /// Envoy's stream idle timeout; `None` never.
+    pub(crate) stream_idle_timeout: Option<Duration>,
 }
 
 /// The inbound or outbound listener's request handler.
@@ -58,6 +61,7 @@ pub(crate) struct Forwarder {
     http2: Arc<Pool>,
     observer: Arc<dyn Observer>,
     upstream_timeout: Option<Duration>,
+    stream_idle_timeout: Option<Duration>,
     /// Upgrade tunnels outlive their request; they take part in draining through this.
     drain: Drain,
 }
@@ -81,6 +85,7 @@ impl Forwarder {
             http2,
             observer,
             upstream_timeout: settings.upstream_timeout,
+            stream_idle_timeout: settings.stream_idle_timeout,
             drain,
         }
     }
@@ -144,16 +149,19 @@ impl Forwarder {
             head.version = Version::HTTP_11;
             &self.http1
         };
-        let request = Request::from_parts(head, RequestBody::new(body, counter.clone()));
+        let idle = self.stream_idle_timeout;
+        let request = Request::from_parts(head, RequestBody::new(body, counter.clone(), idle));
         let sent = pool.send(request);
-        let result = match self.upstream_timeout {
-            Some(limit) => match tokio::time::timeout(limit, sent).await {
-                Ok(result) => result,
-                Err(_) => {
-                    return local_reply::respond(Failure::Timeout, exchange, grpc, version, None);
-                }
-            },
-            None => sent.await,
+        let result = match wait_for_head(sent, self.upstream_timeout, idle, counter.activity())
+            .await
+        {
+            HeadWait::Answered(result) => result,
+            HeadWait::UpstreamTimeout => {
+                return local_reply::respond(Failure::Timeout, exchange, grpc, version, None);
+            }
+            HeadWait::Idle => {
+                return local_reply::respond(Failure::StreamIdle, exchange, grpc, version, None);
+            }
         };
         let (mut response, upstream) = match result {
             Ok(Sent { response, upstream }) => (response, upstream),
@@ -166,7 +174,7 @@ impl Forwarder {
             let drain = self.drain.clone();
             return upgrade::splice(response, upstream, downstream, tunnel, exchange, drain);
         }
-        relay(response, upstream, exchange, version)
+        relay(response, upstream, exchange, version, idle)
     }
 }
 
@@ -236,12 +244,13 @@ fn relay(
     upstream: SocketAddr,
     mut exchange: Exchange,
     version: Version,
+    idle: Option<Duration>,
 ) -> Response<ResponseBody> {
     let (mut head, body) = response.into_parts();
     headers::strip_response(&mut head.headers, false);
     head.version = version;
     exchange.response(head.status, version, &mut head.headers, Some(upstream));
-    Response::from_parts(head, ResponseBody::upstream(body, exchange))
+    Response::from_parts(head, ResponseBody::upstream(body, exchange, idle))
 }
 
 /// Maps a failed upstream exchange to Envoy's answer.
@@ -252,6 +261,11 @@ fn failed(
     grpc: bool,
     version: Version,
 ) -> Response<ResponseBody> {
+    if counter.idle() {
+        // The client stopped sending its body: Envoy's stream idle timeout.
+        tracing::debug!(%error, "downstream request body idle");
+        return local_reply::respond(Failure::StreamIdle, exchange, grpc, version, None);
+    }
     if counter.failed() {
         // The client's own request body broke off: nobody is left to answer. Dropping the
         // exchange completes it with `DC`.

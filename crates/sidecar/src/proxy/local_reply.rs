@@ -36,6 +36,8 @@ pub(crate) enum Failure {
     ConnectionTermination,
     /// No response head within the upstream timeout.
     Timeout,
+    /// Nothing moved on the stream for the stream idle timeout before a response head.
+    StreamIdle,
     /// Nothing to route to.
     NoRoute,
     /// The request could not be forwarded as received (an unusable URI).
@@ -49,6 +51,7 @@ impl Failure {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Failure::StreamIdle => StatusCode::REQUEST_TIMEOUT,
             Failure::NoRoute => StatusCode::NOT_FOUND,
             Failure::BadRequest => StatusCode::BAD_REQUEST,
         }
@@ -62,6 +65,7 @@ impl Failure {
             }
             Failure::ConnectionTermination => ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
             Failure::Timeout => ResponseFlags::UPSTREAM_TIMEOUT,
+            Failure::StreamIdle => ResponseFlags::STREAM_IDLE_TIMEOUT,
             Failure::NoRoute => ResponseFlags::NO_ROUTE,
             Failure::BadRequest => ResponseFlags::default(),
         }
@@ -79,6 +83,7 @@ impl Failure {
                 "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
             }
             Failure::Timeout => "upstream request timeout",
+            Failure::StreamIdle => "stream timeout",
             Failure::NoRoute => "",
             Failure::BadRequest => "bad request",
         }

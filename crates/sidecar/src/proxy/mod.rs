@@ -18,8 +18,10 @@
 //!    the hop-by-hop and `x-forwarded-*` rules;
 //! 3. `connect.rs`: upstream connections under the client's pool (resolve, connect, retry);
 //! 4. `exchange.rs`: the bodies, counted and streamed, and the exchange completed exactly once;
-//!    `local_reply.rs`: Envoy's answers when forwarding fails (`UF`, `URX`, `UC`, `UT`, `NR`);
-//! 5. `upgrade.rs`: WebSocket-style tunnels after a `101`;
+//!    `idle.rs`: Envoy's stream idle timeout on the bodies and the wait for a response head;
+//!    `local_reply.rs`: Envoy's answers when forwarding fails (`UF`, `URX`, `UC`, `UT`, `NR`,
+//!    `SI`);
+//! 5. `upgrade.rs`: tunnels: WebSocket-style after a `101`, and outbound `CONNECT`;
 //! 6. `drain.rs`: two-step shutdown;
 //! 7. `workers.rs`: the worker threads that run layers 1–5, each on its own single-threaded
 //!    runtime (the admin listener runs on the caller's runtime).
@@ -33,6 +35,7 @@ mod drain;
 mod exchange;
 mod forward;
 pub(crate) mod headers;
+mod idle;
 mod listener;
 mod local_reply;
 mod pool;
@@ -84,6 +87,10 @@ pub struct ProxyOptions {
     pub upstream_timeout: Option<Duration>,
     /// How long an idle pooled upstream connection is kept. Default 90 s.
     pub pool_idle_timeout: Duration,
+    /// How long a stream may go without activity in either direction (Envoy's
+    /// `stream_idle_timeout`): `408` (`SI`) before the response head, a reset after. Default
+    /// 5 minutes, Envoy's; `None` never.
+    pub stream_idle_timeout: Option<Duration>,
     /// Worker threads serving the inbound and outbound listeners (Envoy's `--concurrency`);
     /// 0 counts as 1. Default 2, Istio's sidecar default.
     pub workers: usize,
@@ -99,6 +106,7 @@ impl Default for ProxyOptions {
             retry_backoff: Duration::from_millis(25),
             upstream_timeout: None,
             pool_idle_timeout: Duration::from_secs(90),
+            stream_idle_timeout: Some(Duration::from_secs(300)),
             workers: 2,
         }
     }
@@ -170,6 +178,7 @@ impl Sidecar {
             },
             upstream_timeout: options.upstream_timeout,
             pool_idle_timeout: options.pool_idle_timeout,
+            stream_idle_timeout: options.stream_idle_timeout,
         };
         let inbound = match inbound_listener {
             Some((listener, inbound)) => {
@@ -289,6 +298,7 @@ fn describe_options(options: &ProxyOptions) -> Value {
         "retry_backoff_ms": millis(options.retry_backoff),
         "upstream_timeout_ms": options.upstream_timeout.map(millis),
         "pool_idle_timeout_ms": millis(options.pool_idle_timeout),
+        "stream_idle_timeout_ms": options.stream_idle_timeout.map(millis),
         "workers": options.workers.max(1),
     })
 }

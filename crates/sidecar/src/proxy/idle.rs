@@ -1,0 +1,196 @@
+//! Envoy's stream idle timeout (`stream_idle_timeout`, 5 minutes by default): a stream with no
+//! activity in either direction for that long is ended, so that a client that stops sending
+//! its body, or an upstream that stops answering, cannot hold a stream and its upstream
+//! connection forever. Before the response head is sent the client gets `408` (`SI`); after,
+//! the stream is reset.
+//!
+//! Three places wait on the network, and each watches the limit:
+//! - the request body ([`IdleTimer`] in the body: a frame resets it);
+//! - the wait for the upstream's response head ([`wait_for_head`]): it counts the request
+//!   body's frames as activity, so a slow but steady upload is not cut;
+//! - the response body ([`IdleTimer`] again).
+//!
+//! A timer is armed only when a body has to wait, so a request whose body is already buffered
+//! costs none.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+
+/// The error a body ends with when it was idle too long.
+#[derive(Debug, thiserror::Error)]
+#[error("stream idle timeout")]
+pub(crate) struct StreamIdle;
+
+/// A body's idle timer.
+pub(crate) struct IdleTimer {
+    limit: Option<Duration>,
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// Whether activity happened since the timer was last armed.
+    active: bool,
+}
+
+impl IdleTimer {
+    /// `None` never expires.
+    pub(crate) fn new(limit: Option<Duration>) -> IdleTimer {
+        IdleTimer { limit, sleep: None, active: false }
+    }
+
+    /// The body made progress.
+    pub(crate) fn activity(&mut self) {
+        self.active = true;
+    }
+
+    /// Called when the body has to wait: arms the timer (from now, if there was activity
+    /// since it was last armed) and polls it. Ready when the limit has passed.
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(limit) = self.limit else {
+            return Poll::Pending;
+        };
+        let deadline = Instant::now() + limit;
+        let sleep = match &mut self.sleep {
+            Some(sleep) => {
+                if std::mem::take(&mut self.active) {
+                    sleep.as_mut().reset(deadline);
+                }
+                sleep
+            }
+            None => {
+                self.active = false;
+                self.sleep.insert(Box::pin(tokio::time::sleep_until(deadline)))
+            }
+        };
+        sleep.as_mut().poll(cx)
+    }
+}
+
+/// When a request body last made progress, shared between the body (which moves upstream
+/// with the request) and the forwarder waiting for the response head.
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    /// Milliseconds since [`EPOCH`], plus one; 0 when nothing happened yet.
+    last: AtomicU64,
+}
+
+/// The zero of [`Activity`]'s clock (tokio's, so that tests can pause time).
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+impl Activity {
+    pub(crate) fn touch(&self) {
+        let since = Instant::now().saturating_duration_since(*EPOCH);
+        let millis = u64::try_from(since.as_millis()).unwrap_or(u64::MAX - 1);
+        self.last.store(millis + 1, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Option<Instant> {
+        match self.last.load(Ordering::Relaxed) {
+            0 => None,
+            millis => Some(*EPOCH + Duration::from_millis(millis - 1)),
+        }
+    }
+}
+
+/// How waiting for the response head ended.
+pub(crate) enum HeadWait<T> {
+    Answered(T),
+    /// The route's upstream timeout passed (`504`, `UT`).
+    UpstreamTimeout,
+    /// Nothing moved for the stream idle limit (`408`, `SI`).
+    Idle,
+}
+
+/// Waits for `answer`, within the upstream timeout and the stream idle limit; the request
+/// body's frames (`activity`) count as activity.
+pub(crate) async fn wait_for_head<T>(
+    answer: impl Future<Output = T>,
+    upstream_timeout: Option<Duration>,
+    idle_limit: Option<Duration>,
+    activity: &Activity,
+) -> HeadWait<T> {
+    let started = Instant::now();
+    let upstream_deadline = upstream_timeout.map(|limit| started + limit);
+    tokio::pin!(answer);
+    loop {
+        let idle_deadline = idle_limit
+            .map(|limit| activity.last().map_or(started, |last| last.max(started)) + limit);
+        let deadline = match (upstream_deadline, idle_deadline) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(deadline), None) | (None, Some(deadline)) => deadline,
+            (None, None) => return HeadWait::Answered(answer.await),
+        };
+        if let Ok(answered) = tokio::time::timeout_at(deadline, &mut answer).await {
+            return HeadWait::Answered(answered);
+        }
+        let now = Instant::now();
+        if upstream_deadline.is_some_and(|deadline| now >= deadline) {
+            return HeadWait::UpstreamTimeout;
+        }
+        let idle_until = idle_limit
+            .map(|limit| activity.last().map_or(started, |last| last.max(started)) + limit);
+        if idle_until.is_some_and(|deadline| now >= deadline) {
+            return HeadWait::Idle;
+        }
+        // The request body moved since the deadline was set: wait again from its last frame.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_head_wait_ends_at_the_first_limit_and_activity_extends_the_idle_one() {
+        let activity = Activity::default();
+        let never = std::future::pending::<()>();
+        let waited = wait_for_head(never, None, Some(Duration::from_secs(300)), &activity).await;
+        assert!(matches!(waited, HeadWait::Idle));
+
+        let started = Instant::now();
+        let never = std::future::pending::<()>();
+        let limits = (Some(Duration::from_secs(15)), Some(Duration::from_secs(300)));
+        let waited = wait_for_head(never, limits.0, limits.1, &activity).await;
+        assert!(matches!(waited, HeadWait::UpstreamTimeout));
+        assert_eq!(started.elapsed(), Duration::from_secs(15));
+
+        // A body that moves every 200 s keeps a 300 s idle limit from firing.
+        let started = Instant::now();
+        let uploading = async {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_secs(200)).await;
+                activity.touch();
+            }
+            "answered"
+        };
+        let waited = wait_for_head(uploading, None, Some(Duration::from_secs(300)), &activity);
+        assert!(matches!(waited.await, HeadWait::Answered("answered")));
+        assert_eq!(started.elapsed(), Duration::from_secs(600));
+
+        let answered = wait_for_head(async { 7 }, None, None, &activity).await;
+        assert!(matches!(answered, HeadWait::Answered(7)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_timer_is_reset_by_activity_and_never_armed_without_a_limit() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut timer = IdleTimer::new(Some(Duration::from_secs(10)));
+        assert!(timer.poll_expired(&mut cx).is_pending());
+        tokio::time::advance(Duration::from_secs(6)).await;
+        timer.activity();
+        assert!(timer.poll_expired(&mut cx).is_pending());
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert!(timer.poll_expired(&mut cx).is_pending(), "reset by the activity at 6 s");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(timer.poll_expired(&mut cx).is_ready());
+
+        let mut unlimited = IdleTimer::new(None);
+        assert!(unlimited.poll_expired(&mut cx).is_pending());
+        assert!(unlimited.sleep.is_none());
+    }
+}
