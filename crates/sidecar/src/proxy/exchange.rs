@@ -127,7 +127,7 @@ impl Observation for Unobserved {
 
 /// Request body bytes sent upstream, whether the downstream body failed (a client that hung
 /// up mid-request) or went idle, and when it last moved.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct BodyCounter {
     bytes: AtomicU64,
     failed: AtomicBool,
@@ -136,6 +136,16 @@ pub(crate) struct BodyCounter {
 }
 
 impl BodyCounter {
+    /// A counter for a stream beginning now.
+    pub(crate) fn new() -> BodyCounter {
+        BodyCounter {
+            bytes: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            idle: AtomicBool::new(false),
+            activity: Activity::new(),
+        }
+    }
+
     pub(crate) fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
     }
@@ -268,7 +278,6 @@ impl Body for RequestBody {
                     this.counter.add(data.len() as u64);
                 }
                 this.counter.activity.touch();
-                this.idle.activity();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => {
@@ -276,7 +285,7 @@ impl Body for RequestBody {
                 Poll::Ready(Some(Err(error.into())))
             }
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.idle.poll_expired(cx) {
+            Poll::Pending => match this.idle.poll_expired(cx, &this.counter.activity) {
                 Poll::Ready(()) => {
                     this.counter.idle.store(true, Ordering::Relaxed);
                     Poll::Ready(Some(Err(StreamIdle.into())))
@@ -303,6 +312,8 @@ pub(crate) struct ResponseBody {
     exchange: Option<Exchange>,
     sent: u64,
     idle: IdleTimer,
+    /// The request side of the stream: its activity, and whether it went idle.
+    request: Option<Arc<BodyCounter>>,
 }
 
 enum Source {
@@ -318,11 +329,13 @@ impl ResponseBody {
         exchange: Exchange,
         idle_limit: Option<std::time::Duration>,
     ) -> ResponseBody {
+        let request = Some(exchange.request_body.clone());
         ResponseBody {
             source: Source::Upstream(body),
             exchange: Some(exchange),
             sent: 0,
             idle: IdleTimer::new(idle_limit),
+            request,
         }
     }
 
@@ -331,7 +344,13 @@ impl ResponseBody {
     pub(crate) fn local(body: impl Into<Bytes>, exchange: Option<Exchange>) -> ResponseBody {
         let body = body.into();
         let body = if body.is_empty() { None } else { Some(body) };
-        ResponseBody { source: Source::Local(body), exchange, sent: 0, idle: IdleTimer::new(None) }
+        ResponseBody {
+            source: Source::Local(body),
+            exchange,
+            sent: 0,
+            idle: IdleTimer::new(None),
+            request: None,
+        }
     }
 
     /// No body at all (a `101 Switching Protocols`: the tunnel completes the exchange).
@@ -387,25 +406,37 @@ impl Body for ResponseBody {
                         } else if ended {
                             this.finish(None);
                         }
-                        this.idle.activity();
+                        if let Some(request) = &this.request {
+                            request.activity.touch();
+                        }
                         Poll::Ready(Some(Ok(frame)))
                     }
                     Poll::Ready(Some(Err(error))) => {
+                        // The client's idle request body resets the upstream stream too.
+                        let flag = if this.request.as_ref().is_some_and(|r| r.idle()) {
+                            ResponseFlags::STREAM_IDLE_TIMEOUT
+                        } else {
+                            ResponseFlags::UPSTREAM_CONNECTION_TERMINATION
+                        };
                         tracing::debug!(%error, "upstream response body failed");
-                        this.fail(ResponseFlags::UPSTREAM_CONNECTION_TERMINATION);
+                        this.fail(flag);
                         Poll::Ready(Some(Err(error.into())))
                     }
                     Poll::Ready(None) => {
                         this.finish(None);
                         Poll::Ready(None)
                     }
-                    Poll::Pending => match this.idle.poll_expired(cx) {
-                        Poll::Ready(()) => {
+                    Poll::Pending => match this
+                        .request
+                        .as_ref()
+                        .map(|request| this.idle.poll_expired(cx, &request.activity))
+                    {
+                        Some(Poll::Ready(())) => {
                             tracing::debug!("upstream response body idle; stream reset");
                             this.fail(ResponseFlags::STREAM_IDLE_TIMEOUT);
                             Poll::Ready(Some(Err(StreamIdle.into())))
                         }
-                        Poll::Pending => Poll::Pending,
+                        _ => Poll::Pending,
                     },
                 }
             }

@@ -117,7 +117,7 @@ impl Forwarder {
             head.headers.insert(header::HOST, host);
         }
 
-        let counter = Arc::new(BodyCounter::default());
+        let counter = Arc::new(BodyCounter::new());
         let cluster = route.as_ref().map_or("-", |route| &*route.cluster);
         let observation = {
             let mut view = RequestView {

@@ -4,18 +4,17 @@
 //! connection forever. Before the response head is sent the client gets `408` (`SI`); after,
 //! the stream is reset.
 //!
-//! Three places wait on the network, and each watches the limit:
-//! - the request body ([`IdleTimer`] in the body: a frame resets it);
-//! - the wait for the upstream's response head ([`wait_for_head`]): it counts the request
-//!   body's frames as activity, so a slow but steady upload is not cut;
-//! - the response body ([`IdleTimer`] again).
+//! Three places wait on the network, and each watches the limit: the request body and the
+//! response body ([`IdleTimer`]), and the wait for the upstream's response head
+//! ([`wait_for_head`]). All three count activity on the whole stream ([`Activity`]: a frame of
+//! either body), so a slow but steady upload, or a stream that is quiet one way while the
+//! other way talks, is not cut.
 //!
-//! A timer is armed only when a body has to wait, so a request whose body is already buffered
-//! costs none.
+//! A body's timer is armed only when the body has to wait, so a request whose body is
+//! already buffered costs none. Tunnels (`Upgrade`, `CONNECT`) have no idle timeout.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -27,71 +26,71 @@ use tokio::time::{Instant, Sleep};
 #[error("stream idle timeout")]
 pub(crate) struct StreamIdle;
 
-/// A body's idle timer.
+/// A body's idle timer: expires when nothing moved on the stream, in either direction, for
+/// the limit.
 pub(crate) struct IdleTimer {
     limit: Option<Duration>,
     sleep: Option<Pin<Box<Sleep>>>,
-    /// Whether activity happened since the timer was last armed.
-    active: bool,
 }
 
 impl IdleTimer {
     /// `None` never expires.
     pub(crate) fn new(limit: Option<Duration>) -> IdleTimer {
-        IdleTimer { limit, sleep: None, active: false }
+        IdleTimer { limit, sleep: None }
     }
 
-    /// The body made progress.
-    pub(crate) fn activity(&mut self) {
-        self.active = true;
-    }
-
-    /// Called when the body has to wait: arms the timer (from now, if there was activity
-    /// since it was last armed) and polls it. Ready when the limit has passed.
-    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Called when the body has to wait: (re)arms the timer for the limit after the stream's
+    /// last `activity` and polls it. Ready when the limit has passed.
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>, activity: &Activity) -> Poll<()> {
         let Some(limit) = self.limit else {
             return Poll::Pending;
         };
-        let deadline = Instant::now() + limit;
-        let sleep = match &mut self.sleep {
-            Some(sleep) => {
-                if std::mem::take(&mut self.active) {
-                    sleep.as_mut().reset(deadline);
+        loop {
+            let deadline = activity.last() + limit;
+            let sleep = match &mut self.sleep {
+                Some(sleep) => {
+                    if sleep.deadline() != deadline {
+                        sleep.as_mut().reset(deadline);
+                    }
+                    sleep
                 }
-                sleep
+                None => self.sleep.insert(Box::pin(tokio::time::sleep_until(deadline))),
+            };
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
-            None => {
-                self.active = false;
-                self.sleep.insert(Box::pin(tokio::time::sleep_until(deadline)))
+            // The other direction may have moved while this timer ran: wait from there.
+            if Instant::now() >= activity.last() + limit {
+                return Poll::Ready(());
             }
-        };
-        sleep.as_mut().poll(cx)
+        }
     }
 }
 
-/// When a request body last made progress, shared between the body (which moves upstream
-/// with the request) and the forwarder waiting for the response head.
-#[derive(Debug, Default)]
+/// When a stream last moved, in either direction: shared by the request body, the response
+/// body and the forwarder waiting for the response head.
+#[derive(Debug)]
 pub(crate) struct Activity {
-    /// Milliseconds since [`EPOCH`], plus one; 0 when nothing happened yet.
-    last: AtomicU64,
+    /// When the stream began (tokio's clock, so that tests can pause time).
+    start: Instant,
+    /// Milliseconds from `start` to the last activity; 0 before any.
+    since_start: AtomicU64,
 }
-
-/// The zero of [`Activity`]'s clock (tokio's, so that tests can pause time).
-static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 impl Activity {
-    pub(crate) fn touch(&self) {
-        let since = Instant::now().saturating_duration_since(*EPOCH);
-        let millis = u64::try_from(since.as_millis()).unwrap_or(u64::MAX - 1);
-        self.last.store(millis + 1, Ordering::Relaxed);
+    pub(crate) fn new() -> Activity {
+        Activity { start: Instant::now(), since_start: AtomicU64::new(0) }
     }
 
-    fn last(&self) -> Option<Instant> {
-        match self.last.load(Ordering::Relaxed) {
-            0 => None,
-            millis => Some(*EPOCH + Duration::from_millis(millis - 1)),
-        }
+    pub(crate) fn touch(&self) {
+        let since = Instant::now().saturating_duration_since(self.start);
+        let millis = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+        self.since_start.fetch_max(millis, Ordering::Relaxed);
+    }
+
+    /// The last activity, or the stream's start.
+    pub(crate) fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.since_start.load(Ordering::Relaxed))
     }
 }
 
@@ -116,8 +115,7 @@ pub(crate) async fn wait_for_head<T>(
     let upstream_deadline = upstream_timeout.map(|limit| started + limit);
     tokio::pin!(answer);
     loop {
-        let idle_deadline = idle_limit
-            .map(|limit| activity.last().map_or(started, |last| last.max(started)) + limit);
+        let idle_deadline = idle_limit.map(|limit| activity.last() + limit);
         let deadline = match (upstream_deadline, idle_deadline) {
             (Some(a), Some(b)) => a.min(b),
             (Some(deadline), None) | (None, Some(deadline)) => deadline,
@@ -130,8 +128,7 @@ pub(crate) async fn wait_for_head<T>(
         if upstream_deadline.is_some_and(|deadline| now >= deadline) {
             return HeadWait::UpstreamTimeout;
         }
-        let idle_until = idle_limit
-            .map(|limit| activity.last().map_or(started, |last| last.max(started)) + limit);
+        let idle_until = idle_limit.map(|limit| activity.last() + limit);
         if idle_until.is_some_and(|deadline| now >= deadline) {
             return HeadWait::Idle;
         }
@@ -147,11 +144,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_head_wait_ends_at_the_first_limit_and_activity_extends_the_idle_one() {
-        let activity = Activity::default();
+        let activity = Activity::new();
         let never = std::future::pending::<()>();
         let waited = wait_for_head(never, None, Some(Duration::from_secs(300)), &activity).await;
         assert!(matches!(waited, HeadWait::Idle));
 
+        let activity = Activity::new();
         let started = Instant::now();
         let never = std::future::pending::<()>();
         let limits = (Some(Duration::from_secs(15)), Some(Duration::from_secs(300)));
@@ -160,6 +158,7 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(15));
 
         // A body that moves every 200 s keeps a 300 s idle limit from firing.
+        let activity = Activity::new();
         let started = Instant::now();
         let uploading = async {
             for _ in 0..3 {
@@ -177,20 +176,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_body_timer_is_reset_by_activity_and_never_armed_without_a_limit() {
+    async fn a_body_timer_counts_activity_on_the_whole_stream() {
         let mut cx = Context::from_waker(Waker::noop());
+        let activity = Activity::new();
         let mut timer = IdleTimer::new(Some(Duration::from_secs(10)));
-        assert!(timer.poll_expired(&mut cx).is_pending());
+        assert!(timer.poll_expired(&mut cx, &activity).is_pending());
         tokio::time::advance(Duration::from_secs(6)).await;
-        timer.activity();
-        assert!(timer.poll_expired(&mut cx).is_pending());
+        // The other direction moves; this body is not polled again before its timer ends.
+        activity.touch();
         tokio::time::advance(Duration::from_secs(6)).await;
-        assert!(timer.poll_expired(&mut cx).is_pending(), "reset by the activity at 6 s");
+        assert!(timer.poll_expired(&mut cx, &activity).is_pending(), "activity at 6 s counts");
         tokio::time::advance(Duration::from_secs(5)).await;
-        assert!(timer.poll_expired(&mut cx).is_ready());
+        assert!(timer.poll_expired(&mut cx, &activity).is_ready());
 
         let mut unlimited = IdleTimer::new(None);
-        assert!(unlimited.poll_expired(&mut cx).is_pending());
+        assert!(unlimited.poll_expired(&mut cx, &activity).is_pending());
         assert!(unlimited.sleep.is_none());
     }
 }

@@ -35,6 +35,9 @@ type AppBody = UnsyncBoxBody<Bytes, BoxError>;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
+mod idle;
+mod tunnels;
+
 // === the recording observer ===
 
 #[derive(Debug, Clone, Default)]
@@ -635,45 +638,6 @@ async fn grpc_streams_both_ways_and_trailers_arrive() {
 }
 
 #[tokio::test]
-async fn upgrade_tunnels_raw_bytes_after_101() {
-    let app = app(|mut request: Request<Incoming>, _| async move {
-        let upgraded = hyper::upgrade::on(&mut request);
-        tokio::spawn(async move {
-            let Ok(upgraded) = upgraded.await else { return };
-            let mut io = TokioIo::new(upgraded);
-            let mut buffer = [0u8; 1024];
-            while let Ok(read) = io.read(&mut buffer).await {
-                if read == 0 || io.write_all(&[b"echo:", &buffer[..read]].concat()).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let mut response = Response::new(full(""));
-        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        response.headers_mut().insert("upgrade", HeaderValue::from_static("websocket"));
-        response.headers_mut().insert("connection", HeaderValue::from_static("upgrade"));
-        response
-    })
-    .await;
-    let harness = start_default(config(Some(app), &[], "")).await;
-    let mut stream = TcpStream::connect(harness.sidecar.inbound_addr().unwrap()).await.unwrap();
-    let request = "GET /ws HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n";
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let head = read_head(&mut stream).await.to_ascii_lowercase();
-    assert!(head.starts_with("http/1.1 101 switching protocols\r\n"), "{head}");
-    assert!(head.contains("upgrade: websocket\r\n"), "{head}");
-    stream.write_all(b"ping").await.unwrap();
-    let mut echoed = [0u8; 9];
-    stream.read_exact(&mut echoed).await.unwrap();
-    assert_eq!(&echoed, b"echo:ping");
-    drop(stream);
-    let record = harness.recorder.completed("/ws").await;
-    assert_eq!(record.status, Some(101));
-    assert_eq!(record.upstream, Some(app), "the tunnel's upstream address is reported");
-    assert_eq!((record.request_bytes, record.response_bytes), (4, 9));
-}
-
-#[tokio::test]
 async fn head_responses_keep_their_content_length() {
     let app = app(|_request, _| async { Response::new(full("0123456789")) }).await;
     let harness = start_default(config(Some(app), &[], "")).await;
@@ -819,85 +783,6 @@ async fn silent_upstreams_time_out_with_504() {
     assert_eq!(record.flags.as_deref(), Some("UT"));
 }
 
-/// The sidecar with Envoy's stream idle timeout shortened to `limit`.
-async fn with_stream_idle_limit(app: SocketAddr, limit: Duration) -> Harness {
-    let options = ProxyOptions { stream_idle_timeout: Some(limit), ..ProxyOptions::default() };
-    start(config(Some(app), &[], ""), options, AdminState::new()).await
-}
-
-/// An app that reads the whole request body before answering with its length.
-async fn body_reader() -> SocketAddr {
-    app(|request: Request<Incoming>, _| async move {
-        let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        Response::new(full(format!("{} bytes", body.len())))
-    })
-    .await
-}
-
-#[tokio::test]
-async fn a_client_that_stops_sending_its_body_gets_408_si() {
-    let harness = with_stream_idle_limit(body_reader().await, Duration::from_millis(300)).await;
-    let mut stream = TcpStream::connect(harness.sidecar.inbound_addr().unwrap()).await.unwrap();
-    let request = "POST /stalled HTTP/1.1\r\nHost: app\r\nContent-Length: 10\r\n\r\nabc";
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let head = read_head(&mut stream).await;
-    assert!(head.starts_with("HTTP/1.1 408 "), "{head}");
-    let record = harness.recorder.completed("/stalled").await;
-    assert_eq!((record.status, record.flags.as_deref()), (Some(408), Some("SI")));
-    assert_eq!(record.request_bytes, 3);
-}
-
-#[tokio::test]
-async fn a_slow_but_steady_upload_outlasts_the_idle_limit() {
-    let harness = with_stream_idle_limit(body_reader().await, Duration::from_millis(600)).await;
-    let mut stream = TcpStream::connect(harness.sidecar.inbound_addr().unwrap()).await.unwrap();
-    let head = "POST /steady HTTP/1.1\r\nHost: app\r\nContent-Length: 8\r\n\r\n";
-    stream.write_all(head.as_bytes()).await.unwrap();
-    // Eight bytes 150 ms apart: the upload takes twice the limit but is never idle for it.
-    for byte in b"steadily" {
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        stream.write_all(&[*byte]).await.unwrap();
-    }
-    let answer = read_head(&mut stream).await;
-    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
-    let record = harness.recorder.completed("/steady").await;
-    assert_eq!((record.request_bytes, record.flags.as_deref()), (8, Some("-")));
-}
-
-#[tokio::test]
-async fn an_upstream_that_never_answers_gets_408_si_without_a_route_timeout() {
-    let app = app(|_request, _| std::future::pending::<Response<AppBody>>()).await;
-    let harness = with_stream_idle_limit(app, Duration::from_millis(300)).await;
-    let (head, body) =
-        send(&mut h1(harness.sidecar.inbound_addr().unwrap()).await, get("/silent", "app")).await;
-    assert_eq!(head.status, StatusCode::REQUEST_TIMEOUT);
-    assert_eq!(body, "stream timeout");
-    let record = harness.recorder.completed("/silent").await;
-    assert_eq!(record.flags.as_deref(), Some("SI"));
-}
-
-#[tokio::test]
-async fn an_upstream_that_stalls_mid_body_is_reset_with_si() {
-    let stalling = raw_app(|mut stream| async move {
-        let mut buffer = [0u8; 1024];
-        let _ = stream.read(&mut buffer).await;
-        let head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial";
-        let _ = stream.write_all(head.as_bytes()).await;
-        // Hold the connection, sending nothing more.
-        let _ = stream.read(&mut buffer).await;
-    })
-    .await;
-    let harness = with_stream_idle_limit(stalling, Duration::from_millis(300)).await;
-    let mut client = h1(harness.sidecar.inbound_addr().unwrap()).await;
-    let response = client.send_request(get("/stall", "app")).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body = tokio::time::timeout(DEADLINE, response.into_body().collect()).await.unwrap();
-    assert!(body.is_err(), "the body ends in a reset, not silently short");
-    let record = harness.recorder.completed("/stall").await;
-    assert_eq!((record.status, record.flags.as_deref()), (Some(200), Some("SI")));
-    assert_eq!(record.response_bytes, 7);
-}
-
 #[tokio::test]
 async fn client_hang_ups_complete_with_dc() {
     let app = app(|_request, _| std::future::pending::<Response<AppBody>>()).await;
@@ -927,93 +812,6 @@ async fn outbound_requests_naming_nothing_get_404_nr() {
     assert!(answer.starts_with("HTTP/1.0 404 "), "{answer}");
     let record = harness.recorder.completed("/nowhere").await;
     assert_eq!((record.cluster.as_str(), record.flags.as_deref()), ("-", Some("NR")));
-}
-
-/// An upstream that answers every read with `echo:` and the bytes read.
-async fn echo_bytes() -> SocketAddr {
-    raw_app(|mut stream| async move {
-        let mut buffer = [0u8; 1024];
-        while let Ok(read) = stream.read(&mut buffer).await {
-            if read == 0 || stream.write_all(&[b"echo:", &buffer[..read]].concat()).await.is_err() {
-                break;
-            }
-        }
-    })
-    .await
-}
-
-/// Sends `CONNECT target` on a fresh connection to `address`; returns the connection and the
-/// answer's head.
-async fn connect_to(address: SocketAddr, target: &str) -> (TcpStream, String) {
-    let mut stream = TcpStream::connect(address).await.unwrap();
-    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let head = read_head(&mut stream).await;
-    (stream, head)
-}
-
-#[tokio::test]
-async fn outbound_connect_opens_a_tunnel_like_an_http_proxy() {
-    let target = echo_bytes().await;
-    let harness =
-        start_default(config(None, &[("secure.default.svc.cluster.local:443", target)], "")).await;
-    // Through the services table, and passed through to an address the table does not know.
-    for (name, cluster) in [
-        ("secure.default.svc.cluster.local:443", "outbound|443||secure.default.svc.cluster.local"),
-        (&*target.to_string(), "PassthroughCluster"),
-    ] {
-        let (mut stream, head) = connect_to(harness.sidecar.outbound_addr(), name).await;
-        let lower = head.to_ascii_lowercase();
-        assert!(lower.starts_with("http/1.1 200 ok\r\n"), "{head}");
-        assert!(
-            !lower.contains("content-length") && !lower.contains("transfer-encoding"),
-            "{head}"
-        );
-        stream.write_all(b"ping").await.unwrap();
-        let mut echoed = [0u8; 9];
-        stream.read_exact(&mut echoed).await.unwrap();
-        assert_eq!(&echoed, b"echo:ping");
-        drop(stream);
-        let record = eventually(|| {
-            let exchanges = harness.recorder.exchanges.lock().unwrap();
-            let records: Vec<Record> =
-                exchanges.iter().map(|r| r.lock().unwrap().clone()).collect();
-            records.into_iter().find(|r| r.cluster == cluster && r.flags.is_some())
-        })
-        .await;
-        assert_eq!(record.direction, Some(Direction::Outbound));
-        assert_eq!(record.status, Some(200));
-        assert_eq!(record.upstream, Some(target));
-        assert_eq!(record.flags.as_deref(), Some("-"));
-        assert_eq!((record.request_bytes, record.response_bytes), (4, 9));
-    }
-}
-
-#[tokio::test]
-async fn connect_to_a_refused_target_gets_503_uf() {
-    let closed = closed_port().await;
-    let harness = start_default(config(None, &[], "")).await;
-    let (_stream, head) = connect_to(harness.sidecar.outbound_addr(), &closed.to_string()).await;
-    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
-    let record = eventually(|| {
-        let exchanges = harness.recorder.exchanges.lock().unwrap();
-        exchanges.first().map(|r| r.lock().unwrap().clone()).filter(|r| r.flags.is_some())
-    })
-    .await;
-    assert_eq!(record.flags.as_deref(), Some("UF,URX"));
-    assert_eq!(record.status, Some(503));
-}
-
-#[tokio::test]
-async fn connect_has_no_route_inbound_or_without_a_port() {
-    let app = echo_bytes().await;
-    let harness = start_default(config(Some(app), &[], "")).await;
-    let (_stream, head) =
-        connect_to(harness.sidecar.inbound_addr().unwrap(), &app.to_string()).await;
-    assert!(head.starts_with("HTTP/1.1 404 "), "inbound: {head}");
-    let (_stream, head) = connect_to(harness.sidecar.outbound_addr(), "example.com").await;
-    assert!(head.starts_with("HTTP/1.1 "), "{head}");
-    assert!(!head.starts_with("HTTP/1.1 200 "), "a CONNECT target needs a port: {head}");
 }
 
 #[tokio::test]

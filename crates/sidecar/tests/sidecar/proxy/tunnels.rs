@@ -1,0 +1,129 @@
+//! Tunnels: `Upgrade` after a `101`, and outbound `CONNECT` (an app behind `HTTPS_PROXY`).
+
+use super::*;
+
+#[tokio::test]
+async fn upgrade_tunnels_raw_bytes_after_101() {
+    let app = app(|mut request: Request<Incoming>, _| async move {
+        let upgraded = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            let Ok(upgraded) = upgraded.await else { return };
+            let mut io = TokioIo::new(upgraded);
+            let mut buffer = [0u8; 1024];
+            while let Ok(read) = io.read(&mut buffer).await {
+                if read == 0 || io.write_all(&[b"echo:", &buffer[..read]].concat()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut response = Response::new(full(""));
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        response.headers_mut().insert("upgrade", HeaderValue::from_static("websocket"));
+        response.headers_mut().insert("connection", HeaderValue::from_static("upgrade"));
+        response
+    })
+    .await;
+    let harness = start_default(config(Some(app), &[], "")).await;
+    let mut stream = TcpStream::connect(harness.sidecar.inbound_addr().unwrap()).await.unwrap();
+    let request = "GET /ws HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101 switching protocols\r\n"), "{head}");
+    assert!(head.contains("upgrade: websocket\r\n"), "{head}");
+    stream.write_all(b"ping").await.unwrap();
+    let mut echoed = [0u8; 9];
+    stream.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"echo:ping");
+    drop(stream);
+    let record = harness.recorder.completed("/ws").await;
+    assert_eq!(record.status, Some(101));
+    assert_eq!(record.upstream, Some(app), "the tunnel's upstream address is reported");
+    assert_eq!((record.request_bytes, record.response_bytes), (4, 9));
+}
+
+/// An upstream that answers every read with `echo:` and the bytes read.
+async fn echo_bytes() -> SocketAddr {
+    raw_app(|mut stream| async move {
+        let mut buffer = [0u8; 1024];
+        while let Ok(read) = stream.read(&mut buffer).await {
+            if read == 0 || stream.write_all(&[b"echo:", &buffer[..read]].concat()).await.is_err() {
+                break;
+            }
+        }
+    })
+    .await
+}
+
+/// Sends `CONNECT target` on a fresh connection to `address`; returns the connection and the
+/// answer's head.
+async fn connect_to(address: SocketAddr, target: &str) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    (stream, head)
+}
+
+#[tokio::test]
+async fn outbound_connect_opens_a_tunnel_like_an_http_proxy() {
+    let target = echo_bytes().await;
+    let harness =
+        start_default(config(None, &[("secure.default.svc.cluster.local:443", target)], "")).await;
+    // Through the services table, and passed through to an address the table does not know.
+    for (name, cluster) in [
+        ("secure.default.svc.cluster.local:443", "outbound|443||secure.default.svc.cluster.local"),
+        (&*target.to_string(), "PassthroughCluster"),
+    ] {
+        let (mut stream, head) = connect_to(harness.sidecar.outbound_addr(), name).await;
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.starts_with("http/1.1 200 ok\r\n"), "{head}");
+        assert!(
+            !lower.contains("content-length") && !lower.contains("transfer-encoding"),
+            "{head}"
+        );
+        stream.write_all(b"ping").await.unwrap();
+        let mut echoed = [0u8; 9];
+        stream.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"echo:ping");
+        drop(stream);
+        let record = eventually(|| {
+            let exchanges = harness.recorder.exchanges.lock().unwrap();
+            let records: Vec<Record> =
+                exchanges.iter().map(|r| r.lock().unwrap().clone()).collect();
+            records.into_iter().find(|r| r.cluster == cluster && r.flags.is_some())
+        })
+        .await;
+        assert_eq!(record.direction, Some(Direction::Outbound));
+        assert_eq!(record.status, Some(200));
+        assert_eq!(record.upstream, Some(target));
+        assert_eq!(record.flags.as_deref(), Some("-"));
+        assert_eq!((record.request_bytes, record.response_bytes), (4, 9));
+    }
+}
+
+#[tokio::test]
+async fn connect_to_a_refused_target_gets_503_uf() {
+    let closed = closed_port().await;
+    let harness = start_default(config(None, &[], "")).await;
+    let (_stream, head) = connect_to(harness.sidecar.outbound_addr(), &closed.to_string()).await;
+    assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+    let record = eventually(|| {
+        let exchanges = harness.recorder.exchanges.lock().unwrap();
+        exchanges.first().map(|r| r.lock().unwrap().clone()).filter(|r| r.flags.is_some())
+    })
+    .await;
+    assert_eq!(record.flags.as_deref(), Some("UF,URX"));
+    assert_eq!(record.status, Some(503));
+}
+
+#[tokio::test]
+async fn connect_has_no_route_inbound_or_without_a_port() {
+    let app = echo_bytes().await;
+    let harness = start_default(config(Some(app), &[], "")).await;
+    let (_stream, head) =
+        connect_to(harness.sidecar.inbound_addr().unwrap(), &app.to_string()).await;
+    assert!(head.starts_with("HTTP/1.1 404 "), "inbound: {head}");
+    let (_stream, head) = connect_to(harness.sidecar.outbound_addr(), "example.com").await;
+    assert!(head.starts_with("HTTP/1.1 "), "{head}");
+    assert!(!head.starts_with("HTTP/1.1 200 "), "a CONNECT target needs a port: {head}");
+}
