@@ -101,7 +101,8 @@ def test_sdk_spans_arrive_as_zipkin_v2_json(zipkin, pool):
         assert zipkin_span["traceId"] == f"{context(sdk_span).trace_id:032x}"
         assert zipkin_span["name"] == sdk_span.name
         assert zipkin_span["timestamp"] == micros(sdk_span.start_time)
-        assert zipkin_span["duration"] == max(1, (sdk_span.end_time - sdk_span.start_time) // 1000)
+        length = sdk_span.end_time - sdk_span.start_time
+        assert zipkin_span["duration"] == (micros(length) if length >= 1000 else 1)
         assert zipkin_span["localEndpoint"] == {"serviceName": "productpage"}
         tags = zipkin_span["tags"]
         assert tags["otel.library.name"] == "e2e.seed"

@@ -34,6 +34,11 @@ use encode::Format;
 /// The local service name of spans whose resource names none, unless configured.
 const DEFAULT_SERVICE_NAME: &str = "<missing service name>";
 
+/// Batches with more spans are translated on the blocking pool: at about 2.3 µs a span
+/// (BENCHMARKS.md), 256 spans hold the runtime about half a millisecond, the most a task
+/// should.
+const OFF_REACTOR_SPANS: u64 = 256;
+
 /// The `zipkin` exporter's YAML.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -42,7 +47,8 @@ pub struct ZipkinConfig {
     pub endpoint: Option<String>,
     /// `json` (default) or `proto`.
     pub format: Option<String>,
-    /// The service name of spans whose resource has none.
+    /// The local service name of spans whose resource names none (`service.name`, or
+    /// failing that `faas.name`, `k8s.deployment.name` or `process.executable.name`).
     pub default_service_name: Option<String>,
     pub tls: ClientTlsConfig,
     pub headers: Headers,
@@ -202,7 +208,21 @@ struct ZipkinSender {
 impl Sender for ZipkinSender {
     fn send<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), SendError>> {
         Box::pin(async move {
-            let body = self.body(batch)?;
+            // Translated again on each attempt: a retry is rare, and keeping the body would
+            // hold its memory for the whole back-off.
+            let body = if batch.items() > OFF_REACTOR_SPANS {
+                // An encoded batch (the usual case) clones by reference count.
+                let batch = batch.clone();
+                let (format, default_service_name) =
+                    (self.format, self.default_service_name.clone());
+                tokio::task::spawn_blocking(move || body(&batch, format, &default_service_name))
+                    .await
+                    .map_err(|error| {
+                        SendError::permanent(format!("the translation task failed: {error}"))
+                    })??
+            } else {
+                body(batch, self.format, &self.default_service_name)?
+            };
             let body = match self.compression {
                 Compression::Gzip => Bytes::from(transport::gzip::compress_off_reactor(body).await),
                 Compression::None => body,
@@ -212,21 +232,19 @@ impl Sender for ZipkinSender {
     }
 }
 
-impl ZipkinSender {
-    /// The batch translated and encoded. A batch received as OTLP bytes is decoded here.
-    fn body(&self, batch: &Batch) -> Result<Bytes, SendError> {
-        let request = match batch.as_traces() {
+/// The batch translated and encoded. A batch received as OTLP bytes is decoded here.
+fn body(batch: &Batch, format: Format, default_service_name: &str) -> Result<Bytes, SendError> {
+    let request =
+        match batch.as_traces() {
             Some(request) => Cow::Borrowed(request),
             None => Cow::Owned(batch.clone().into_traces().map_err(|error| {
                 SendError::permanent(format!("cannot decode the batch: {error}"))
             })?),
         };
-        let spans =
-            translate::zipkin_spans(&request, &self.default_service_name).map_err(|error| {
-                SendError::permanent(format!("cannot translate the batch to Zipkin: {error}"))
-            })?;
-        Ok(Bytes::from(self.format.encode(&spans)))
-    }
+    let spans = translate::zipkin_spans(&request, default_service_name).map_err(|error| {
+        SendError::permanent(format!("cannot translate the batch to Zipkin: {error}"))
+    })?;
+    Ok(Bytes::from(format.encode(&spans)))
 }
 
 /// The translation and its encodings, for benchmarks: `request` as a Zipkin JSON body.

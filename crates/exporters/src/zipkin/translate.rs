@@ -17,8 +17,13 @@
 //! - events are annotations (`name`, or `name|{attributes}|dropped`), links are tags
 //!   `otlp.link.N` (`trace|span|tracestate|{attributes}|dropped`).
 //!
-//! Times are whole microseconds; a duration under one microsecond is rounded up to one, since
-//! Zipkin reads zero as "unknown".
+//! The attribute keys are those of the collector's translator (semantic conventions 1.6:
+//! `net.peer.ip`, `net.host.ip`, …). JSON written inside tags (arrays, maps, event and link
+//! attributes) escapes only what JSON requires; Go's encoder also escapes `<`, `>` and `&`.
+//!
+//! Times are whole microseconds, rounded to the nearest, as zipkin-go writes them: a duration
+//! under one microsecond is one (Zipkin reads zero as "unknown"), a zero duration is left out,
+//! and a span that ends before it starts is refused.
 
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -98,6 +103,8 @@ pub(crate) enum InvalidSpan {
     TraceId { name: String },
     #[error("span {name:?} has an invalid span id (zero or not 8 bytes)")]
     SpanId { name: String },
+    #[error("span {name:?} ends before it starts")]
+    NegativeDuration { name: String },
 }
 
 /// Every span of `request`, in order.
@@ -207,7 +214,9 @@ fn zipkin_span<'a>(
         .map(u64::from_be_bytes)
         .filter(|id| *id != 0)
         .ok_or_else(|| InvalidSpan::SpanId { name: span.name.clone() })?;
-    // An absent or malformed parent id makes a root span, as in the collector.
+    // An absent parent id makes a root span, as in the collector. A malformed one (not 8
+    // bytes) does too: the collector's decoder would refuse the whole request first, and a
+    // root span loses less.
     let parent_id =
         span_bytes::<8>(&span.parent_span_id).map(u64::from_be_bytes).filter(|id| *id != 0);
 
@@ -248,7 +257,7 @@ fn zipkin_span<'a>(
         .events
         .iter()
         .map(|event| Annotation {
-            timestamp: event.time_unix_nano / 1_000,
+            timestamp: rounded_micros(event.time_unix_nano),
             value: if event.attributes.is_empty() && event.dropped_attributes_count == 0 {
                 Cow::Borrowed(event.name.as_str())
             } else {
@@ -270,8 +279,7 @@ fn zipkin_span<'a>(
         // The collector leaves out a start within the first second of the epoch.
         timestamp: (span.start_time_unix_nano >= 1_000_000_000)
             .then(|| rounded_micros(span.start_time_unix_nano)),
-        duration: (span.end_time_unix_nano != 0)
-            .then(|| duration_micros(span.start_time_unix_nano, span.end_time_unix_nano)),
+        duration: duration_micros(span)?,
         local_endpoint,
         remote_endpoint,
         annotations,
@@ -345,9 +353,20 @@ fn rounded_micros(nanos: u64) -> u64 {
     nanos.saturating_add(500) / 1_000
 }
 
-/// The span's length in whole microseconds, at least one.
-fn duration_micros(start: u64, end: u64) -> u64 {
-    (end.saturating_sub(start) / 1_000).max(1)
+/// The span's length in microseconds, rounded: none without an end or for zero, at least one
+/// for any other length.
+fn duration_micros(span: &Span) -> Result<Option<u64>, InvalidSpan> {
+    if span.end_time_unix_nano == 0 {
+        return Ok(None);
+    }
+    let Some(nanos) = span.end_time_unix_nano.checked_sub(span.start_time_unix_nano) else {
+        return Err(InvalidSpan::NegativeDuration { name: span.name.clone() });
+    };
+    Ok(match nanos {
+        0 => None,
+        1..1_000 => Some(1),
+        _ => Some(rounded_micros(nanos)),
+    })
 }
 
 #[cfg(test)]

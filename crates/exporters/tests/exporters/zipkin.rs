@@ -170,3 +170,20 @@ fn zipkin_config_errors_name_the_key() {
         .is_ok()
     );
 }
+
+#[tokio::test]
+async fn zipkin_translates_a_large_batch_off_the_runtime_threads() {
+    let destination = Arc::new(HttpDestination::default());
+    let address = http_server(&destination, None).await;
+    let yaml = format!("endpoint: http://{address}/api/v2/spans\n{FAST_RETRY}");
+    let exporter = Running::start(&ZipkinExporterFactory, &yaml, Signal::Traces).await;
+    // Above the exporter's 256-span threshold for the blocking pool.
+    let request = otlp::fixtures::sidecar_traces(300, 3);
+    let batch = Batch::from_wire(Signal::Traces, request.encode_to_vec().into()).unwrap();
+    exporter.consume(batch).await.unwrap();
+    eventually("the sent count", || exporter.metric("otelcol_exporter_sent_spans_total") == 300)
+        .await;
+    exporter.stop().await;
+    let spans: Vec<_> = destination.requests().iter().flat_map(|r| json_spans(&r.body)).collect();
+    assert_eq!(spans.len(), 300);
+}

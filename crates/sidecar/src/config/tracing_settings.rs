@@ -146,8 +146,9 @@ pub struct OtlpExporter {
     /// Where to connect: the provider's `service:port` resolved through the Sidecar's
     /// `services` table when the table has it, otherwise as written.
     pub endpoint: Endpoint,
-    /// The `:authority` / `Host` to send: the provider's `service:port` as written (a leading
-    /// `<namespace>/` removed).
+    /// The provider's `service:port` as written, a leading `<namespace>/` removed (for
+    /// `/config_dump`; requests go to [`endpoint`](Self::endpoint), whose address is also
+    /// their `Host`/`:authority`).
     pub authority: String,
     /// HTTP only: the request path (Istio `http.path`, e.g. `/v1/traces`).
     pub path: Option<String>,
@@ -164,7 +165,8 @@ pub struct OtlpExporter {
 pub struct ZipkinExporter {
     /// Where to connect (resolved like [`OtlpExporter::endpoint`]).
     pub endpoint: Endpoint,
-    /// The `Host` header to send.
+    /// The provider's `service:port` as written (for `/config_dump`; requests go to
+    /// [`endpoint`](Self::endpoint)).
     pub authority: String,
     /// The collector path, `/api/v2/spans` unless the provider says otherwise.
     pub path: String,

@@ -176,9 +176,7 @@ impl Forwarder {
         }
         relay(response, upstream, exchange, version, idle)
     }
-}
 
-impl Forwarder {
     /// Connects a `CONNECT` to its target and hands both connections to a tunnel; a failed
     /// connect is answered as any failed forward is (`503` with `UF`/`URX`, `504` with `UT`).
     async fn open_tunnel(

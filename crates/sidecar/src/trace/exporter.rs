@@ -204,7 +204,8 @@ pub(crate) fn resource(
 }
 
 /// The resource of spans sent to Zipkin: only the service name, which becomes the spans' local
-/// endpoint, as Envoy's Zipkin tracer sends them; anything more would be a tag on every span.
+/// endpoint, as in Envoy's Zipkin tracer (whose local endpoint also has the pod's IP, which
+/// the sidecar does not know); anything more would be a tag on every span.
 pub(crate) fn zipkin_resource(service_name: &str) -> Resource {
     string_resource(vec![("service.name".into(), service_name.into())])
 }

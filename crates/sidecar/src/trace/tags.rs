@@ -29,7 +29,7 @@ use propagation::request_id;
 
 use super::local::{Environment, LocalInfo, istio_tags};
 use super::sampling::CLIENT_TRACE_ID;
-use crate::config::{DirectionSettings, TagValue, Workload};
+use crate::config::{DirectionSettings, Exporter, TagValue, Workload};
 use crate::grpc::{GRPC_MESSAGE, GRPC_STATUS};
 use crate::observe::{Completion, RequestView, ResponseView};
 use crate::proxy::headers::X_FORWARDED_PROTO;
@@ -71,6 +71,10 @@ pub(crate) struct DirectionTags {
     /// header name (only the default applies).
     headers: Vec<(String, Option<HeaderName>, Option<String>)>,
     max_path_tag_length: usize,
+    /// Spans bound for Zipkin: their status is Error exactly when they carry `error=true`, so
+    /// that the Zipkin translation (which derives the `error` tag from the status) shows the
+    /// tag Envoy's Zipkin tracer sets, and no other.
+    status_follows_error_tag: bool,
 }
 
 /// What a span needs from the request head.
@@ -152,6 +156,7 @@ impl DirectionTags {
             }
         }
         DirectionTags {
+            status_follows_error_tag: matches!(settings.exporter, Some(Exporter::Zipkin(_))),
             node_id: local.node_id.clone(),
             zone: local.zone.clone(),
             fixed,
@@ -344,7 +349,12 @@ pub(crate) fn span_tags<'a>(
         out.retain(|(existing, _)| existing != key);
         out.push((text(key), text(value)));
     }
-    SpanTags { attributes: out, status: status(kind, status_code, grpc_code) }
+    let status = if tags.status_follows_error_tag {
+        if error { SpanStatus::Error } else { SpanStatus::Unset }
+    } else {
+        status(kind, status_code, grpc_code)
+    };
+    SpanTags { attributes: out, status }
 }
 
 /// Envoy's OpenTelemetry span status rules.

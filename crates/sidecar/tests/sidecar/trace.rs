@@ -133,6 +133,17 @@ impl Exchange {
         self.header("traceparent").unwrap().split('-').nth(2).unwrap().to_owned()
     }
 
+    /// The client went away before any response (`DC`).
+    fn hang_up(self) {
+        self.observation.complete(&Completion {
+            request_body_bytes: 0,
+            response_body_bytes: 0,
+            trailers: None,
+            response_flags: "DC",
+            duration: Duration::from_millis(4),
+        });
+    }
+
     /// The upstream answered `status`, and both bodies are done.
     fn finish(mut self, status: u16) {
         let mut headers = HeaderMap::new();
@@ -473,14 +484,26 @@ spec:
         request(&*observer, Direction::Inbound, Request::get("/productpage"), "inbound|9080||");
     let traceparent = exchange.header("traceparent").unwrap().to_owned();
     exchange.finish(503);
-    let spans = zipkin.spans(1).await;
+    // As Envoy's Zipkin tracer tags them: a client's 404 is no error, a hang-up is.
+    let not_found = request(&*observer, Direction::Outbound, Request::get("/missing"), REVIEWS);
+    let not_found_id = not_found.forwarded_parent();
+    not_found.finish(404);
+    let hung_up = request(&*observer, Direction::Outbound, Request::get("/gone"), REVIEWS);
+    let hung_up_id = hung_up.forwarded_parent();
+    hung_up.hang_up();
+    let spans = zipkin.spans(3).await;
     within("tracing shutdown", runtime.shutdown(Instant::now() + Duration::from_secs(1))).await;
 
     let uploads = zipkin.uploads.lock().unwrap().clone();
     assert_eq!(uploads[0].path, "/api/v2/spans");
     assert_eq!(uploads[0].content_type, "application/json");
-    assert_eq!(spans.len(), 1);
-    let span = &spans[0];
+    assert_eq!(spans.len(), 3);
+    let by_id = |id: &str| spans.iter().find(|span| span["id"] == id).unwrap();
+    assert_eq!(by_id(&not_found_id)["tags"].get("error"), None);
+    assert_eq!(by_id(&not_found_id)["tags"]["http.status_code"], "404");
+    assert_eq!(by_id(&hung_up_id)["tags"]["error"], "true");
+    assert_eq!(by_id(&hung_up_id)["tags"]["response_flags"], "DC");
+    let span = by_id(traceparent.split('-').nth(2).unwrap());
     let fields: Vec<&str> = traceparent.split('-').collect();
     assert_eq!(span["traceId"], fields[1]);
     assert_eq!(span["id"], fields[2], "the span the app sees as its parent");
@@ -498,6 +521,7 @@ spec:
     assert_eq!(tags.get("k8s.namespace.name"), None, "only the service name from the resource");
     let metrics = runtime.metrics();
     assert_eq!(metrics.spans_started(Direction::Inbound), 1);
+    assert_eq!(metrics.spans_started(Direction::Outbound), 2);
     assert_eq!(metrics.spans_dropped(DropReason::NoExporter), 0);
 }
 

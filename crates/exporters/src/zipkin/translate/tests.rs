@@ -270,6 +270,16 @@ fn status_kind_and_times_edge_cases() {
     assert!(tag(&zipkin.tags, "net.host.ip").is_none());
     assert_eq!(zipkin.remote_endpoint, None);
 
+    span.start_time_unix_nano = 1_700_000_000_000_000_000;
+    for (length, micros) in [(0, None), (999, Some(1)), (1_499, Some(1)), (1_500, Some(2))] {
+        span.end_time_unix_nano = span.start_time_unix_nano + length;
+        let timed = request(vec![], None, vec![span.clone()]);
+        assert_eq!(zipkin_spans(&timed, "x").unwrap()[0].duration, micros, "{length} ns");
+    }
+    span.end_time_unix_nano = span.start_time_unix_nano - 1;
+    let backwards = request(vec![], None, vec![span.clone()]);
+    assert!(matches!(zipkin_spans(&backwards, "x"), Err(InvalidSpan::NegativeDuration { .. })));
+
     span.status = None;
     span.end_time_unix_nano = 0;
     let unnamed = request(vec![], None, vec![span.clone()]);
