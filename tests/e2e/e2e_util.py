@@ -261,3 +261,76 @@ class RecordingHttpServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class PostSink:
+    """A destination for an HTTP exporter on 127.0.0.1: records every POST as
+    `(path, headers, body)` and answers `status` (with `content_type`, when given) and an empty
+    body."""
+
+    def __init__(self, status=200, content_type=None):
+        self.requests = []
+        lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - the http.server hook name
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with lock:
+                    sink.requests.append((self.path, dict(self.headers.items()), body))
+                self.send_response(status)
+                if content_type:
+                    self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self):
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def received(self, path):
+        """`(lowercase headers, body)` of every request to `path`, gunzipped when needed."""
+        found = []
+        for request_path, headers, body in list(self.requests):
+            if request_path != path:
+                continue
+            lowered = {key.lower(): value for key, value in headers.items()}
+            if lowered.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            found.append((lowered, body))
+        return found
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def traced_to(sink_port):
+    """The Istio resources, as YAML documents to follow a `kind: Sidecar` one, that trace every
+    request and export to an OTLP/gRPC sink on 127.0.0.1:`sink_port`: an IstioOperator's
+    OpenTelemetry extension provider and a mesh-wide Telemetry at 100 % sampling."""
+    return f"""\
+---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  meshConfig:
+    extensionProviders:
+    - name: otel-tracing
+      opentelemetry: {{service: 127.0.0.1, port: {sink_port}}}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {{name: mesh-default, namespace: istio-system}}
+spec:
+  tracing:
+  - providers: [{{name: otel-tracing}}]
+    randomSamplingPercentage: 100
+"""

@@ -1,18 +1,23 @@
 """The otlphttp exporter delivers traces and logs to an OTLP/HTTP destination: the signal's
 URL under the base endpoint, protobuf, gzip by default, configured headers, content intact."""
 
-import gzip
 import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from e2e_util import JSON, eventually, grpc_export_traces, log_request_json, post, trace_request
+from e2e_util import (
+    JSON,
+    PostSink,
+    eventually,
+    grpc_export_traces,
+    log_request_json,
+    post,
+    trace_request,
+)
 
 CONFIG = """
 receivers:
@@ -41,55 +46,9 @@ service:
 """
 
 
-class HttpSink:
-    """A minimal OTLP/HTTP destination on 127.0.0.1 recording `(path, headers, body)`."""
-
-    def __init__(self):
-        self.requests = []
-        lock = threading.Lock()
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the http.server hook name
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with lock:
-                    sink.requests.append((self.path, dict(self.headers.items()), body))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def endpoint(self):
-        return f"127.0.0.1:{self.server.server_address[1]}"
-
-    def received(self, path):
-        """`(headers, decoded body)` of every request to `path`, gunzipped when needed."""
-        found = []
-        for request_path, headers, body in list(self.requests):
-            if request_path != path:
-                continue
-            lowered = {key.lower(): value for key, value in headers.items()}
-            if lowered.get("content-encoding") == "gzip":
-                body = gzip.decompress(body)
-            found.append((lowered, body))
-        return found
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def http_sink():
-    sink = HttpSink()
+    sink = PostSink(status=200, content_type="application/x-protobuf")
     yield sink
     sink.close()
 

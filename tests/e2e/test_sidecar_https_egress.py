@@ -13,30 +13,14 @@ import pytest
 import requests
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from e2e_util import eventually
+from e2e_util import eventually, traced_to
 
 SIDECAR_CONFIG = """\
 kind: Sidecar
-metadata: {{name: egress-v1, namespace: default, labels: {{app: egress}}}}
+metadata: {name: egress-v1, namespace: default, labels: {app: egress}}
 spec:
-  outbound: {{listen: 127.0.0.1:0}}
-  admin: {{listen: 127.0.0.1:0}}
----
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-spec:
-  meshConfig:
-    extensionProviders:
-    - name: otel-tracing
-      opentelemetry: {{service: 127.0.0.1, port: {sink_port}}}
----
-apiVersion: telemetry.istio.io/v1
-kind: Telemetry
-metadata: {{name: mesh-default, namespace: istio-system}}
-spec:
-  tracing:
-  - providers: [{{name: otel-tracing}}]
-    randomSamplingPercentage: 100
+  outbound: {listen: 127.0.0.1:0}
+  admin: {listen: 127.0.0.1:0}
 """
 
 BODY = b"hello over tls"
@@ -89,7 +73,7 @@ def connect_spans(sink):
 def test_https_through_the_outbound_listener_is_tunnelled(pool, https_server):
     port, cert = https_server
     sink = pool.sink()
-    sidecar = pool.sidecar(SIDECAR_CONFIG.format(sink_port=sink.port))
+    sidecar = pool.sidecar(SIDECAR_CONFIG + traced_to(sink.port))
     proxy = f"http://{sidecar.outbound_endpoint}"
     url = f"https://localhost:{port}/hello"
 

@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from e2e_util import RecordingHttpServer, eventually, http_session
+from e2e_util import RecordingHttpServer, eventually, http_session, traced_to
 
 SIDECAR_CONFIG = """\
 kind: Sidecar
@@ -37,22 +37,6 @@ spec:
   inbound: {{listen: 127.0.0.1:0, app: {app}}}
   outbound: {{listen: 127.0.0.1:0}}
   admin: {{listen: 127.0.0.1:0}}
----
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-spec:
-  meshConfig:
-    extensionProviders:
-    - name: otel-tracing
-      opentelemetry: {{service: 127.0.0.1, port: {sink_port}}}
----
-apiVersion: telemetry.istio.io/v1
-kind: Telemetry
-metadata: {{name: mesh-default, namespace: istio-system}}
-spec:
-  tracing:
-  - providers: [{{name: otel-tracing}}]
-    randomSamplingPercentage: 100
 """
 
 SERVER = trace_pb2.Span.SPAN_KIND_SERVER
@@ -90,7 +74,7 @@ def mesh(module_pool):
     app = RecordingHttpServer().start()
     downstream = RecordingHttpServer().start()
     try:
-        config = SIDECAR_CONFIG.format(app=app.endpoint, sink_port=sink.port)
+        config = SIDECAR_CONFIG.format(app=app.endpoint) + traced_to(sink.port)
         sidecar = module_pool.sidecar(config)
         yield SimpleNamespace(sink=sink, app=app, downstream=downstream, sidecar=sidecar)
         sidecar.stop()

@@ -3,13 +3,11 @@ OTLP/gRPC, arrive at a Zipkin-style `POST /api/v2/spans` endpoint as Zipkin v2 J
 as the OpenTelemetry Collector's Zipkin exporter translates them."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-from e2e_util import eventually
+from e2e_util import PostSink, eventually
 from sdk_spans import make_provider, produce_spans
 
 CONFIG = """
@@ -32,47 +30,16 @@ service:
 """
 
 
-class ZipkinSink:
-    """Takes `POST /api/v2/spans` on 127.0.0.1 and answers 202, as a Zipkin server does."""
-
-    def __init__(self):
-        self.uploads = []
-        lock = threading.Lock()
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the http.server hook name
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with lock:
-                    sink.uploads.append((self.path, self.headers.get("Content-Type"), body))
-                self.send_response(202)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def endpoint(self):
-        return f"127.0.0.1:{self.server.server_address[1]}"
-
-    def spans(self):
-        return [span for _, _, body in list(self.uploads) for span in json.loads(body)]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def zipkin():
-    sink = ZipkinSink()
+    """Takes `POST /api/v2/spans` and answers 202, as a Zipkin server does."""
+    sink = PostSink(status=202)
     yield sink
     sink.close()
+
+
+def zipkin_spans(sink):
+    return [span for _, body in sink.received("/api/v2/spans") for span in json.loads(body)]
 
 
 def micros(nanos):
@@ -86,10 +53,9 @@ def test_sdk_spans_arrive_as_zipkin_v2_json(zipkin, pool):
     linked, parent, child = produce_spans(provider)
     provider.shutdown()
 
-    spans = eventually(lambda: zipkin.spans() if len(zipkin.spans()) >= 3 else None)
-    path, content_type, _ = zipkin.uploads[0]
-    assert path == "/api/v2/spans"
-    assert content_type == "application/json"
+    spans = eventually(lambda: zipkin_spans(zipkin) if len(zipkin_spans(zipkin)) >= 3 else None)
+    headers, _ = zipkin.received("/api/v2/spans")[0]
+    assert headers["content-type"] == "application/json"
     by_id = {span["id"]: span for span in spans}
     assert len(by_id) == 3
 

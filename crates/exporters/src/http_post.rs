@@ -1,13 +1,13 @@
 //! What the HTTP exporters (`otlphttp`, `zipkin`) share: checking an endpoint URL, and POSTing
-//! one body to it over a pooled hyper client, the answer's status turned into the exporter
+//! one body to it over a pooled hyper client (gzipped when configured), the answer's status turned into the exporter
 //! helper's retryable or permanent error as the collector's `confighttp` exporters do (429,
 //! 502, 503 and 504 retried, honouring `Retry-After`; any other failure permanent).
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderMap, Method, Uri};
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Method, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -15,6 +15,7 @@ use pipeline::exporter_helper::SendError;
 use prost::Message;
 use transport::status::{RpcStatus, http_status_is_retryable, parse_retry_after};
 
+use crate::common::{self, Compression};
 use crate::connect::{Connector, TlsSettings};
 
 /// How much of a response is read: enough for any partial success or error status. The
@@ -59,22 +60,44 @@ pub(crate) struct HttpPost {
     client: Client<Connector, Full<Bytes>>,
     /// Every request's headers, built once.
     headers: HeaderMap,
+    compression: Compression,
 }
 
 impl HttpPost {
-    /// A poster for `url`, dialling TLS with `tls` when the URL is `https`.
-    pub(crate) fn new(url: Uri, tls: Option<TlsSettings>, headers: HeaderMap) -> HttpPost {
+    /// A poster for `url`, dialling TLS with `tls` when the URL is `https`. Requests carry
+    /// `content_type`, meshtrace's user agent, `Content-Encoding: gzip` when compressing, and
+    /// then the `configured` headers, which win, as in the collector.
+    pub(crate) fn new(
+        url: Uri,
+        tls: Option<TlsSettings>,
+        content_type: &'static str,
+        compression: Compression,
+        configured: &HeaderMap,
+    ) -> HttpPost {
         let connector = Connector::new(if url.scheme_str() == Some("https") { tls } else { None });
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(connector);
-        HttpPost { url, client, headers }
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(USER_AGENT, HeaderValue::from_static(common::USER_AGENT));
+        if compression == Compression::Gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        for (name, value) in configured {
+            headers.insert(name.clone(), value.clone());
+        }
+        HttpPost { url, client, headers, compression }
     }
 
-    /// Sends `body`; a non-2xx answer or a failed exchange is the error the exporter helper
-    /// retries or gives up on.
+    /// Sends `body` (compressed first when configured); a non-2xx answer or a failed exchange
+    /// is the error the exporter helper retries or gives up on.
     pub(crate) async fn post(&self, body: Bytes) -> Result<Accepted, SendError> {
+        let body = match self.compression {
+            Compression::Gzip => Bytes::from(transport::gzip::compress_off_reactor(body).await),
+            Compression::None => body,
+        };
         let mut request = http::Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.url.clone();

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use config::{ConfigError, ConfigErrors, Value};
 use futures_util::future::BoxFuture;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
-use http::{HeaderMap, HeaderValue, Uri};
+use http::{HeaderMap, Uri};
 use otlp::{Batch, Signal};
 use pipeline::exporter_helper::{HelperSettings, QueueConfig, RetryConfig, SendError, Sender};
 use pipeline::telemetry::ExporterMetrics;
@@ -195,21 +194,16 @@ impl Configured for OtlpHttpConfigured {
         };
         let exporter = context.id.to_string();
         let destination = display_url(&url);
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.encoding.content_type()));
-        headers.insert(USER_AGENT, HeaderValue::from_static(common::USER_AGENT));
-        if self.compression == Compression::Gzip {
-            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        // The configured headers come last and win, as in the collector.
-        for (name, value) in &self.headers {
-            headers.insert(name.clone(), value.clone());
-        }
         let sender = Arc::new(OtlpHttpSender {
             exporter: exporter.clone(),
             signal,
-            post: HttpPost::new(url, self.tls.clone(), headers),
-            compression: self.compression,
+            post: HttpPost::new(
+                url,
+                self.tls.clone(),
+                self.encoding.content_type(),
+                self.compression,
+                &self.headers,
+            ),
             encoding: self.encoding,
             metrics: context.telemetry.exporter(&context.id, signal),
         });
@@ -226,7 +220,6 @@ struct OtlpHttpSender {
     /// The signal's URL, with every request's headers: content type, user agent, content
     /// encoding and the configured headers.
     post: HttpPost,
-    compression: Compression,
     encoding: Encoding,
     metrics: ExporterMetrics,
 }
@@ -241,10 +234,6 @@ impl Sender for OtlpHttpSender {
                         SendError::permanent(format!("cannot encode the batch as JSON: {error}"))
                     })?
                 }
-            };
-            let body = match self.compression {
-                Compression::Gzip => Bytes::from(transport::gzip::compress_off_reactor(body).await),
-                Compression::None => body,
             };
             let accepted = self.post.post(body).await?;
             self.read_success(&accepted.content_type, accepted.body);

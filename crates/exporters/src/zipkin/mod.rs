@@ -18,8 +18,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use config::{ConfigError, ConfigErrors, Value};
 use futures_util::future::BoxFuture;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
-use http::{HeaderMap, HeaderValue, Uri};
+use http::{HeaderMap, Uri};
 use otlp::{Batch, Signal};
 use pipeline::exporter_helper::{HelperSettings, QueueConfig, RetryConfig, SendError, Sender};
 use pipeline::{BuildContext, BuildError, Built, Configured, Factory, Kind, Stability};
@@ -175,19 +174,14 @@ impl Configured for ZipkinConfigured {
         }
         let exporter = context.id.to_string();
         let destination = display_url(&self.url);
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(self.format.content_type()));
-        headers.insert(USER_AGENT, HeaderValue::from_static(common::USER_AGENT));
-        if self.compression == Compression::Gzip {
-            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-        }
-        // The configured headers come last and win, as in the collector.
-        for (name, value) in &self.headers {
-            headers.insert(name.clone(), value.clone());
-        }
         let sender = Arc::new(ZipkinSender {
-            post: HttpPost::new(self.url.clone(), self.tls.clone(), headers),
-            compression: self.compression,
+            post: HttpPost::new(
+                self.url.clone(),
+                self.tls.clone(),
+                self.format.content_type(),
+                self.compression,
+                &self.headers,
+            ),
             format: self.format,
             default_service_name: self.default_service_name.clone(),
         });
@@ -200,7 +194,6 @@ impl Configured for ZipkinConfigured {
 /// One `zipkin` exporter instance.
 struct ZipkinSender {
     post: HttpPost,
-    compression: Compression,
     format: Format,
     default_service_name: String,
 }
@@ -222,10 +215,6 @@ impl Sender for ZipkinSender {
                     })??
             } else {
                 body(batch, self.format, &self.default_service_name)?
-            };
-            let body = match self.compression {
-                Compression::Gzip => Bytes::from(transport::gzip::compress_off_reactor(body).await),
-                Compression::None => body,
             };
             self.post.post(body).await.map(|_| ())
         })
