@@ -4,6 +4,7 @@
 //! `validate` checks such a config and prints every error, `components` lists what a config
 //! may use, `sidecar` runs the mesh sidecar next to one workload.
 
+mod allocator;
 mod cli;
 mod collector;
 mod components;

@@ -14,6 +14,7 @@ use ::sidecar::observe::Observers;
 use ::sidecar::proxy::{ProxyOptions, Sidecar};
 use anyhow::{Context, anyhow};
 
+use crate::allocator;
 use crate::cli::SidecarArgs;
 use crate::logging;
 use crate::stop_signal::StopSignal;
@@ -25,6 +26,8 @@ pub fn run(args: &SidecarArgs) -> anyhow::Result<()> {
         anyhow!("invalid sidecar configuration ({count} {noun}):\n{errors}")
     })?;
     logging::init(&args.log_level, false);
+    // Before any other thread starts.
+    allocator::single_arena();
     for warning in &config.warnings {
         tracing::warn!(%warning, "sidecar configuration");
     }
