@@ -35,7 +35,7 @@ use super::idle::{HeadWait, wait_for_head};
 use super::listener::{ConnectionInfo, Handler};
 use super::local_reply::{self, Failure};
 use super::pool::{Pool, Protocol, SendError, Sent};
-use super::upgrade;
+use super::upgrade::{self, TunnelSettings};
 use super::upstream::{Route, Router};
 use crate::grpc::is_grpc;
 use crate::observe::{Observer, RequestView};
@@ -171,10 +171,14 @@ impl Forwarder {
             && response.status() == StatusCode::SWITCHING_PROTOCOLS
         {
             let tunnel = hyper::upgrade::on(&mut response);
-            let drain = self.drain.clone();
-            return upgrade::splice(response, upstream, downstream, tunnel, exchange, drain);
+            let settings = self.tunnel_settings();
+            return upgrade::splice(response, upstream, downstream, tunnel, exchange, settings);
         }
         relay(response, upstream, exchange, version, idle)
+    }
+
+    fn tunnel_settings(&self) -> TunnelSettings {
+        TunnelSettings { drain: self.drain.clone(), idle_limit: self.stream_idle_timeout }
     }
 
     /// Connects a `CONNECT` to its target and hands both connections to a tunnel; a failed
@@ -202,7 +206,7 @@ impl Forwarder {
         };
         match connected {
             Ok(upstream) => {
-                upgrade::connect(upstream, downstream, exchange, self.drain.clone(), version)
+                upgrade::connect(upstream, downstream, exchange, self.tunnel_settings(), version)
             }
             Err(error) => {
                 tracing::debug!(%error, "tunnel connect failed");

@@ -10,10 +10,13 @@
 //! A task splices the two streams once hyper hands the client's over. The exchange stays open
 //! while the tunnel does, as in Envoy, and completes when either side closes, with the
 //! tunnel's bytes as body bytes (client → upstream as request bytes, upstream → client as
-//! response bytes). Tunnels take part in draining: they run on while the sidecar drains and
-//! are closed at the deadline.
+//! response bytes). A tunnel on which nothing moves for the stream idle timeout is closed
+//! (`SI`), as Envoy closes an idle upgraded stream. Tunnels take part in draining: they run on
+//! while the sidecar drains and are closed at the deadline.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::Version;
 use hyper::body::Incoming;
@@ -27,6 +30,14 @@ use super::counting_io::CountingIo;
 use super::drain::{Drain, Phase};
 use super::exchange::{Exchange, ResponseBody, ResponseFlags};
 use super::headers;
+use super::idle::{Activity, Watched, idle_for};
+
+/// How a tunnel is run: the drain it takes part in and the stream idle timeout.
+#[derive(Clone)]
+pub(crate) struct TunnelSettings {
+    pub(crate) drain: Drain,
+    pub(crate) idle_limit: Option<Duration>,
+}
 
 /// Answers the client's upgrade with the upstream's `101` and starts the tunnel.
 pub(crate) fn splice(
@@ -35,7 +46,7 @@ pub(crate) fn splice(
     downstream: OnUpgrade,
     upstream: OnUpgrade,
     mut exchange: Exchange,
-    drain: Drain,
+    settings: TunnelSettings,
 ) -> Response<ResponseBody> {
     let (mut head, _empty) = response.into_parts();
     debug_assert_eq!(head.status, StatusCode::SWITCHING_PROTOCOLS);
@@ -52,7 +63,7 @@ pub(crate) fn splice(
                 return;
             }
         };
-        run(downstream, TokioIo::new(upstream), exchange, drain).await;
+        run(downstream, TokioIo::new(upstream), exchange, settings).await;
     });
     Response::from_parts(head, ResponseBody::empty())
 }
@@ -63,7 +74,7 @@ pub(crate) fn connect(
     upstream: TcpStream,
     downstream: OnUpgrade,
     mut exchange: Exchange,
-    drain: Drain,
+    settings: TunnelSettings,
     version: Version,
 ) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::empty());
@@ -72,7 +83,7 @@ pub(crate) fn connect(
     exchange.response(StatusCode::OK, version, response.headers_mut(), address);
     tokio::spawn(async move {
         let Some(downstream) = client_side(downstream, &mut exchange).await else { return };
-        run(downstream, upstream, exchange, drain).await;
+        run(downstream, upstream, exchange, settings).await;
     });
     response
 }
@@ -91,13 +102,23 @@ async fn client_side(downstream: OnUpgrade, exchange: &mut Exchange) -> Option<U
     }
 }
 
-/// Copies both ways until either side closes or the drain deadline passes.
+/// Copies both ways until either side closes, nothing moves for the idle limit, or the drain
+/// deadline passes.
 async fn run(
     downstream: Upgraded,
-    mut upstream: impl AsyncRead + AsyncWrite + Unpin,
+    upstream: impl AsyncRead + AsyncWrite + Unpin,
     mut exchange: Exchange,
-    mut drain: Drain,
+    settings: TunnelSettings,
 ) {
+    let TunnelSettings { mut drain, idle_limit } = settings;
+    let activity = Arc::new(Activity::new());
+    let mut upstream = Watched::new(upstream, activity.clone());
+    let idle = async {
+        match idle_limit {
+            Some(limit) => idle_for(&activity, limit).await,
+            None => std::future::pending().await,
+        }
+    };
     let mut client = CountingIo::new(TokioIo::new(downstream), None);
     tokio::select! {
         result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
@@ -106,6 +127,10 @@ async fn run(
             }
         }
         () = drain.reached(Phase::Closed) => {}
+        () = idle => {
+            tracing::debug!("tunnel idle; closed");
+            exchange.flag(ResponseFlags::STREAM_IDLE_TIMEOUT);
+        }
     }
     exchange.complete(client.received(), client.sent(), None);
 }

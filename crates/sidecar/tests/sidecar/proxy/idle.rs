@@ -117,3 +117,32 @@ async fn a_stream_quiet_one_way_while_the_other_way_talks_is_not_cut() {
     let record = harness.recorder.completed("/duplex").await;
     assert_eq!((record.response_bytes, record.flags.as_deref()), (8, Some("-")));
 }
+
+#[tokio::test]
+async fn a_tunnel_is_closed_when_nothing_moves_either_way() {
+    use super::tunnels::{connect_to, echo_bytes};
+
+    let target = echo_bytes().await;
+    let harness = with_stream_idle_limit(target, Duration::from_millis(500)).await;
+    let (mut stream, head) = connect_to(harness.sidecar.outbound_addr(), &target.to_string()).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    // Traffic every 150 ms for twice the limit keeps the tunnel open.
+    let mut echoed = [0u8; 6];
+    for _ in 0..7 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        stream.write_all(b"x").await.unwrap();
+        stream.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"echo:x");
+    }
+    // Then silence: the sidecar closes the tunnel.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle tunnel stayed open");
+    let record = eventually(|| {
+        let exchanges = harness.recorder.exchanges.lock().unwrap();
+        exchanges.first().map(|r| r.lock().unwrap().clone()).filter(|r| r.flags.is_some())
+    })
+    .await;
+    assert_eq!((record.status, record.flags.as_deref()), (Some(200), Some("SI")));
+    assert_eq!((record.request_bytes, record.response_bytes), (7, 42));
+}

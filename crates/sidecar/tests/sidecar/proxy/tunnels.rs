@@ -42,7 +42,7 @@ async fn upgrade_tunnels_raw_bytes_after_101() {
 }
 
 /// An upstream that answers every read with `echo:` and the bytes read.
-async fn echo_bytes() -> SocketAddr {
+pub(super) async fn echo_bytes() -> SocketAddr {
     raw_app(|mut stream| async move {
         let mut buffer = [0u8; 1024];
         while let Ok(read) = stream.read(&mut buffer).await {
@@ -56,7 +56,7 @@ async fn echo_bytes() -> SocketAddr {
 
 /// Sends `CONNECT target` on a fresh connection to `address`; returns the connection and the
 /// answer's head.
-async fn connect_to(address: SocketAddr, target: &str) -> (TcpStream, String) {
+pub(super) async fn connect_to(address: SocketAddr, target: &str) -> (TcpStream, String) {
     let mut stream = TcpStream::connect(address).await.unwrap();
     let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
