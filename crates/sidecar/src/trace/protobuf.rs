@@ -10,6 +10,13 @@ pub(crate) fn length_delimited_len(tag: u32, length: usize) -> usize {
 
 /// Writes a length-delimited field's key and length; its `length` bytes must follow.
 pub(crate) fn put_length_delimited(tag: u32, length: usize, out: &mut Vec<u8>) {
+    // The common case, a field number under 16 and a length under 128 (every tag of a span),
+    // is two bytes; prost's general encoders would go through `BufMut` a byte at a time.
+    if tag < 16 && length < 128 {
+        let key = (tag << 3) | WireType::LengthDelimited as u32;
+        out.extend_from_slice(&[key as u8, length as u8]);
+        return;
+    }
     encode_key(tag, WireType::LengthDelimited, out);
     encode_varint(length as u64, out);
 }
@@ -34,5 +41,25 @@ pub(crate) fn put_bytes(tag: u32, value: &[u8], out: &mut Vec<u8>) {
     if !value.is_empty() {
         put_length_delimited(tag, value.len(), out);
         out.extend_from_slice(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_short_form_is_what_prost_writes() {
+        for tag in [1, 2, 9, 15, 16, 100] {
+            for length in [0, 1, 127, 128, 300, 70_000] {
+                let mut ours = Vec::new();
+                put_length_delimited(tag, length, &mut ours);
+                let mut theirs = Vec::new();
+                encode_key(tag, WireType::LengthDelimited, &mut theirs);
+                encode_varint(length as u64, &mut theirs);
+                assert_eq!(ours, theirs, "tag {tag}, length {length}");
+                assert_eq!(ours.len() + length, length_delimited_len(tag, length));
+            }
+        }
     }
 }

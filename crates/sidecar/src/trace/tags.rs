@@ -71,6 +71,9 @@ pub(crate) struct DirectionTags {
     /// header name (only the default applies).
     headers: Vec<(String, Option<HeaderName>, Option<String>)>,
     max_path_tag_length: usize,
+    /// Whether a fixed tag or a request-header tag may replace one written before it; when
+    /// not, tags are appended without looking for one to replace (most workloads).
+    replaces: bool,
     /// Spans bound for Zipkin: their status is Error exactly when they carry `error=true`, so
     /// that the Zipkin translation (which derives the `error` tag from the status) shows the
     /// tag Envoy's Zipkin tracer sets, and no other.
@@ -155,7 +158,14 @@ impl DirectionTags {
                 fixed.push((tag.name.clone(), value));
             }
         }
+        let standard = |name: &str| STANDARD_KEYS.contains(&name);
+        let replaces = fixed.iter().any(|(name, _)| standard(name))
+            || headers
+                .iter()
+                .any(|(name, _, _)| standard(name) || fixed.iter().any(|(fixed, _)| fixed == name))
+            || (1..headers.len()).any(|i| headers[..i].iter().any(|h| h.0 == headers[i].0));
         DirectionTags {
+            replaces,
             status_follows_error_tag: matches!(settings.exporter, Some(Exporter::Zipkin(_))),
             node_id: local.node_id.clone(),
             zone: local.zone.clone(),
@@ -277,6 +287,37 @@ const GRPC_SERVER_ERRORS: [u32; 7] = [2, 4, 8, 12, 13, 14, 15];
 /// gRPC statuses that make a SERVER span's status ERROR (ResourceExhausted is not one).
 const GRPC_SERVER_STATUS_ERRORS: [u32; 6] = [2, 4, 12, 13, 14, 15];
 
+/// Every tag [`span_tags`] writes before the fixed and request-header ones, which may replace
+/// them.
+const STANDARD_KEYS: [&str; 26] = [
+    "node_id",
+    "zone",
+    "guid:x-request-id",
+    "guid:x-client-trace-id",
+    "http.url",
+    "http.method",
+    "http.protocol",
+    "downstream_cluster",
+    "user_agent",
+    "request_size",
+    "response_size",
+    "peer.address",
+    "upstream_address",
+    "upstream_cluster",
+    "upstream_cluster.name",
+    "http.status_code",
+    "response_flags",
+    "component",
+    "grpc.path",
+    "grpc.authority",
+    "grpc.content_type",
+    "grpc.timeout",
+    "grpc.status_code",
+    "grpc.message",
+    "error",
+    "meshtrace.stitched",
+];
+
 /// The attributes and status of a span.
 pub(crate) fn span_tags<'a>(
     tags: &'a DirectionTags,
@@ -345,8 +386,11 @@ pub(crate) fn span_tags<'a>(
     if request.stitched {
         add("meshtrace.stitched", text("true"));
     }
+    debug_assert!(out.iter().all(|(key, _)| STANDARD_KEYS.contains(&key.as_ref())));
     for (key, value) in tags.fixed.iter().chain(&request.custom) {
-        out.retain(|(existing, _)| existing != key);
+        if tags.replaces {
+            out.retain(|(existing, _)| existing != key);
+        }
         out.push((text(key), text(value)));
     }
     let status = if tags.status_follows_error_tag {

@@ -279,3 +279,28 @@ fn istio_tags_can_be_switched_off_and_stitched_spans_say_so() {
     assert_eq!(value(&span, "user_agent"), Some("-"));
     assert_eq!(value(&span, "guid:x-request-id"), None, "no id on the request");
 }
+
+#[test]
+fn custom_tags_replace_standard_ones_and_earlier_ones_once() {
+    let tag = |name: &str, value: TagValue| CustomTag { name: name.into(), value };
+    let header = |name: &str| TagValue::RequestHeader { name: name.into(), default_value: None };
+    // Without any custom tag that shares a name, tags are only appended.
+    assert!(!default_tags().replaces);
+    let custom = vec![
+        tag("component", TagValue::Literal("gateway".into())),
+        tag("istio.mesh_id", header("x-mesh")),
+        tag("team", header("x-team")),
+        tag("team", header("x-owner")),
+    ];
+    let tags = direction_tags(custom, true, 256);
+    assert!(tags.replaces);
+    let mut head = request(Request::get("/").header("x-mesh", "blue").header("x-owner", "ops"));
+    let info = read(&tags, &mut head, "inbound|80||");
+    let ok = response(200);
+    let none = completion(None);
+    let span = span_tags(&tags, Kind::Server, &info, Some(&ok), &none);
+    let count = |key: &str| span.attributes.iter().filter(|(k, _)| k == key).count();
+    assert_eq!((value(&span, "component"), count("component")), (Some("gateway"), 1));
+    assert_eq!((value(&span, "istio.mesh_id"), count("istio.mesh_id")), (Some("blue"), 1));
+    assert_eq!((value(&span, "team"), count("team")), (Some("ops"), 1));
+}
