@@ -315,3 +315,99 @@ fn a_span_attribute_wins_over_a_resource_one_and_the_last_of_a_repeated_key_wins
         spans[0].tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
     assert_eq!(tags, [("a", "x"), ("dup", "2"), ("region", "eu"), ("zone", "span")]);
 }
+
+mod randomised {
+    use otlp::proto::common::v1::{ArrayValue, KeyValueList};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn value() -> impl Strategy<Value = Option<AnyValue>> {
+        let leaf = prop_oneof![
+            any::<String>().prop_map(any_value::Value::StringValue),
+            any::<bool>().prop_map(any_value::Value::BoolValue),
+            any::<i64>().prop_map(any_value::Value::IntValue),
+            any::<f64>().prop_map(any_value::Value::DoubleValue),
+            prop::collection::vec(any::<u8>(), 0..6).prop_map(any_value::Value::BytesValue),
+        ];
+        let nested = leaf.prop_recursive(2, 8, 3, |inner| {
+            let item = inner.prop_map(|value| AnyValue { value: Some(value) });
+            prop_oneof![
+                prop::collection::vec(item.clone(), 0..3)
+                    .prop_map(|values| any_value::Value::ArrayValue(ArrayValue { values })),
+                prop::collection::vec((any::<String>(), item), 0..3).prop_map(|pairs| {
+                    let values = pairs
+                        .into_iter()
+                        .map(|(key, value)| KeyValue { key, value: Some(value), key_strindex: 0 })
+                        .collect();
+                    any_value::Value::KvlistValue(KeyValueList { values })
+                }),
+            ]
+        });
+        prop::option::of(nested.prop_map(|value| AnyValue { value: Some(value) }))
+    }
+
+    fn attributes() -> impl Strategy<Value = Vec<KeyValue>> {
+        let pair = (any::<String>(), value()).prop_map(|(key, value)| KeyValue {
+            key,
+            value,
+            key_strindex: 0,
+        });
+        prop::collection::vec(pair, 0..5)
+    }
+
+    fn span() -> impl Strategy<Value = Span> {
+        let id = |len: usize| prop::collection::vec(any::<u8>(), 0..=len + 1);
+        let event = (any::<u64>(), any::<String>(), attributes(), any::<u32>()).prop_map(
+            |(time_unix_nano, name, attributes, dropped_attributes_count)| Event {
+                time_unix_nano,
+                name,
+                attributes,
+                dropped_attributes_count,
+            },
+        );
+        (
+            (id(16), id(8), id(8), any::<String>(), any::<i32>()),
+            (any::<u64>(), any::<u64>(), attributes()),
+            prop::collection::vec(event, 0..2),
+            prop::option::of((any::<i32>(), any::<String>())),
+        )
+            .prop_map(
+                |((trace_id, span_id, parent, name, kind), (start, end, attrs), events, status)| {
+                    Span {
+                        trace_id,
+                        span_id,
+                        parent_span_id: parent,
+                        name,
+                        kind,
+                        start_time_unix_nano: start,
+                        end_time_unix_nano: end,
+                        attributes: attrs,
+                        events,
+                        status: status.map(|(code, message)| Status { code, message }),
+                        ..Default::default()
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        /// Any batch translates or is refused with a reason, and what translates is valid JSON
+        /// and protobuf with one span per input span.
+        #[test]
+        fn any_batch_translates_or_is_refused(
+            resource in attributes(),
+            spans in prop::collection::vec(span(), 0..4),
+        ) {
+            let count = spans.len();
+            let request = request(resource, None, spans);
+            if let Ok(zipkin) = zipkin_spans(&request, "default") {
+                prop_assert_eq!(zipkin.len(), count);
+                let json: serde_json::Value = serde_json::from_str(&encode::json(&zipkin)).unwrap();
+                prop_assert_eq!(json.as_array().map(Vec::len), Some(count));
+                let list = encode::ListOfSpans::decode(encode::proto(&zipkin).as_slice()).unwrap();
+                prop_assert_eq!(list.spans.len(), count);
+            }
+        }
+    }
+}
