@@ -1,4 +1,5 @@
-//! A byte-counting wrapper around a connection.
+//! A byte-counting wrapper around a connection, which can also record activity on a stream
+//! (the upstream side of a tunnel, for the stream idle timeout).
 //!
 //! Istio's TCP metrics (`istio_tcp_sent_bytes_total`, …) and the byte counts of upgraded
 //! (WebSocket) exchanges are wire bytes, which only the IO layer sees. Wrapping the IO rather
@@ -8,9 +9,12 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::idle::Activity;
 
 /// Called once when the IO is dropped, with `(sent, received)` bytes.
 pub(crate) type OnClose = Box<dyn FnOnce(u64, u64) + Send>;
@@ -21,11 +25,27 @@ pub(crate) struct CountingIo<T> {
     received: u64,
     sent: u64,
     on_close: Option<OnClose>,
+    /// Touched whenever bytes move either way.
+    activity: Option<Arc<Activity>>,
 }
 
 impl<T> CountingIo<T> {
     pub(crate) fn new(inner: T, on_close: Option<OnClose>) -> CountingIo<T> {
-        CountingIo { inner, received: 0, sent: 0, on_close }
+        CountingIo { inner, received: 0, sent: 0, on_close, activity: None }
+    }
+
+    /// Also records every read or write that moves bytes as activity on a stream.
+    pub(crate) fn watching(mut self, activity: Arc<Activity>) -> CountingIo<T> {
+        self.activity = Some(activity);
+        self
+    }
+
+    fn moved(&self, bytes: usize) {
+        if bytes > 0
+            && let Some(activity) = &self.activity
+        {
+            activity.touch();
+        }
     }
 
     /// Bytes read from `inner`.
@@ -56,7 +76,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for CountingIo<T> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
-            self.received += (buf.filled().len() - before) as u64;
+            let read = buf.filled().len() - before;
+            self.received += read as u64;
+            self.moved(read);
         }
         polled
     }
@@ -71,6 +93,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CountingIo<T> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(written)) = polled {
             self.sent += written as u64;
+            self.moved(written);
         }
         polled
     }
@@ -83,6 +106,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CountingIo<T> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(written)) = polled {
             self.sent += written as u64;
+            self.moved(written);
         }
         polled
     }

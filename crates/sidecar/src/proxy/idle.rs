@@ -12,17 +12,15 @@
 //!
 //! A body's timer is armed only when the body has to wait, so a request whose body is
 //! already buffered costs none. Tunnels (`Upgrade`, `CONNECT`) are streams too: bytes either
-//! way through the upstream side ([`Watched`]) are their activity, and [`idle_for`] ends them.
+//! way through the upstream side (a `CountingIo` that is `watching`) are their activity, and
+//! [`idle_for`] ends them.
 
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 /// The error a body ends with when it was idle too long.
@@ -105,56 +103,6 @@ pub(crate) async fn idle_for(activity: &Activity, limit: Duration) {
         if Instant::now() >= activity.last() + limit {
             return;
         }
-    }
-}
-
-/// An IO whose reads and writes count as activity on a stream: the upstream side of a
-/// tunnel, which every byte crosses, whichever way it goes.
-pub(crate) struct Watched<T> {
-    inner: T,
-    activity: Arc<Activity>,
-}
-
-impl<T> Watched<T> {
-    pub(crate) fn new(inner: T, activity: Arc<Activity>) -> Watched<T> {
-        Watched { inner, activity }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(written)) if written > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

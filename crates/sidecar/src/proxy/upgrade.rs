@@ -30,7 +30,7 @@ use super::counting_io::CountingIo;
 use super::drain::{Drain, Phase};
 use super::exchange::{Exchange, ResponseBody, ResponseFlags};
 use super::headers;
-use super::idle::{Activity, Watched, idle_for};
+use super::idle::{Activity, idle_for};
 
 /// How a tunnel is run: the drain it takes part in and the stream idle timeout.
 #[derive(Clone)]
@@ -112,7 +112,7 @@ async fn run(
 ) {
     let TunnelSettings { mut drain, idle_limit } = settings;
     let activity = Arc::new(Activity::new());
-    let mut upstream = Watched::new(upstream, activity.clone());
+    let mut upstream = CountingIo::new(upstream, None).watching(activity.clone());
     let idle = async {
         match idle_limit {
             Some(limit) => idle_for(&activity, limit).await,
