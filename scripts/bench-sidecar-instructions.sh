@@ -24,6 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/processes.sh
 source scripts/lib/processes.sh
+# shellcheck source=lib/nginx.sh
+source scripts/lib/nginx.sh
 
 REQUESTS=${REQUESTS:-2000}
 RATE=${RATE:-200}
@@ -85,28 +87,7 @@ sent() { sed -n 's/.* ok=\([0-9]*\) .*/\1/p' "$WORK/load-$1.txt"; }
 # nginx under callgrind, idle or relaying $1 requests; prints the total.
 nginx_instructions() {
     local requests=$1 out="$WORK/callgrind-nginx-$1.out" dir="$PWD/$WORK/nginx-$1"
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<NGINX
-worker_processes 1;
-master_process off;
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    upstream app { server 127.0.0.1:18080; keepalive 32; }
-    server {
-        listen 127.0.0.1:18206;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$http_host;
-        }
-    }
-}
-NGINX
+    write_nginx_conf "$dir" 127.0.0.1:18206 127.0.0.1:18080 off
     valgrind --tool=callgrind --callgrind-out-file="$out" nginx -c "$dir/nginx.conf" -p "$dir" \
         >"$dir/nginx.log" 2>&1 &
     local pid=$!

@@ -34,6 +34,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/processes.sh
 source scripts/lib/processes.sh
+# shellcheck source=lib/nginx.sh
+source scripts/lib/nginx.sh
 
 RATE=${RATE:-1000}
 CONNECTIONS=${CONNECTIONS:-10}
@@ -103,28 +105,7 @@ PIDS+=($!)
 NGINX_PID=
 NGINX_MASTER=
 if command -v nginx >/dev/null 2>&1; then
-    mkdir -p "$WORK/nginx"
-    cat >"$WORK/nginx/nginx.conf" <<NGINX
-# One worker, as a sidecar would run at this rate; keep-alive to the app; no access log.
-worker_processes 1;
-daemon off;
-pid $PWD/$WORK/nginx/nginx.pid;
-error_log $PWD/$WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    upstream app { server $APP; keepalive 32; }
-    server {
-        listen $NGINX;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$http_host;
-        }
-    }
-}
-NGINX
+    write_nginx_conf "$PWD/$WORK/nginx" "$NGINX" "$APP" on
     nginx -c "$PWD/$WORK/nginx/nginx.conf" -p "$PWD/$WORK/nginx" >"$WORK/nginx.log" 2>&1 &
     NGINX_MASTER=$!
     PIDS+=("$NGINX_MASTER")

@@ -1,0 +1,31 @@
+# The nginx baseline of the sidecar benchmarks: the same reverse proxy in every script.
+
+# Writes DIR/nginx.conf: one worker, keep-alive to the app at APP, no access log, listening on
+# LISTEN; MASTER is `on` (nginx as a daemon-less master and worker) or `off` (one process, for
+# callgrind).
+write_nginx_conf() { # DIR LISTEN APP MASTER
+    local dir=$1 listen=$2 app=$3 master=$4
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<NGINX
+# One worker, as a sidecar would run at this rate; keep-alive to the app; no access log.
+worker_processes 1;
+master_process $master;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    upstream app { server $app; keepalive 32; }
+    server {
+        listen $listen;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+        }
+    }
+}
+NGINX
+}
