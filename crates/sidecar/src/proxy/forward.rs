@@ -139,19 +139,20 @@ impl Forwarder {
         if tunnel {
             return self.open_tunnel(&route, downstream, exchange, version).await;
         }
-        let Some(uri) = upstream_uri(&route, &head.uri) else {
-            return local_reply::respond(Failure::BadRequest, exchange, grpc, version, None);
-        };
-        head.uri = uri;
         let pool = if version == Version::HTTP_2 {
+            let Some(uri) = upstream_uri(&route, &head.uri) else {
+                return local_reply::respond(Failure::BadRequest, exchange, grpc, version, None);
+            };
+            head.uri = uri;
             &self.http2
         } else {
+            // The HTTP/1 pool writes origin form itself.
             head.version = Version::HTTP_11;
             &self.http1
         };
         let idle = self.stream_idle_timeout;
         let request = Request::from_parts(head, RequestBody::new(body, counter.clone(), idle));
-        let sent = pool.send(request);
+        let sent = pool.send(route.authority, request);
         let result = match wait_for_head(sent, self.upstream_timeout, idle, counter.activity())
             .await
         {
@@ -227,8 +228,8 @@ impl Handler for Forwarder {
     }
 }
 
-/// `http://<route authority><path and query>`: the pool key, and what hyper writes as
-/// `:authority` (HTTP/2); the HTTP/1 pool turns it into origin form.
+/// `http://<route authority><path and query>`: what hyper writes as `:scheme` and `:authority`
+/// for an HTTP/2 upstream.
 fn upstream_uri(route: &Route, uri: &Uri) -> Option<Uri> {
     let path = uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
     Uri::builder()

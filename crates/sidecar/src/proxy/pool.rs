@@ -161,16 +161,18 @@ impl Pool {
         pool
     }
 
-    /// Sends `request` (an absolute URI: its authority is the pool key) upstream and waits for
-    /// the response head.
-    pub(crate) async fn send(&self, mut request: Request<RequestBody>) -> Result<Sent, SendError> {
-        let Some(authority) = request.uri().authority().cloned().map(Key) else {
-            let error = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no authority");
-            return Err(SendError::Connect(ConnectError::new(1, error)));
-        };
+    /// Sends `request` to `authority` (the pool key) and waits for the response head. An
+    /// HTTP/1 request goes in origin form; an HTTP/2 request's URI must be absolute (its
+    /// `:scheme` and `:authority`).
+    pub(crate) async fn send(
+        &self,
+        authority: Authority,
+        mut request: Request<RequestBody>,
+    ) -> Result<Sent, SendError> {
         if self.protocol == Protocol::Http1 {
-            to_origin_form(&mut request, &authority.0);
+            to_origin_form(&mut request, &authority);
         }
+        let authority = Key(authority);
         // Pooled connections first; one closed under the request hands it back.
         loop {
             let (pending, upstream) = match self.send_pooled(&authority, request) {
