@@ -211,8 +211,7 @@ impl Forwarder {
             }
             Err(error) => {
                 tracing::debug!(%error, "tunnel connect failed");
-                let failure = Failure::Unreachable { retried: error.attempts > 1 };
-                local_reply::respond(failure, exchange, false, version, None)
+                local_reply::respond(Failure::from(&error), exchange, false, version, None)
             }
         }
     }
@@ -279,7 +278,7 @@ fn failed(
         return response;
     }
     let failure = match error {
-        SendError::Connect(connect) => Failure::Unreachable { retried: connect.attempts > 1 },
+        SendError::Connect(connect) => Failure::from(connect),
         SendError::Exchange { .. } => Failure::ConnectionTermination,
     };
     tracing::debug!(%error, ?failure, "upstream request failed");

@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode, Version};
 
+use super::connect::ConnectError;
 use super::exchange::{Exchange, ResponseBody, ResponseFlags};
 use crate::grpc::{self, GRPC_MESSAGE, GRPC_STATUS};
 
@@ -42,6 +43,13 @@ pub(crate) enum Failure {
     NoRoute,
     /// The request could not be forwarded as received (an unusable URI).
     BadRequest,
+}
+
+impl From<&ConnectError> for Failure {
+    /// A failed connect: `UF`, with `URX` when the connector retried.
+    fn from(error: &ConnectError) -> Failure {
+        Failure::Unreachable { retried: error.attempts > 1 }
+    }
 }
 
 impl Failure {

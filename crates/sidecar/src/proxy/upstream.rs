@@ -108,12 +108,7 @@ impl Router {
             return Some(Route { cluster: app.cluster.clone(), authority });
         }
         let authority = named?;
-        let (host, port) = host_port(&authority);
-        let cluster = match self.service(&host, port) {
-            Some(service) => service.cluster.clone(),
-            None => Arc::clone(&PASSTHROUGH),
-        };
-        Some(Route { cluster, authority })
+        Some(Route { cluster: self.cluster_of(&authority), authority })
     }
 
     /// Routes an outbound `CONNECT`: its target (`host:port`, the port required) through the
@@ -125,12 +120,16 @@ impl Router {
         }
         let authority = head.uri.authority()?;
         authority.port_u16()?;
+        Some(Route { cluster: self.cluster_of(authority), authority: authority.clone() })
+    }
+
+    /// The cluster of an outbound authority: its service's, or the passthrough.
+    fn cluster_of(&self, authority: &Authority) -> Arc<str> {
         let (host, port) = host_port(authority);
-        let cluster = match self.service(&host, port) {
+        match self.service(&host, port) {
             Some(service) => service.cluster.clone(),
             None => Arc::clone(&PASSTHROUGH),
-        };
-        Some(Route { cluster, authority: authority.clone() })
+        }
     }
 
     fn service(&self, host: &str, port: u16) -> Option<&Service> {
