@@ -309,55 +309,26 @@ impl Body for RequestBody {
 /// A response body sent downstream: the upstream's, streamed, or one the sidecar made.
 pub(crate) struct ResponseBody {
     source: Source,
-    exchange: Option<Exchange>,
-    sent: u64,
-    idle: IdleTimer,
-    /// The request side of the stream: its activity, and whether it went idle.
-    request: Option<Arc<BodyCounter>>,
+    progress: Progress,
 }
 
 enum Source {
-    Upstream(Incoming),
+    Upstream {
+        body: Incoming,
+        /// The request side of the stream: its activity, and whether it went idle.
+        request: Arc<BodyCounter>,
+        idle: IdleTimer,
+    },
     Local(Option<Bytes>),
 }
 
-impl ResponseBody {
-    /// The upstream's body; completes `exchange` when it ends, or ends it with `SI` when the
-    /// upstream sends nothing for `idle_limit`.
-    pub(crate) fn upstream(
-        body: Incoming,
-        exchange: Exchange,
-        idle_limit: Option<std::time::Duration>,
-    ) -> ResponseBody {
-        let request = Some(exchange.request_body.clone());
-        ResponseBody {
-            source: Source::Upstream(body),
-            exchange: Some(exchange),
-            sent: 0,
-            idle: IdleTimer::new(idle_limit),
-            request,
-        }
-    }
+/// The exchange a body completes, and the bytes it sent so far.
+struct Progress {
+    exchange: Option<Exchange>,
+    sent: u64,
+}
 
-    /// A body made by the sidecar (error replies, admin pages); completes `exchange`, if any,
-    /// once written.
-    pub(crate) fn local(body: impl Into<Bytes>, exchange: Option<Exchange>) -> ResponseBody {
-        let body = body.into();
-        let body = if body.is_empty() { None } else { Some(body) };
-        ResponseBody {
-            source: Source::Local(body),
-            exchange,
-            sent: 0,
-            idle: IdleTimer::new(None),
-            request: None,
-        }
-    }
-
-    /// No body at all (a `101 Switching Protocols`: the tunnel completes the exchange).
-    pub(crate) fn empty() -> ResponseBody {
-        ResponseBody::local(Bytes::new(), None)
-    }
-
+impl Progress {
     fn finish(&mut self, trailers: Option<&HeaderMap>) {
         if let Some(mut exchange) = self.exchange.take() {
             exchange.finish(self.sent, trailers);
@@ -373,6 +344,35 @@ impl ResponseBody {
     }
 }
 
+impl ResponseBody {
+    /// The upstream's body; completes `exchange` when it ends, or ends it with `SI` when the
+    /// upstream sends nothing for `idle_limit`.
+    pub(crate) fn upstream(
+        body: Incoming,
+        exchange: Exchange,
+        idle_limit: Option<std::time::Duration>,
+    ) -> ResponseBody {
+        let request = exchange.request_body.clone();
+        ResponseBody {
+            source: Source::Upstream { body, request, idle: IdleTimer::new(idle_limit) },
+            progress: Progress { exchange: Some(exchange), sent: 0 },
+        }
+    }
+
+    /// A body made by the sidecar (error replies, admin pages); completes `exchange`, if any,
+    /// once written.
+    pub(crate) fn local(body: impl Into<Bytes>, exchange: Option<Exchange>) -> ResponseBody {
+        let body = body.into();
+        let body = if body.is_empty() { None } else { Some(body) };
+        ResponseBody { source: Source::Local(body), progress: Progress { exchange, sent: 0 } }
+    }
+
+    /// No body at all (a `101 Switching Protocols`: the tunnel completes the exchange).
+    pub(crate) fn empty() -> ResponseBody {
+        ResponseBody::local(Bytes::new(), None)
+    }
+}
+
 impl Body for ResponseBody {
     type Data = Bytes;
     type Error = BodyError;
@@ -381,62 +381,56 @@ impl Body for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = &mut *self;
-        match &mut this.source {
+        let ResponseBody { source, progress } = &mut *self;
+        match source {
             Source::Local(body) => match body.take() {
                 Some(data) => {
-                    this.sent += data.len() as u64;
+                    progress.sent += data.len() as u64;
                     Poll::Ready(Some(Ok(Frame::data(data))))
                 }
                 None => {
-                    this.finish(None);
+                    progress.finish(None);
                     Poll::Ready(None)
                 }
             },
-            Source::Upstream(body) => {
+            Source::Upstream { body, request, idle } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 let ended = body.is_end_stream();
                 match polled {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let Some(data) = frame.data_ref() {
-                            this.sent += data.len() as u64;
+                            progress.sent += data.len() as u64;
                         }
                         if let Some(trailers) = frame.trailers_ref() {
-                            this.finish(Some(trailers));
+                            progress.finish(Some(trailers));
                         } else if ended {
-                            this.finish(None);
+                            progress.finish(None);
                         }
-                        if let Some(request) = &this.request {
-                            request.activity.touch();
-                        }
+                        request.activity.touch();
                         Poll::Ready(Some(Ok(frame)))
                     }
                     Poll::Ready(Some(Err(error))) => {
                         // The client's idle request body resets the upstream stream too.
-                        let flag = if this.request.as_ref().is_some_and(|r| r.idle()) {
+                        let flag = if request.idle() {
                             ResponseFlags::STREAM_IDLE_TIMEOUT
                         } else {
                             ResponseFlags::UPSTREAM_CONNECTION_TERMINATION
                         };
                         tracing::debug!(%error, "upstream response body failed");
-                        this.fail(flag);
+                        progress.fail(flag);
                         Poll::Ready(Some(Err(error.into())))
                     }
                     Poll::Ready(None) => {
-                        this.finish(None);
+                        progress.finish(None);
                         Poll::Ready(None)
                     }
-                    Poll::Pending => match this
-                        .request
-                        .as_ref()
-                        .map(|request| this.idle.poll_expired(cx, &request.activity))
-                    {
-                        Some(Poll::Ready(())) => {
+                    Poll::Pending => match idle.poll_expired(cx, &request.activity) {
+                        Poll::Ready(()) => {
                             tracing::debug!("upstream response body idle; stream reset");
-                            this.fail(ResponseFlags::STREAM_IDLE_TIMEOUT);
+                            progress.fail(ResponseFlags::STREAM_IDLE_TIMEOUT);
                             Poll::Ready(Some(Err(StreamIdle.into())))
                         }
-                        _ => Poll::Pending,
+                        Poll::Pending => Poll::Pending,
                     },
                 }
             }
@@ -445,14 +439,14 @@ impl Body for ResponseBody {
 
     fn is_end_stream(&self) -> bool {
         match &self.source {
-            Source::Upstream(body) => body.is_end_stream(),
+            Source::Upstream { body, .. } => body.is_end_stream(),
             Source::Local(body) => body.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.source {
-            Source::Upstream(body) => body.size_hint(),
+            Source::Upstream { body, .. } => body.size_hint(),
             Source::Local(body) => {
                 SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64))
             }
@@ -465,10 +459,10 @@ impl Drop for ResponseBody {
         // hyper stops polling a body that says it has ended; anything else dropped before its
         // end means the client went away.
         let ended = self.is_end_stream();
-        if !ended && let Some(exchange) = self.exchange.as_mut() {
+        if !ended && let Some(exchange) = self.progress.exchange.as_mut() {
             exchange.flag(ResponseFlags::DOWNSTREAM_TERMINATION);
         }
-        self.finish(None);
+        self.progress.finish(None);
     }
 }
 

@@ -13,7 +13,7 @@
 //! A body's timer is armed only when the body has to wait, so a request whose body is
 //! already buffered costs none. Tunnels (`Upgrade`, `CONNECT`) are streams too: bytes either
 //! way through the upstream side (a `CountingIo` that is `watching`) are their activity, and
-//! [`idle_for`] ends them.
+//! an [`IdleTimer`] ends them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -67,6 +67,10 @@ impl IdleTimer {
             }
         }
     }
+    /// Resolves once nothing moved on the stream for the limit (never without one).
+    pub(crate) async fn expired(&mut self, activity: &Activity) {
+        std::future::poll_fn(|cx| self.poll_expired(cx, activity)).await;
+    }
 }
 
 /// When a stream last moved, in either direction: shared by the request body, the response
@@ -96,16 +100,6 @@ impl Activity {
     }
 }
 
-/// Resolves once nothing moved on the stream for `limit`.
-pub(crate) async fn idle_for(activity: &Activity, limit: Duration) {
-    loop {
-        tokio::time::sleep_until(activity.last() + limit).await;
-        if Instant::now() >= activity.last() + limit {
-            return;
-        }
-    }
-}
-
 /// How waiting for the response head ended.
 pub(crate) enum HeadWait<T> {
     Answered(T),
@@ -116,7 +110,8 @@ pub(crate) enum HeadWait<T> {
 }
 
 /// Waits for `answer`, within the upstream timeout and the stream idle limit; the request
-/// body's frames (`activity`) count as activity.
+/// body's frames (`activity`) count as activity. Every request waits here, so the deadline is
+/// a `timeout_at` on the stack rather than an [`IdleTimer`], whose timer is boxed.
 pub(crate) async fn wait_for_head<T>(
     answer: impl Future<Output = T>,
     upstream_timeout: Option<Duration>,

@@ -30,7 +30,7 @@ use super::counting_io::CountingIo;
 use super::drain::{Drain, Phase};
 use super::exchange::{Exchange, ResponseBody, ResponseFlags};
 use super::headers;
-use super::idle::{Activity, idle_for};
+use super::idle::{Activity, IdleTimer};
 
 /// How a tunnel is run: the drain it takes part in and the stream idle timeout.
 #[derive(Clone)]
@@ -113,12 +113,8 @@ async fn run(
     let TunnelSettings { mut drain, idle_limit } = settings;
     let activity = Arc::new(Activity::new());
     let mut upstream = CountingIo::new(upstream, None).watching(activity.clone());
-    let idle = async {
-        match idle_limit {
-            Some(limit) => idle_for(&activity, limit).await,
-            None => std::future::pending().await,
-        }
-    };
+    let mut idle_timer = IdleTimer::new(idle_limit);
+    let idle = idle_timer.expired(&activity);
     let mut client = CountingIo::new(TokioIo::new(downstream), None);
     tokio::select! {
         result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
