@@ -72,7 +72,8 @@ pub(crate) struct DirectionTracer {
 
 /// A span name worked out once, with its header value.
 pub(crate) struct KnownName {
-    pub(crate) name: String,
+    /// Shared by every span of the cluster, not copied per span.
+    pub(crate) name: Arc<str>,
     /// `None` when the name is not a valid header value (it is then not written).
     pub(crate) header: Option<HeaderValue>,
 }
@@ -80,7 +81,7 @@ pub(crate) struct KnownName {
 impl KnownName {
     pub(crate) fn new(name: String) -> KnownName {
         let header = HeaderValue::from_str(&name).ok();
-        KnownName { name, header }
+        KnownName { name: name.into(), header }
     }
 }
 
@@ -111,7 +112,7 @@ struct ResponseHeaders {
 /// A sampled exchange's span in the making.
 struct Recording {
     tracer: Arc<DirectionTracer>,
-    name: String,
+    name: Arc<str>,
     span: ProxySpan,
     remote_parent: bool,
     start: SystemTime,
@@ -255,7 +256,9 @@ impl Tracer {
             tracer.started.inc();
             Recording {
                 tracer: tracer.clone(),
-                name: name.to_owned(),
+                // A known name is shared, not copied (`known` is `None` when the caller named
+                // the operation).
+                name: known.map_or_else(|| Arc::from(name), |known| known.name.clone()),
                 remote_parent: parent.is_some() && !stitched,
                 span,
                 start: request.started,
@@ -306,7 +309,7 @@ impl Observation for Traced {
             && let Ok(operation) = operation.to_str()
             && !operation.is_empty()
         {
-            recording.name = operation.to_owned();
+            recording.name = Arc::from(operation);
         }
         if let Some(operation) = changes.operation.take() {
             headers.insert(DECORATOR_OPERATION, operation);
@@ -338,7 +341,7 @@ impl Recording {
             span_tags(&tracer.tags, tracer.kind, &self.request, self.response.as_ref(), completion);
         sink.submit(&Finished {
             kind: tracer.kind,
-            name: self.name,
+            name: &self.name,
             span: &self.span,
             remote_parent: self.remote_parent,
             start: self.start,

@@ -91,7 +91,7 @@ fn has_port(authority: &str) -> bool {
 /// A finished exchange, ready to become a span.
 pub(crate) struct Finished<'a> {
     pub(crate) kind: Kind,
-    pub(crate) name: String,
+    pub(crate) name: &'a str,
     pub(crate) span: &'a ProxySpan,
     /// Whether the parent came over the wire (false for a stitched parent: the SERVER span of
     /// this same proxy).
@@ -188,7 +188,7 @@ pub(crate) fn encode_field(finished: &Finished<'_>, out: &mut Vec<u8>) {
         + string_len(field::TRACE_STATE, &header.trace_state)
         + header.parent_span_id.map_or(0, |id| bytes_len(field::PARENT_SPAN_ID, &id))
         + nonzero(u64::from(header.flags), fixed32::encoded_len(field::FLAGS, &header.flags))
-        + string_len(field::NAME, &finished.name)
+        + string_len(field::NAME, finished.name)
         + nonzero(
             u64::from(header.kind.unsigned_abs()),
             int32::encoded_len(field::KIND, &header.kind),
@@ -206,7 +206,7 @@ pub(crate) fn encode_field(finished: &Finished<'_>, out: &mut Vec<u8>) {
     if let Some(parent) = &header.parent_span_id {
         put_bytes(field::PARENT_SPAN_ID, parent, out);
     }
-    put_string(field::NAME, &finished.name, out);
+    put_string(field::NAME, finished.name, out);
     if header.kind != 0 {
         int32::encode(field::KIND, &header.kind, out);
     }
@@ -272,7 +272,7 @@ pub(crate) fn build(finished: Finished<'_>) -> Span {
         trace_state: header.trace_state,
         parent_span_id: header.parent_span_id.map(|id| id.to_vec()).unwrap_or_default(),
         flags: header.flags,
-        name: finished.name,
+        name: finished.name.to_owned(),
         kind: header.kind,
         start_time_unix_nano: header.start,
         end_time_unix_nano: header.end,
@@ -351,7 +351,7 @@ mod tests {
         let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let otlp = build(Finished {
             kind: Kind::Client,
-            name: "reviews:9080/*".into(),
+            name: "reviews:9080/*",
             span: &span,
             remote_parent: true,
             start,
@@ -422,7 +422,7 @@ mod tests {
         for (span, kind, name, start, remote_parent, attributes, status) in cases {
             let finished = || Finished {
                 kind,
-                name: name.to_owned(),
+                name,
                 span,
                 remote_parent,
                 start,
