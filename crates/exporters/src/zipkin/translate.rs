@@ -339,13 +339,10 @@ fn span_bytes<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
 
 fn hex_or_empty(bytes: &[u8]) -> String {
     if bytes.iter().all(|byte| *byte == 0) {
-        return String::new();
+        String::new()
+    } else {
+        crate::debug::format::hex(bytes)
     }
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-        use std::fmt::Write;
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
 }
 
 /// Nanoseconds since the epoch to the nearest microsecond.

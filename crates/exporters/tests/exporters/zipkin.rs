@@ -1,6 +1,7 @@
 //! The `zipkin` exporter against a loopback HTTP server standing in for a Zipkin collector.
 
 use exporters::ZipkinExporterFactory;
+use exporters::debug::format::hex;
 
 use super::*;
 
@@ -10,10 +11,6 @@ fn json_spans(body: &[u8]) -> Vec<serde_json::Value> {
         serde_json::Value::Array(spans) => spans,
         other => panic!("expected a JSON array, got {other}"),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use base64::Engine;
 use otlp::proto::common::v1::{AnyValue, any_value};
 
 /// [`typed`], or `Empty()` for a value that is not there.
@@ -64,20 +65,7 @@ fn to_json(value: &AnyValue) -> serde_json::Value {
 
 /// Standard base64 with padding, as Go prints `[]byte` values.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Lowercase hex; empty ids print as nothing, as in the collector.
