@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use config::ConfigErrors;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use http_body_util::{BodyExt, Full, Limited};
@@ -14,8 +15,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use pipeline::exporter_helper::SendError;
 use prost::Message;
 use transport::status::{RpcStatus, http_status_is_retryable, parse_retry_after};
+use transport::tls::ClientTlsConfig;
 
-use crate::common::{self, Compression};
+use crate::common::{self, Compression, Headers};
 use crate::connect::{Connector, TlsSettings};
 
 /// How much of a response is read: enough for any partial success or error status. The
@@ -54,6 +56,32 @@ pub(crate) struct Accepted {
     pub(crate) body: Bytes,
 }
 
+/// What an HTTP exporter's `tls`, `headers` and `compression` keys become.
+#[derive(Clone)]
+pub(crate) struct ClientSettings {
+    tls: Option<TlsSettings>,
+    headers: HeaderMap,
+    compression: Compression,
+}
+
+impl ClientSettings {
+    /// Validates the keys, collecting errors; `tls` is read only when some URL is `https`.
+    /// `compression` is the configured value, or the exporter's own default.
+    pub(crate) fn new(
+        tls: &ClientTlsConfig,
+        headers: &Headers,
+        compression: Option<&str>,
+        https: bool,
+        path: &str,
+        errors: &mut ConfigErrors,
+    ) -> ClientSettings {
+        let tls = if https { common::tls(tls, &[b"h2", b"http/1.1"], path, errors) } else { None };
+        let compression = common::compression(compression, path, errors);
+        let headers = common::headers(headers, path, errors).into_iter().collect();
+        ClientSettings { tls, headers, compression }
+    }
+}
+
 /// POSTs bodies to one URL with fixed headers.
 pub(crate) struct HttpPost {
     url: Uri,
@@ -64,17 +92,14 @@ pub(crate) struct HttpPost {
 }
 
 impl HttpPost {
-    /// A poster for `url`, dialling TLS with `tls` when the URL is `https`. Requests carry
+    /// A poster for `url`, dialling TLS when the URL is `https`. Requests carry
     /// `content_type`, meshtrace's user agent, `Content-Encoding: gzip` when compressing, and
-    /// then the `configured` headers, which win, as in the collector.
-    pub(crate) fn new(
-        url: Uri,
-        tls: Option<TlsSettings>,
-        content_type: &'static str,
-        compression: Compression,
-        configured: &HeaderMap,
-    ) -> HttpPost {
-        let connector = Connector::new(if url.scheme_str() == Some("https") { tls } else { None });
+    /// then the configured headers, which win, as in the collector.
+    pub(crate) fn new(url: Uri, settings: &ClientSettings, content_type: &'static str) -> HttpPost {
+        let ClientSettings { tls, headers: configured, compression } = settings;
+        let compression = *compression;
+        let https = url.scheme_str() == Some("https");
+        let connector = Connector::new(if https { tls.clone() } else { None });
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)

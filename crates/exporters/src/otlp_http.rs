@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use config::{ConfigError, ConfigErrors, Value};
 use futures_util::future::BoxFuture;
-use http::{HeaderMap, Uri};
+use http::Uri;
 use otlp::{Batch, Signal};
 use pipeline::exporter_helper::{HelperSettings, QueueConfig, RetryConfig, SendError, Sender};
 use pipeline::telemetry::ExporterMetrics;
@@ -18,9 +18,8 @@ use prost::Message;
 use serde::Deserialize;
 use transport::tls::ClientTlsConfig;
 
-use crate::common::{self, Compression, ExportResponse, Headers};
-use crate::connect::TlsSettings;
-use crate::http_post::{HttpPost, display_url, parse_url};
+use crate::common::{self, ExportResponse, Headers};
+use crate::http_post::{ClientSettings, HttpPost, display_url, parse_url};
 
 /// The `otlphttp` exporter's YAML.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -92,9 +91,7 @@ pub struct OtlpHttpConfigured {
     /// The URL of each signal, in the order of [`signal_index`]; `None` where neither
     /// `endpoint` nor the signal's own key is set.
     urls: [Option<Uri>; 3],
-    tls: Option<TlsSettings>,
-    headers: HeaderMap,
-    compression: Compression,
+    client: ClientSettings,
     encoding: Encoding,
     helper: HelperSettings,
 }
@@ -145,12 +142,14 @@ impl OtlpHttpConfigured {
             };
             urls[signal_index(signal)] = url.ok();
         }
-        let tls = if urls.iter().flatten().any(|url| url.scheme_str() == Some("https")) {
-            common::tls(&config.tls, &[b"h2", b"http/1.1"], path, &mut errors)
-        } else {
-            None
-        };
-        let compression = common::compression(config.compression.as_deref(), path, &mut errors);
+        let client = ClientSettings::new(
+            &config.tls,
+            &config.headers,
+            config.compression.as_deref(),
+            urls.iter().flatten().any(|url| url.scheme_str() == Some("https")),
+            path,
+            &mut errors,
+        );
         let encoding = match config.encoding.as_deref() {
             None | Some("proto") => Encoding::Proto,
             Some("json") => Encoding::Json,
@@ -162,8 +161,6 @@ impl OtlpHttpConfigured {
                 Encoding::Proto
             }
         };
-        let headers: HeaderMap =
-            common::headers(&config.headers, path, &mut errors).into_iter().collect();
         let helper = common::helper_settings(
             path,
             config.timeout,
@@ -173,7 +170,7 @@ impl OtlpHttpConfigured {
         );
         errors.into_result()?;
         let helper = helper.ok_or_else(|| ConfigError::new(path, "invalid settings"))?;
-        Ok(OtlpHttpConfigured { urls, tls, headers, compression, encoding, helper })
+        Ok(OtlpHttpConfigured { urls, client, encoding, helper })
     }
 
     /// The URL `signal` is sent to, if one is configured.
@@ -197,13 +194,7 @@ impl Configured for OtlpHttpConfigured {
         let sender = Arc::new(OtlpHttpSender {
             exporter: exporter.clone(),
             signal,
-            post: HttpPost::new(
-                url,
-                self.tls.clone(),
-                self.encoding.content_type(),
-                self.compression,
-                &self.headers,
-            ),
+            post: HttpPost::new(url, &self.client, self.encoding.content_type()),
             encoding: self.encoding,
             metrics: context.telemetry.exporter(&context.id, signal),
         });

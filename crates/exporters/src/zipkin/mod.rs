@@ -18,16 +18,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use config::{ConfigError, ConfigErrors, Value};
 use futures_util::future::BoxFuture;
-use http::{HeaderMap, Uri};
+use http::Uri;
 use otlp::{Batch, Signal};
 use pipeline::exporter_helper::{HelperSettings, QueueConfig, RetryConfig, SendError, Sender};
 use pipeline::{BuildContext, BuildError, Built, Configured, Factory, Kind, Stability};
 use serde::Deserialize;
 use transport::tls::ClientTlsConfig;
 
-use crate::common::{self, Compression, Headers};
-use crate::connect::TlsSettings;
-use crate::http_post::{HttpPost, display_url, parse_url};
+use crate::common::{self, Headers};
+use crate::http_post::{ClientSettings, HttpPost, display_url, parse_url};
 use encode::Format;
 
 /// The local service name of spans whose resource names none, unless configured.
@@ -85,9 +84,7 @@ impl Factory for ZipkinExporterFactory {
 /// A validated `zipkin` exporter.
 pub struct ZipkinConfigured {
     url: Uri,
-    tls: Option<TlsSettings>,
-    headers: HeaderMap,
-    compression: Compression,
+    client: ClientSettings,
     format: Format,
     default_service_name: String,
     helper: HelperSettings,
@@ -122,21 +119,16 @@ impl ZipkinConfigured {
                 Format::Json
             }
         };
-        let tls = match &url {
-            Some(url) if url.scheme_str() == Some("https") => {
-                common::tls(&config.tls, &[b"h2", b"http/1.1"], path, &mut errors)
-            }
-            _ => None,
-        };
         // Unlike the OTLP exporters, the collector's Zipkin exporter does not compress unless
         // told to.
-        let compression = common::compression(
+        let client = ClientSettings::new(
+            &config.tls,
+            &config.headers,
             Some(config.compression.as_deref().unwrap_or("none")),
+            url.as_ref().is_some_and(|url| url.scheme_str() == Some("https")),
             path,
             &mut errors,
         );
-        let headers: HeaderMap =
-            common::headers(&config.headers, path, &mut errors).into_iter().collect();
         let helper = common::helper_settings(
             path,
             config.timeout,
@@ -150,9 +142,7 @@ impl ZipkinConfigured {
         };
         Ok(ZipkinConfigured {
             url,
-            tls,
-            headers,
-            compression,
+            client,
             format,
             default_service_name: config
                 .default_service_name
@@ -175,13 +165,7 @@ impl Configured for ZipkinConfigured {
         let exporter = context.id.to_string();
         let destination = display_url(&self.url);
         let sender = Arc::new(ZipkinSender {
-            post: HttpPost::new(
-                self.url.clone(),
-                self.tls.clone(),
-                self.format.content_type(),
-                self.compression,
-                &self.headers,
-            ),
+            post: HttpPost::new(self.url.clone(), &self.client, self.format.content_type()),
             format: self.format,
             default_service_name: self.default_service_name.clone(),
         });
