@@ -167,7 +167,7 @@ impl Configured for ZipkinConfigured {
         let sender = Arc::new(ZipkinSender {
             post: HttpPost::new(self.url.clone(), &self.client, self.format.content_type()),
             format: self.format,
-            default_service_name: self.default_service_name.clone(),
+            default_service_name: Arc::from(self.default_service_name.as_str()),
         });
         common::build_announced(&context, sender, &self.helper, exporter, destination)
     }
@@ -179,7 +179,7 @@ impl Configured for ZipkinConfigured {
 struct ZipkinSender {
     post: HttpPost,
     format: Format,
-    default_service_name: String,
+    default_service_name: Arc<str>,
 }
 
 impl Sender for ZipkinSender {
@@ -189,31 +189,41 @@ impl Sender for ZipkinSender {
             // hold its memory for the whole back-off.
             let body = if batch.items() > OFF_REACTOR_SPANS {
                 // An encoded batch (the usual case) clones by reference count.
-                let batch = batch.clone();
+                let batch = Cow::Owned(batch.clone());
                 let (format, default_service_name) =
                     (self.format, self.default_service_name.clone());
-                tokio::task::spawn_blocking(move || body(&batch, format, &default_service_name))
+                tokio::task::spawn_blocking(move || body(batch, format, &default_service_name))
                     .await
                     .map_err(|error| {
                         SendError::permanent(format!("the translation task failed: {error}"))
                     })??
             } else {
-                body(batch, self.format, &self.default_service_name)?
+                body(Cow::Borrowed(batch), self.format, &self.default_service_name)?
             };
             self.post.post(body).await.map(|_| ())
         })
     }
 }
 
-/// The batch translated and encoded. A batch received as OTLP bytes is decoded here.
-fn body(batch: &Batch, format: Format, default_service_name: &str) -> Result<Bytes, SendError> {
-    let request =
-        match batch.as_traces() {
+/// The batch translated and encoded. A batch received as OTLP bytes is decoded here; one
+/// handed over owned is decoded without a copy.
+fn body(
+    batch: Cow<'_, Batch>,
+    format: Format,
+    default_service_name: &str,
+) -> Result<Bytes, SendError> {
+    let decode = |batch: Batch| {
+        batch
+            .into_traces()
+            .map_err(|error| SendError::permanent(format!("cannot decode the batch: {error}")))
+    };
+    let request = match batch {
+        Cow::Borrowed(batch) => match batch.as_traces() {
             Some(request) => Cow::Borrowed(request),
-            None => Cow::Owned(batch.clone().into_traces().map_err(|error| {
-                SendError::permanent(format!("cannot decode the batch: {error}"))
-            })?),
-        };
+            None => Cow::Owned(decode(batch.clone())?),
+        },
+        Cow::Owned(batch) => Cow::Owned(decode(batch)?),
+    };
     let spans = translate::zipkin_spans(&request, default_service_name).map_err(|error| {
         SendError::permanent(format!("cannot translate the batch to Zipkin: {error}"))
     })?;
