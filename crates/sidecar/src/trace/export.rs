@@ -25,7 +25,7 @@ pub(crate) use self::staging::SpanField;
 use self::staging::{EncodedSpans, Next, Refused, Staging};
 use super::counters::{DropReason, TraceMetrics};
 use super::exporter::BuiltExporter;
-use super::protobuf::{length_delimited_len, put_length_delimited};
+use super::protobuf::{field, length_delimited_len, put_length_delimited};
 
 /// How spans are buffered and batched.
 #[derive(Clone, Copy, Debug)]
@@ -242,13 +242,14 @@ impl Output {
     /// The `ExportTraceServiceRequest` encoding of one `ResourceSpans` (the sidecar's resource)
     /// holding one `ScopeSpans` (its scope) around `spans`.
     fn request(&self, spans: &EncodedSpans) -> Bytes {
-        // ExportTraceServiceRequest.resource_spans = 1, ResourceSpans.scope_spans = 2.
         let scope_spans = self.scope_field.len() + spans.bytes.len();
-        let resource_spans = self.resource_field.len() + length_delimited_len(2, scope_spans);
-        let mut request = Vec::with_capacity(length_delimited_len(1, resource_spans));
-        put_length_delimited(1, resource_spans, &mut request);
+        let resource_spans = self.resource_field.len()
+            + length_delimited_len(field::RESOURCE_SPANS_SCOPE_SPANS, scope_spans);
+        let mut request =
+            Vec::with_capacity(length_delimited_len(field::EXPORT_RESOURCE_SPANS, resource_spans));
+        put_length_delimited(field::EXPORT_RESOURCE_SPANS, resource_spans, &mut request);
         request.extend_from_slice(&self.resource_field);
-        put_length_delimited(2, scope_spans, &mut request);
+        put_length_delimited(field::RESOURCE_SPANS_SCOPE_SPANS, scope_spans, &mut request);
         request.extend_from_slice(&self.scope_field);
         request.extend_from_slice(&spans.bytes);
         Bytes::from(request)

@@ -3,6 +3,29 @@
 
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
+/// Fields of the OTLP messages the tracer writes (`opentelemetry/proto/trace/v1/trace.proto`,
+/// `collector/trace/v1/trace_service.proto`, `common/v1/common.proto`).
+pub(crate) mod field {
+    pub(crate) const EXPORT_RESOURCE_SPANS: u32 = 1;
+    pub(crate) const RESOURCE_SPANS_SCOPE_SPANS: u32 = 2;
+    pub(crate) const SCOPE_SPANS_SPANS: u32 = 2;
+    pub(crate) const TRACE_ID: u32 = 1;
+    pub(crate) const SPAN_ID: u32 = 2;
+    pub(crate) const TRACE_STATE: u32 = 3;
+    pub(crate) const PARENT_SPAN_ID: u32 = 4;
+    pub(crate) const FLAGS: u32 = 16;
+    pub(crate) const NAME: u32 = 5;
+    pub(crate) const KIND: u32 = 6;
+    pub(crate) const START_TIME: u32 = 7;
+    pub(crate) const END_TIME: u32 = 8;
+    pub(crate) const ATTRIBUTES: u32 = 9;
+    pub(crate) const STATUS: u32 = 15;
+    pub(crate) const STATUS_CODE: u32 = 3;
+    pub(crate) const KEY_VALUE_KEY: u32 = 1;
+    pub(crate) const KEY_VALUE_VALUE: u32 = 2;
+    pub(crate) const ANY_VALUE_STRING: u32 = 1;
+}
+
 /// A length-delimited field's size, from its content's.
 pub(crate) fn length_delimited_len(tag: u32, length: usize) -> usize {
     key_len(tag) + encoded_len_varint(length as u64) + length

@@ -22,7 +22,7 @@ use prost::encoding::{fixed32, fixed64, int32};
 use super::context::ProxySpan;
 use super::export::SpanField;
 use super::protobuf::{
-    bytes_len, length_delimited_len, put_bytes, put_length_delimited, put_string, string_len,
+    bytes_len, field, length_delimited_len, put_bytes, put_length_delimited, put_string, string_len,
 };
 use super::tags::{Kind, SpanStatus, SpanTags};
 
@@ -99,27 +99,6 @@ pub(crate) struct Finished<'a> {
     pub(crate) start: SystemTime,
     pub(crate) duration: Duration,
     pub(crate) tags: SpanTags<'a>,
-}
-
-/// Fields of the OTLP messages written here (`opentelemetry/proto/trace/v1/trace.proto`,
-/// `common/v1/common.proto`).
-mod field {
-    pub(super) const SCOPE_SPANS_SPANS: u32 = 2;
-    pub(super) const TRACE_ID: u32 = 1;
-    pub(super) const SPAN_ID: u32 = 2;
-    pub(super) const TRACE_STATE: u32 = 3;
-    pub(super) const PARENT_SPAN_ID: u32 = 4;
-    pub(super) const FLAGS: u32 = 16;
-    pub(super) const NAME: u32 = 5;
-    pub(super) const KIND: u32 = 6;
-    pub(super) const START_TIME: u32 = 7;
-    pub(super) const END_TIME: u32 = 8;
-    pub(super) const ATTRIBUTES: u32 = 9;
-    pub(super) const STATUS: u32 = 15;
-    pub(super) const STATUS_CODE: u32 = 3;
-    pub(super) const KEY_VALUE_KEY: u32 = 1;
-    pub(super) const KEY_VALUE_VALUE: u32 = 2;
-    pub(super) const ANY_VALUE_STRING: u32 = 1;
 }
 
 /// The parts of a span that are not tags, worked out once for both passes of [`encode_field`].

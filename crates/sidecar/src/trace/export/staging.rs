@@ -19,11 +19,7 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use otlp::proto::trace::v1::Span;
-use prost::Message;
 use tokio::sync::Notify;
-
-use crate::trace::protobuf::put_length_delimited;
 use tokio::time::Instant;
 
 /// Why a span was refused.
@@ -35,18 +31,25 @@ pub(super) enum Refused {
     Closed,
 }
 
-/// `ScopeSpans.spans` is field 2.
-const SCOPE_SPANS_SPANS: u32 = 2;
-
 /// A span that writes itself as one `ScopeSpans.spans` field: key, length, `Span` message.
 pub(crate) trait SpanField {
     fn encode_field(&self, out: &mut Vec<u8>);
 }
 
-impl SpanField for Span {
-    fn encode_field(&self, out: &mut Vec<u8>) {
-        put_length_delimited(SCOPE_SPANS_SPANS, self.encoded_len(), out);
-        self.encode_raw(out);
+/// Tests stage prost spans; the proxy stages [`Finished`](crate::trace::span::Finished) ones.
+#[cfg(test)]
+mod prost_spans {
+    use otlp::proto::trace::v1::Span;
+    use prost::Message;
+
+    use super::SpanField;
+    use crate::trace::protobuf::{field, put_length_delimited};
+
+    impl SpanField for Span {
+        fn encode_field(&self, out: &mut Vec<u8>) {
+            put_length_delimited(field::SCOPE_SPANS_SPANS, self.encoded_len(), out);
+            self.encode_raw(out);
+        }
     }
 }
 
@@ -212,6 +215,9 @@ impl State {
 
 #[cfg(test)]
 mod tests {
+    use otlp::proto::trace::v1::Span;
+    use prost::Message;
+
     use super::*;
 
     fn span(i: u64) -> Span {
