@@ -158,12 +158,17 @@ impl DirectionTags {
                 fixed.push((tag.name.clone(), value));
             }
         }
-        let standard = |name: &str| STANDARD_KEYS.contains(&name);
-        let replaces = fixed.iter().any(|(name, _)| standard(name))
-            || headers
-                .iter()
-                .any(|(name, _, _)| standard(name) || fixed.iter().any(|(fixed, _)| fixed == name))
-            || (1..headers.len()).any(|i| headers[..i].iter().any(|h| h.0 == headers[i].0));
+        // Custom names in the order they are written: a name replaces a tag when it is a
+        // standard one or came before.
+        let names: Vec<&str> = fixed
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .chain(headers.iter().map(|(name, _, _)| name.as_str()))
+            .collect();
+        let replaces = names
+            .iter()
+            .enumerate()
+            .any(|(i, name)| STANDARD_KEYS.contains(name) || names[..i].contains(name));
         DirectionTags {
             replaces,
             status_follows_error_tag: matches!(settings.exporter, Some(Exporter::Zipkin(_))),
