@@ -60,9 +60,18 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn find(&self, path: &str) -> Vec<Record> {
+    fn records(&self) -> Vec<Record> {
         let exchanges = self.exchanges.lock().unwrap();
-        exchanges.iter().map(|r| r.lock().unwrap().clone()).filter(|r| r.path == path).collect()
+        exchanges.iter().map(|r| r.lock().unwrap().clone()).collect()
+    }
+
+    fn find(&self, path: &str) -> Vec<Record> {
+        self.records().into_iter().filter(|r| r.path == path).collect()
+    }
+
+    /// The first completed exchange that `matches`, waiting for it.
+    async fn completed_where(&self, matches: impl Fn(&Record) -> bool) -> Record {
+        eventually(|| self.records().into_iter().find(|r| r.flags.is_some() && matches(r))).await
     }
 
     /// The one completed exchange for `path`, waiting for it to complete.

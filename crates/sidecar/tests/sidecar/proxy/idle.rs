@@ -138,11 +138,7 @@ async fn a_tunnel_is_closed_when_nothing_moves_either_way() {
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "the idle tunnel stayed open");
-    let record = eventually(|| {
-        let exchanges = harness.recorder.exchanges.lock().unwrap();
-        exchanges.first().map(|r| r.lock().unwrap().clone()).filter(|r| r.flags.is_some())
-    })
-    .await;
+    let record = harness.recorder.completed_where(|_| true).await;
     assert_eq!((record.status, record.flags.as_deref()), (Some(200), Some("SI")));
     assert_eq!((record.request_bytes, record.response_bytes), (7, 42));
 }

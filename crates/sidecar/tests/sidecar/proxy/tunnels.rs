@@ -86,13 +86,7 @@ async fn outbound_connect_opens_a_tunnel_like_an_http_proxy() {
         stream.read_exact(&mut echoed).await.unwrap();
         assert_eq!(&echoed, b"echo:ping");
         drop(stream);
-        let record = eventually(|| {
-            let exchanges = harness.recorder.exchanges.lock().unwrap();
-            let records: Vec<Record> =
-                exchanges.iter().map(|r| r.lock().unwrap().clone()).collect();
-            records.into_iter().find(|r| r.cluster == cluster && r.flags.is_some())
-        })
-        .await;
+        let record = harness.recorder.completed_where(|r| r.cluster == cluster).await;
         assert_eq!(record.direction, Some(Direction::Outbound));
         assert_eq!(record.status, Some(200));
         assert_eq!(record.upstream, Some(target));
@@ -107,11 +101,7 @@ async fn connect_to_a_refused_target_gets_503_uf() {
     let harness = start_default(config(None, &[], "")).await;
     let (_stream, head) = connect_to(harness.sidecar.outbound_addr(), &closed.to_string()).await;
     assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
-    let record = eventually(|| {
-        let exchanges = harness.recorder.exchanges.lock().unwrap();
-        exchanges.first().map(|r| r.lock().unwrap().clone()).filter(|r| r.flags.is_some())
-    })
-    .await;
+    let record = harness.recorder.completed_where(|_| true).await;
     assert_eq!(record.flags.as_deref(), Some("UF,URX"));
     assert_eq!(record.status, Some(503));
 }
