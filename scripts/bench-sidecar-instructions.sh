@@ -46,10 +46,7 @@ echo "valgrind: $(valgrind --version)"
 echo "binary: $MESHTRACE"
 
 require_free_ports 14317 14318 18080 18000 18001 18006 18206
-if ! command -v nginx >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light) ||
-        echo "cannot install nginx; the nginx baseline is skipped"
-fi
+ensure_nginx
 
 "$LOADGEN" sink --listen 127.0.0.1:14317 --protocol grpc --stats 127.0.0.1:14318 >"$WORK/sink.log" 2>&1 &
 PIDS+=($!)
@@ -62,6 +59,13 @@ sed 's/randomSamplingPercentage: 100/randomSamplingPercentage: 0/' bench/sidecar
     >"$WORK/baseline.yaml"
 cp bench/sidecar/sidecar-b.yaml "$WORK/traced.yaml"
 
+# Sends $3 requests at $RATE requests/s to $1, the results in $WORK/load-$2.txt.
+load() { # target label requests
+    "$LOADGEN" http-load --target "$1" --host echo.bench.svc.cluster.local:9080 \
+        --rate "$RATE" --connections 10 --duration $(( ($3 + RATE - 1) / RATE )) --warmup 0 \
+        --label "$2" >"$WORK/load-$2.txt"
+}
+
 # Runs the sidecar with $1's config under callgrind, sends $2 requests, prints the total.
 instructions() {
     local config=$1 requests=$2 out="$WORK/callgrind-$1-$2.out"
@@ -71,10 +75,7 @@ instructions() {
     local pid=$!
     wait_port 127.0.0.1:18006
     if [ "$requests" -gt 0 ]; then
-        local seconds=$(( (requests + RATE - 1) / RATE ))
-        "$LOADGEN" http-load --target 127.0.0.1:18006 --host echo.bench.svc.cluster.local:9080 \
-            --rate "$RATE" --connections 10 --duration "$seconds" --warmup 0 --label "$config" \
-            >"$WORK/load-$config.txt"
+        load 127.0.0.1:18006 "$config" "$requests"
         sleep 2 # the last export batch leaves
     fi
     kill -TERM "$pid"
@@ -93,10 +94,7 @@ nginx_instructions() {
     local pid=$!
     wait_port 127.0.0.1:18206
     if [ "$requests" -gt 0 ]; then
-        local seconds=$(( (requests + RATE - 1) / RATE ))
-        "$LOADGEN" http-load --target 127.0.0.1:18206 --host echo.bench.svc.cluster.local:9080 \
-            --rate "$RATE" --connections 10 --duration "$seconds" --warmup 0 --label nginx \
-            >"$WORK/load-nginx.txt"
+        load 127.0.0.1:18206 nginx "$requests"
     fi
     # SIGQUIT: nginx's graceful stop, so callgrind writes its totals.
     kill -QUIT "$pid"

@@ -74,11 +74,7 @@ if [ "$BUILD" != 0 ]; then
     cargo build --profile "$CARGO_PROFILE" -p meshtrace
     cargo build --release -p loadgen
 fi
-if ! command -v nginx >/dev/null 2>&1; then
-    echo "== installing nginx-light for the baseline"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light) ||
-        echo "cannot install nginx; the baseline run is skipped"
-fi
+ensure_nginx
 
 echo
 echo "== machine"

@@ -29,3 +29,12 @@ http {
 }
 NGINX
 }
+
+# Installs Debian's nginx-light when nginx is missing; says so when it cannot, and the caller
+# skips its nginx baseline (checking `command -v nginx` again).
+ensure_nginx() {
+    command -v nginx >/dev/null 2>&1 && return 0
+    echo "== installing nginx-light for the baseline"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light) ||
+        echo "cannot install nginx; the nginx baseline is skipped"
+}
