@@ -24,9 +24,7 @@ use std::fmt;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::context::{
-    SpanContext, SpanId, TraceFlags, TraceId, decode_lower_hex, hex_digits, push_hex,
-};
+use crate::context::{SpanContext, SpanId, TraceFlags, TraceId, decode_lower_hex, hex_digits};
 use crate::ows;
 
 /// The header name, lowercase as the specification asks senders to write it.
@@ -148,18 +146,18 @@ fn field(value: &[u8], start: usize, len: usize) -> Option<&[u8]> {
 
 /// Formats `context` as a version `00` header value (lowercase, flags with reserved bits clear).
 pub fn format(context: &SpanContext) -> String {
-    let mut out = String::with_capacity(VERSION_00_LEN);
-    out.push_str("00-");
-    push_hex(&mut out, &context.trace_id.to_bytes());
-    out.push('-');
-    push_hex(&mut out, &context.span_id.to_bytes());
-    out.push('-');
-    push_hex(&mut out, &[context.flags.bits()]);
-    out
+    // Only ASCII hex digits and '-'.
+    String::from_utf8_lossy(&encode(context)).into_owned()
 }
 
 /// [`format()`] as a header value, built on the stack (one allocation, the value's own).
 pub fn to_header_value(context: &SpanContext) -> HeaderValue {
+    // Only hex digits and '-': always a valid header value.
+    HeaderValue::from_bytes(&encode(context)).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The version `00` text of `context`.
+fn encode(context: &SpanContext) -> [u8; VERSION_00_LEN] {
     let mut out = [0u8; VERSION_00_LEN];
     let trace_id: [u8; 32] = context.trace_id.to_hex();
     let span_id: [u8; 16] = context.span_id.to_hex();
@@ -170,8 +168,7 @@ pub fn to_header_value(context: &SpanContext) -> HeaderValue {
         out[at..at + part.len()].copy_from_slice(part);
         at += part.len();
     }
-    // Only hex digits and '-': always a valid header value.
-    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static(""))
+    out
 }
 
 /// Reads the `traceparent` header of a request: `Ok(None)` when absent, an error when present but
