@@ -108,6 +108,7 @@ impl Documents {
             telemetry_path(&entries, &mesh, services, &mut errors, &mut warnings)
         };
         let mut service_name = service_name(&mesh.proxy, &workload);
+        let mut envoy_blocks = false;
         for document in &self.documents {
             let (block, clusters) = match document {
                 Document::EnvoyTracing(block) => (block, &[][..]),
@@ -117,6 +118,7 @@ impl Documents {
                 },
                 _ => continue,
             };
+            envoy_blocks = true;
             if let Some(name) =
                 apply_envoy(block, clusters, services, [&mut inbound, &mut outbound], &mut errors)
             {
@@ -131,11 +133,6 @@ impl Documents {
                     None
                 });
         if let Some(linkerd) = &linkerd {
-            let envoy_blocks = self.documents.iter().any(|document| match document {
-                Document::EnvoyTracing(_) => true,
-                Document::EnvoyBootstrap(bootstrap) => bootstrap.tracing.is_some(),
-                _ => false,
-            });
             let proxy = &mesh.proxy;
             let istio_tracing = !entries.is_empty()
                 || mesh.default_provider.is_some()
