@@ -44,35 +44,38 @@ impl Ingest {
 
     /// Takes a protobuf body without decoding it.
     pub(crate) async fn protobuf(&self, body: Bytes) -> Result<(), IngestError> {
-        let signal = self.signal;
-        let scanned = if body.len() >= SCAN_OFF_REACTOR_BYTES {
-            tokio::task::spawn_blocking(move || Batch::from_wire(signal, body))
-                .await
-                .map_err(|error| IngestError::Invalid(format!("validation task failed: {error}")))?
-        } else {
-            Batch::from_wire(signal, body)
-        };
-        let batch = scanned.map_err(|error| IngestError::Invalid(error.to_string()))?;
-        self.batch(batch).await
+        let read = |signal, body: Bytes| Batch::from_wire(signal, body).map_err(|e| e.to_string());
+        self.read(body, "validation", read).await
     }
 
-    /// Takes an OTLP/JSON body, decoded on the blocking pool when large: JSON decoding costs far
-    /// more per byte than the protobuf scan.
+    /// Takes an OTLP/JSON body: JSON decoding costs far more per byte than the protobuf scan.
     pub(crate) async fn json(&self, body: Bytes) -> Result<(), IngestError> {
+        let read =
+            |signal, body: Bytes| otlp::json::decode(signal, &body).map_err(|e| e.to_string());
+        self.read(body, "decoding", read).await
+    }
+
+    /// Reads `body` into a batch with `read`, on the blocking pool when it is large (the `task`
+    /// names the step in an error), and takes the batch.
+    async fn read(
+        &self,
+        body: Bytes,
+        task: &'static str,
+        read: fn(Signal, Bytes) -> Result<Batch, String>,
+    ) -> Result<(), IngestError> {
         let signal = self.signal;
-        let decoded = if body.len() >= SCAN_OFF_REACTOR_BYTES {
-            tokio::task::spawn_blocking(move || otlp::json::decode(signal, &body))
+        let read = if body.len() >= SCAN_OFF_REACTOR_BYTES {
+            tokio::task::spawn_blocking(move || read(signal, body))
                 .await
-                .map_err(|error| IngestError::Invalid(format!("decoding task failed: {error}")))?
+                .map_err(|error| IngestError::Invalid(format!("{task} task failed: {error}")))?
         } else {
-            otlp::json::decode(signal, &body)
+            read(signal, body)
         };
-        let batch = decoded.map_err(|error| IngestError::Invalid(error.to_string()))?;
-        self.batch(batch).await
+        self.batch(read.map_err(IngestError::Invalid)?).await
     }
 
     /// Takes a batch already decoded.
-    pub(crate) async fn batch(&self, batch: Batch) -> Result<(), IngestError> {
+    async fn batch(&self, batch: Batch) -> Result<(), IngestError> {
         let items = batch.items();
         if batch.is_empty() {
             // An empty request is valid OTLP and is answered with success; nothing to forward.
