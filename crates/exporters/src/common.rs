@@ -284,7 +284,7 @@ impl ExportResponse {
 // === lifecycle ===
 
 /// Logs when an exporter starts and stops, around the helper's own lifecycle.
-pub(crate) struct Announced {
+struct Announced {
     inner: Box<dyn Lifecycle>,
     exporter: String,
     destination: String,

@@ -140,9 +140,6 @@ async fn handle(
     Ok(oversized_is_resource_exhausted(response))
 }
 
-/// `grpc-status` as tonic writes OUT_OF_RANGE (11), compared on every response.
-const OUT_OF_RANGE_TEXT: &[u8] = b"11";
-
 /// tonic reports a message over the size limit as OUT_OF_RANGE; OTLP (and the collector) answer
 /// RESOURCE_EXHAUSTED, which clients know not to retry unchanged.
 fn oversized_is_resource_exhausted(
@@ -151,7 +148,8 @@ fn oversized_is_resource_exhausted(
     let out_of_range = response
         .headers()
         .get("grpc-status")
-        .is_some_and(|value| value.as_bytes() == OUT_OF_RANGE_TEXT);
+        .and_then(|value| value.to_str().ok()?.parse().ok())
+        .is_some_and(|status: i32| status == code::OUT_OF_RANGE);
     if out_of_range {
         response
             .headers_mut()
