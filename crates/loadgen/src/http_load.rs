@@ -8,7 +8,7 @@
 //! over the sorted latencies). How late each request went out against its slot (tokio's timer
 //! has a 1 ms resolution) is reported apart, so a rate that did not hold shows.
 //!
-//! `--watch NAME=PID` reads each process's CPU time (`/proc/PID/stat` utime + stime) at the
+//! `--watch NAME=PID` reads each process's CPU time (`/proc/PID/stat` utime and stime) at the
 //! start and end of the window, and its RSS and peak RSS (`VmHWM`) at the end.
 //!
 //! Besides the readable lines, one `RESULT` line and one `WATCH` line per process give the
@@ -23,7 +23,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1;
 
 use crate::load::{Pacer, connect_h1};
-use crate::proc_stats::{self, Proc};
+use crate::proc_stats::{self, CpuTime, Proc};
 
 /// How long one request may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -123,19 +123,24 @@ pub async fn command(args: HttpLoadArgs) -> anyhow::Result<()> {
     println!("load tool itself: {own:.2} CPU-s over the window ({:.3} vCPU)", own / seconds);
     let krps = all.latencies.len() as f64 / seconds / 1000.0;
     for ((name, proc_), (before, after)) in watched.iter().zip(cpu_before.iter().zip(&cpu_after)) {
-        let cpu = after.saturating_sub(*before).as_secs_f64();
+        let used = after.since(before);
+        let cpu = used.total().as_secs_f64();
+        let system = used.system.as_secs_f64();
         let memory = proc_.memory().unwrap_or_default();
         println!(
             "{name}: {cpu:.2} CPU-s over {seconds:.0} s = {:.4} vCPU = {:.4} vCPU per 1,000 rps \
-             ({:.2} CPU-s per 1,000 requests); RSS {:.1} MiB, peak (VmHWM) {:.1} MiB",
+             ({:.2} CPU-s per 1,000 requests, {:.0} % in the kernel); RSS {:.1} MiB, peak \
+             (VmHWM) {:.1} MiB",
             cpu / seconds,
             cpu / seconds / krps.max(1e-9),
             cpu / (krps * seconds).max(1e-9),
+            100.0 * system / cpu.max(1e-9),
             proc_stats::mib(memory.rss_kib),
             proc_stats::mib(memory.peak_kib),
         );
         println!(
-            "WATCH label={} name={name} cpu_s={cpu:.3} seconds={seconds:.3} rps={:.1} rss_kib={} hwm_kib={}",
+            "WATCH label={} name={name} cpu_s={cpu:.3} system_s={system:.3} seconds={seconds:.3} \
+             rps={:.1} rss_kib={} hwm_kib={}",
             args.label,
             krps * 1000.0,
             memory.rss_kib,
@@ -239,8 +244,8 @@ fn parse_watch(specs: &[String]) -> anyhow::Result<Vec<(String, Proc)>> {
         .collect()
 }
 
-fn cpu_times(watched: &[(String, Proc)]) -> Vec<Duration> {
-    watched.iter().map(|(_, proc_)| proc_.cpu_time().unwrap_or_default()).collect()
+fn cpu_times(watched: &[(String, Proc)]) -> Vec<CpuTime> {
+    watched.iter().map(|(_, proc_)| proc_.cpu_times().unwrap_or_default()).collect()
 }
 
 /// The value at quantile `q` (0–1] of `sorted`, by nearest rank.

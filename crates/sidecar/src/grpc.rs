@@ -8,11 +8,18 @@ pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status"
 /// The message header (or trailer) of a gRPC response.
 pub(crate) const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
-/// Envoy's `isGrpcContentType`: `application/grpc`, optionally followed by `+format` or
-/// `;parameters` (`application/grpc+proto`, …; not gRPC-Web).
+/// Envoy's `Grpc::Common::hasGrpcContentType`: exactly `application/grpc`, or it followed by
+/// `+format` (`application/grpc+proto`, …). Not gRPC-Web, and not with parameters, which gRPC's
+/// HTTP/2 protocol does not define. The proxy's local replies, Istio's metrics and the tracer's
+/// `grpc.*` tags all decide with this, as Envoy's do.
 pub(crate) fn is_grpc(content_type: &HeaderValue) -> bool {
-    match content_type.as_bytes().strip_prefix(b"application/grpc") {
-        Some(rest) => matches!(rest.first(), None | Some(b'+' | b';')),
+    is_grpc_content_type(content_type.as_bytes())
+}
+
+/// [`is_grpc`] for a content type already read as bytes.
+pub(crate) fn is_grpc_content_type(content_type: &[u8]) -> bool {
+    match content_type.strip_prefix(b"application/grpc") {
+        Some(rest) => matches!(rest.first(), None | Some(b'+')),
         None => false,
     }
 }

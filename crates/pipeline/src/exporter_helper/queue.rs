@@ -13,7 +13,7 @@ use otlp::Batch;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::retry::Delivery;
+use super::retry::{Delivery, Phase};
 use super::settings::{QueueConfig, Sizer};
 use crate::component::{BuildError, Lifecycle};
 use crate::consumer::{ConsumeError, Consumer};
@@ -79,7 +79,7 @@ async fn run_worker(receiver: Receiver, input: Arc<QueueInput>) {
         let Some((batch, size)) = next else { return };
         let used = input.used.fetch_sub(size, Ordering::AcqRel).saturating_sub(size);
         delivery.metrics.queue_size.set(i64::try_from(used).unwrap_or(i64::MAX));
-        if delivery.aborted() {
+        if delivery.phase() == Phase::Aborted {
             delivery.give_up(&batch, "shutdown deadline reached with data still queued");
             continue;
         }
@@ -100,6 +100,8 @@ impl Lifecycle for SendingQueue {
 
     fn shutdown(&mut self, deadline: Instant) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            // What is queued gets one attempt each, without retries (see `Phase::Draining`).
+            self.input.delivery.enter(Phase::Draining);
             // Dropping the only sender lets the workers drain what is queued and then stop.
             if let Ok(mut sender) = self.input.sender.lock() {
                 sender.take();
@@ -109,9 +111,9 @@ impl Lifecycle for SendingQueue {
             let all_done = futures_util::future::join_all(workers);
             tokio::pin!(all_done);
             if tokio::time::timeout_at(deadline, &mut all_done).await.is_err() {
-                // Past the deadline: whatever waits for a retry or sits in the queue is counted
-                // as failed by the workers as they see the abort.
-                self.input.delivery.abort();
+                // Past the deadline: whatever still sits in the queue is counted as failed by
+                // the workers as they see the abort.
+                self.input.delivery.enter(Phase::Aborted);
                 let _ = tokio::time::timeout(Duration::from_secs(1), all_done).await;
             }
         })

@@ -36,8 +36,21 @@ pub(super) struct Delivery {
     timeout: Duration,
     pub(super) metrics: ExporterMetrics,
     health: HealthReporter,
-    /// Becomes true when the shutdown deadline passed: waiting retries give up at once.
-    abort: watch::Sender<bool>,
+    /// Where shutdown has got to; retries and queued batches look at it.
+    phase: watch::Sender<Phase>,
+}
+
+/// How far shutdown has got, as deliveries see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Phase {
+    Running,
+    /// Shutdown began: what is queued is still sent, once each, but a failed attempt is not
+    /// retried and a retry waiting for its backoff gives up at once. The collector stops its
+    /// retry sender before draining its queue for the same reason: a destination that is down
+    /// must not hold up shutdown until the deadline.
+    Draining,
+    /// The shutdown deadline passed: queued batches are given up without an attempt.
+    Aborted,
 }
 
 // === impl Delivery ===
@@ -51,17 +64,23 @@ impl Delivery {
         metrics: ExporterMetrics,
         health: HealthReporter,
     ) -> Delivery {
-        let (abort, _) = watch::channel(false);
-        Delivery { exporter, sender, retry, timeout, metrics, health, abort }
+        let (phase, _) = watch::channel(Phase::Running);
+        Delivery { exporter, sender, retry, timeout, metrics, health, phase }
     }
 
-    /// Makes every waiting or future retry give up.
-    pub(super) fn abort(&self) {
-        self.abort.send_replace(true);
+    /// Moves shutdown on to `phase` (never back).
+    pub(super) fn enter(&self, phase: Phase) {
+        self.phase.send_if_modified(|current| {
+            let later = phase > *current;
+            if later {
+                *current = phase;
+            }
+            later
+        });
     }
 
-    pub(super) fn aborted(&self) -> bool {
-        *self.abort.borrow()
+    pub(super) fn phase(&self) -> Phase {
+        *self.phase.borrow()
     }
 
     /// Counts a batch that will never be delivered.
@@ -74,7 +93,7 @@ impl Delivery {
     /// Delivers `batch`, retrying as configured.
     pub(super) async fn deliver(&self, batch: Batch) -> Outcome {
         let started = TokioInstant::now();
-        let mut aborted = self.abort.subscribe();
+        let mut phase = self.phase.subscribe();
         let mut attempt = 0u32;
         loop {
             let result = if self.timeout.is_zero() {
@@ -100,7 +119,7 @@ impl Delivery {
                 }
                 Err(SendError::Retryable { message, retry_after }) => (message, retry_after),
             };
-            if !self.retry.enabled || self.aborted() {
+            if !self.retry.enabled || self.phase() != Phase::Running {
                 self.give_up(&batch, &format!("retries disabled or shutting down: {message}"));
                 return Outcome::Failed { retryable: true };
             }
@@ -114,8 +133,8 @@ impl Delivery {
             tracing::debug!(exporter = %self.exporter, error = %message, ?delay, "export failed, will retry");
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = aborted.wait_for(|aborted| *aborted) => {
-                    self.give_up(&batch, "shutdown deadline reached while retrying");
+                _ = phase.wait_for(|phase| *phase != Phase::Running) => {
+                    self.give_up(&batch, "shutting down while waiting to retry");
                     return Outcome::Failed { retryable: true };
                 }
             }
@@ -173,9 +192,9 @@ impl Consumer for Direct {
     }
 }
 
-/// Without a queue there is nothing to drain: deliveries run inside the receivers' requests,
-/// which finish before exporters are shut down. Shutdown only makes retries still waiting at the
-/// deadline give up, without holding up the rest of the shutdown until then.
+/// Without a queue there is nothing to drain: deliveries run inside the receivers' requests.
+/// Shutdown only stops retrying, so a caller still waiting on a destination that is down learns
+/// at once that its data was not taken.
 pub(super) struct DirectLifecycle(pub(super) Arc<Delivery>);
 
 impl Lifecycle for DirectLifecycle {
@@ -183,13 +202,8 @@ impl Lifecycle for DirectLifecycle {
         Box::pin(async { Ok(()) })
     }
 
-    fn shutdown(&mut self, deadline: Instant) -> BoxFuture<'_, ()> {
-        let delivery = self.0.clone();
-        Box::pin(async move {
-            tokio::spawn(async move {
-                tokio::time::sleep_until(deadline.into()).await;
-                delivery.abort();
-            });
-        })
+    fn shutdown(&mut self, _deadline: Instant) -> BoxFuture<'_, ()> {
+        self.0.enter(Phase::Draining);
+        Box::pin(async {})
     }
 }

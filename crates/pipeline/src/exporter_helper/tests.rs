@@ -180,9 +180,9 @@ async fn a_server_retry_hint_is_honoured() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn shutdown_drains_the_queue_then_refuses_new_data() {
+async fn shutdown_sends_what_is_queued_once_each_then_refuses_new_data() {
     let telemetry = Arc::new(Telemetry::new());
-    let destination = Destination::new(2, SendError::retryable("flaky"));
+    let destination = Destination::new(1, SendError::retryable("flaky"));
     let mut built =
         build(&context(&telemetry), destination.clone(), &settings(10, Duration::from_secs(60)))
             .unwrap();
@@ -192,12 +192,64 @@ async fn shutdown_drains_the_queue_then_refuses_new_data() {
         consumer.consume(spans(2)).await.unwrap();
     }
     built.lifecycle.shutdown(Instant::now() + Duration::from_secs(30)).await;
-    assert_eq!(destination.delivered(), 6);
+    // As the collector drains its queue with its retry sender already stopped: the batch whose
+    // one attempt failed is counted as lost, not retried; the others arrive.
+    assert_eq!(destination.attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(destination.delivered(), 4);
+    assert_eq!(metric(&telemetry, "otelcol_exporter_send_failed_spans_total"), 2);
     let refusal = consumer.consume(spans(1)).await.unwrap_err();
     assert!(matches!(
         refusal,
         ConsumeError::Retryable { kind: crate::RefusalKind::Unavailable, .. }
     ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destination_that_is_down_does_not_hold_up_shutdown_until_the_deadline() {
+    let telemetry = Arc::new(Telemetry::new());
+    let destination = Destination::new(u32::MAX, SendError::retryable("connection refused"));
+    let mut built =
+        build(&context(&telemetry), destination.clone(), &settings(10, Duration::from_secs(600)))
+            .unwrap();
+    built.lifecycle.start().await.unwrap();
+    let consumer = built.consumer.clone().unwrap();
+    for _ in 0..3 {
+        consumer.consume(spans(2)).await.unwrap();
+    }
+    // The worker has failed its first batch and waits to retry it.
+    eventually(|| destination.attempts.load(Ordering::SeqCst) >= 2).await;
+    let attempts_before = destination.attempts.load(Ordering::SeqCst);
+    let started = tokio::time::Instant::now();
+    let deadline = Duration::from_secs(30);
+    built.lifecycle.shutdown(Instant::now() + deadline).await;
+    // Time is paused: had shutdown waited for the deadline, the clock would have jumped to it.
+    assert!(started.elapsed() < deadline, "shutdown took {:?}", started.elapsed());
+    // The waiting retry gave up at once; the two queued batches had one attempt each.
+    assert_eq!(destination.attempts.load(Ordering::SeqCst), attempts_before + 2);
+    assert_eq!(metric(&telemetry, "otelcol_exporter_send_failed_spans_total"), 6);
+    assert_eq!(destination.delivered(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_queue_a_caller_waiting_to_retry_learns_of_the_loss_at_shutdown() {
+    let telemetry = Arc::new(Telemetry::new());
+    let destination = Destination::new(u32::MAX, SendError::retryable("connection refused"));
+    let mut settings = settings(10, Duration::from_secs(600));
+    settings.queue.enabled = false;
+    let mut built = build(&context(&telemetry), destination.clone(), &settings).unwrap();
+    let consumer = built.consumer.clone().unwrap();
+    let waiting = tokio::spawn(async move { consumer.consume(spans(2)).await });
+    eventually(|| destination.attempts.load(Ordering::SeqCst) >= 2).await;
+    let attempts_before = destination.attempts.load(Ordering::SeqCst);
+    built.lifecycle.shutdown(Instant::now() + Duration::from_secs(30)).await;
+    let refusal = waiting.await.unwrap().unwrap_err();
+    // It gave up from its backoff, without another attempt.
+    assert_eq!(destination.attempts.load(Ordering::SeqCst), attempts_before);
+    assert!(matches!(
+        refusal,
+        ConsumeError::Retryable { kind: crate::RefusalKind::Unavailable, .. }
+    ));
+    assert_eq!(metric(&telemetry, "otelcol_exporter_send_failed_spans_total"), 2);
 }
 
 #[tokio::test(start_paused = true)]

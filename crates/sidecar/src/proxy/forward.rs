@@ -294,8 +294,9 @@ mod tests {
         let grpc = |text: &'static str| is_grpc(&HeaderValue::from_static(text));
         assert!(grpc("application/grpc"));
         assert!(grpc("application/grpc+proto"));
-        assert!(grpc("application/grpc; charset=utf-8"));
+        assert!(!grpc("application/grpc; charset=utf-8"));
         assert!(!grpc("application/grpc-web"));
+        assert!(!grpc("application/grpc-web+proto"));
         assert!(!grpc("application/json"));
     }
 }

@@ -30,7 +30,7 @@ use propagation::request_id;
 use super::local::{Environment, LocalInfo, istio_tags};
 use super::sampling::CLIENT_TRACE_ID;
 use crate::config::{DirectionSettings, Exporter, TagValue, Workload};
-use crate::grpc::{GRPC_MESSAGE, GRPC_STATUS};
+use crate::grpc::{GRPC_MESSAGE, GRPC_STATUS, is_grpc_content_type};
 use crate::observe::{Completion, RequestView, ResponseView};
 use crate::proxy::headers::X_FORWARDED_PROTO;
 
@@ -209,7 +209,7 @@ impl RequestInfo {
             .unwrap_or(Cow::Borrowed("/"));
         let path = truncate(&path, tags.max_path_tag_length);
         let content_type = text(&CONTENT_TYPE).unwrap_or_default();
-        let grpc = content_type.starts_with("application/grpc").then(|| GrpcRequest {
+        let grpc = is_grpc_content_type(content_type.as_bytes()).then(|| GrpcRequest {
             path: head.uri.path().to_owned(),
             authority: host.clone().into_owned(),
             content_type: content_type.clone().into_owned(),

@@ -304,3 +304,29 @@ fn custom_tags_replace_standard_ones_and_earlier_ones_once() {
     assert_eq!((value(&span, "istio.mesh_id"), count("istio.mesh_id")), (Some("blue"), 1));
     assert_eq!((value(&span, "team"), count("team")), (Some("ops"), 1));
 }
+
+#[test]
+fn grpc_web_is_not_grpc_to_the_tracer_as_to_envoy() {
+    let tags = default_tags();
+    for content_type in ["application/grpc-web", "application/grpc-web+proto"] {
+        let mut head = grpc_head();
+        head.headers.insert("content-type", HeaderValue::from_static(content_type));
+        let info = read(&tags, &mut head, "outbound|50051||ratings.default.svc.cluster.local");
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("14"));
+        let done = completion(Some(&trailers));
+        let ok = response(200);
+        let span = span_tags(&tags, Kind::Client, &info, Some(&ok), &done);
+        assert_eq!(value(&span, "grpc.path"), None, "{content_type}");
+        assert_eq!(value(&span, "grpc.status_code"), None, "{content_type}");
+        // Judged by HTTP status alone, as an HTTP request.
+        assert_eq!(span.status, SpanStatus::Unset, "{content_type}");
+        assert_eq!(value(&span, "error"), None, "{content_type}");
+    }
+    let mut head = grpc_head();
+    head.headers.insert("content-type", HeaderValue::from_static("application/grpc+proto"));
+    let info = read(&tags, &mut head, "outbound|50051||ratings.default.svc.cluster.local");
+    let (ok, none) = (response(200), completion(None));
+    let span = span_tags(&tags, Kind::Client, &info, Some(&ok), &none);
+    assert_eq!(value(&span, "grpc.content_type"), Some("application/grpc+proto"));
+}
