@@ -119,6 +119,32 @@ impl Propagators {
         self.0 & propagator.bit() != 0
     }
 
+    /// The formats in both sets.
+    #[must_use]
+    pub fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    /// The formats in either set.
+    #[must_use]
+    pub fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// The formats whose headers `headers` holds: `traceparent`, `b3`, any `X-B3-*`, `baggage`.
+    /// Found in one pass over the names, because a lookup of an absent header still hashes its
+    /// name, and most requests carry one format or none.
+    pub fn carried(headers: &HeaderMap) -> Self {
+        headers.keys().fold(Self::NONE, |set, name| match name.as_str() {
+            "traceparent" => set.with(Propagator::TraceContext),
+            "b3" => set.with(Propagator::B3Single),
+            "x-b3-traceid" | "x-b3-spanid" | "x-b3-parentspanid" | "x-b3-sampled"
+            | "x-b3-flags" => set.with(Propagator::B3Multi),
+            "baggage" => set.with(Propagator::Baggage),
+            _ => set,
+        })
+    }
+
     /// The formats in the set, in extraction order.
     pub fn iter(self) -> impl Iterator<Item = Propagator> {
         Propagator::ALL.into_iter().filter(move |p| self.contains(*p))
@@ -189,7 +215,8 @@ pub struct ExtractErrors {
 /// One B3 encoding's reader.
 type B3Reader = fn(&HeaderMap) -> Result<Option<B3>, B3Error>;
 
-/// Reads the enabled formats from `headers` (precedence in the module docs).
+/// Reads the enabled formats from `headers` (precedence in the module docs). Leaving out a
+/// format the headers do not carry ([`Propagators::carried`]) changes nothing but the cost.
 pub fn extract(headers: &HeaderMap, propagators: Propagators) -> Extracted {
     let mut out = Extracted::default();
     if propagators.contains(Propagator::TraceContext) {

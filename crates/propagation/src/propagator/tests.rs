@@ -242,6 +242,44 @@ fn outgoing_parts() -> impl Strategy<Value = (SpanContext, Option<SpanId>, bool)
         })
 }
 
+const B3_MULTI: [&str; 5] =
+    ["x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"];
+
+/// Every header a propagator reads, and some it does not.
+fn header_name() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "traceparent",
+        "tracestate",
+        "b3",
+        B3_MULTI[0],
+        B3_MULTI[1],
+        B3_MULTI[2],
+        B3_MULTI[3],
+        B3_MULTI[4],
+        "baggage",
+        "x-request-id",
+        "content-type",
+    ])
+}
+
+/// Values valid for one header or another, and junk.
+fn header_value() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        "4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "00f067aa0ba902b7",
+        "1",
+        "d",
+        "0",
+        "congo=t61rcWkgMzE",
+        "userId=alice,isProduction=false",
+        "",
+        "not valid",
+    ])
+}
+
 proptest! {
     #[test]
     fn every_format_round_trips((context, parent, debug) in outgoing_parts()) {
@@ -261,6 +299,28 @@ proptest! {
                 prop_assert_eq!(back.parent_span_id, parent);
                 prop_assert_eq!(back.b3_debug, debug);
             }
+        }
+    }
+
+    #[test]
+    fn extracting_only_the_carried_formats_changes_nothing(
+        pairs in proptest::collection::vec((header_name(), header_value()), 0..6)
+    ) {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(http::HeaderName::from_static(name), http::HeaderValue::from_static(value));
+        }
+        let carried = Propagators::carried(&map);
+        prop_assert_eq!(extract(&map, all().intersection(carried)), extract(&map, all()));
+        for propagator in Propagator::ALL {
+            let names: &[&str] = match propagator {
+                Propagator::TraceContext => &["traceparent"],
+                Propagator::B3Single => &["b3"],
+                Propagator::B3Multi => &B3_MULTI,
+                Propagator::Baggage => &["baggage"],
+            };
+            let present = names.iter().any(|name| map.contains_key(*name));
+            prop_assert_eq!(carried.contains(propagator), present, "{:?}", propagator);
         }
     }
 

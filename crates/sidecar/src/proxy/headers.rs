@@ -37,6 +37,18 @@ pub(crate) fn is_upgrade_request(head: &Parts) -> bool {
 
 /// Removes hop-by-hop headers from a request about to be forwarded.
 pub(crate) fn strip_request(headers: &mut HeaderMap, upgrade: bool) {
+    // Most requests carry none of them: one pass over the names costs less than a lookup (a
+    // hash of the name) per rule.
+    if !upgrade
+        && !headers.keys().any(|name| {
+            is_hop_by_hop(name)
+                || *name == header::PROXY_AUTHORIZATION
+                || *name == header::EXPECT
+                || *name == header::TE
+        })
+    {
+        return;
+    }
     strip_common(headers, upgrade);
     headers.remove(header::PROXY_AUTHORIZATION);
     if headers
@@ -62,7 +74,19 @@ pub(crate) fn strip_request(headers: &mut HeaderMap, upgrade: bool) {
 /// Removes hop-by-hop headers from a response about to be sent downstream; `upgrade` keeps
 /// the `Upgrade` header of a `101 Switching Protocols`.
 pub(crate) fn strip_response(headers: &mut HeaderMap, upgrade: bool) {
-    strip_common(headers, upgrade);
+    if upgrade || headers.keys().any(is_hop_by_hop) {
+        strip_common(headers, upgrade);
+    }
+}
+
+/// The headers [`strip_common`] removes by name (besides those `Connection` names, which
+/// require a `Connection` header).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || *name == KEEP_ALIVE
+        || *name == PROXY_CONNECTION
 }
 
 /// Sets `x-forwarded-proto: http` unless the caller already set it.
@@ -145,6 +169,46 @@ mod tests {
         assert_eq!(names, ["host", "te", "x-end-to-end", "x-forwarded-for"]);
         assert_eq!(map["te"], "trailers");
         assert_eq!(map["x-forwarded-for"], "10.0.0.1");
+    }
+
+    #[test]
+    fn each_hop_by_hop_header_alone_is_removed() {
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "transfer-encoding",
+            "upgrade",
+            "proxy-authorization",
+            "te",
+        ] {
+            let mut request = headers(&[(name, "x"), ("x-end-to-end", "kept")]);
+            strip_request(&mut request, false);
+            assert_eq!(request.keys().collect::<Vec<_>>(), ["x-end-to-end"], "{name}");
+            if name != "proxy-authorization" && name != "te" {
+                let mut response = headers(&[(name, "x"), ("x-end-to-end", "kept")]);
+                strip_response(&mut response, false);
+                assert_eq!(response.keys().collect::<Vec<_>>(), ["x-end-to-end"], "{name}");
+            }
+        }
+        let mut request = headers(&[("expect", "100-continue"), ("host", "reviews:9080")]);
+        strip_request(&mut request, false);
+        assert_eq!(request.keys().collect::<Vec<_>>(), ["host"]);
+        // Only 100-continue is the sidecar's to answer.
+        let mut request = headers(&[("expect", "something-else")]);
+        strip_request(&mut request, false);
+        assert_eq!(request["expect"], "something-else");
+    }
+
+    #[test]
+    fn end_to_end_headers_pass_untouched() {
+        let pairs = [("host", "reviews:9080"), ("x-request-id", "a"), ("accept", "*/*")];
+        let mut request = headers(&pairs);
+        strip_request(&mut request, false);
+        assert_eq!(request, headers(&pairs));
+        let mut response = headers(&pairs);
+        strip_response(&mut response, false);
+        assert_eq!(response, headers(&pairs));
     }
 
     #[test]

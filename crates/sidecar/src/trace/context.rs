@@ -21,8 +21,8 @@
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use propagation::tracestate::{self, TraceState};
 use propagation::{
-    Extracted, Outgoing, Propagator, Propagators, SpanContext, SpanId, TraceFlags, TraceId, b3,
-    baggage, extract, inject, request_id, traceparent,
+    Extracted, Outgoing, Propagator, Propagators, SpanContext, SpanId, TraceFlags, TraceId,
+    baggage, extract, inject, request_id,
 };
 use rand::Rng;
 
@@ -40,6 +40,8 @@ pub(crate) const DECORATOR_OPERATION: HeaderName =
 pub(crate) struct Incoming {
     /// The propagation headers.
     pub(crate) extracted: Extracted,
+    /// The formats whose headers it holds, valid or not.
+    pub(crate) carried: Propagators,
     /// The received `x-request-id`, or a generated one.
     pub(crate) request_id: String,
     /// Whether [`request_id`](Self::request_id) was generated here.
@@ -49,16 +51,20 @@ pub(crate) struct Incoming {
 /// Reads a request's propagation headers and request id; generates the id when it is absent
 /// or not text.
 pub(crate) fn read(headers: &HeaderMap, rng: &mut impl Rng) -> Incoming {
-    let extracted = extract(headers, extract_formats());
+    let carried = Propagators::carried(headers);
+    let extracted = extract(headers, extract_formats().intersection(carried));
     let received = headers
         .get(request_id::HEADER)
         .and_then(|value| value.to_str().ok())
         .map(str::trim)
         .filter(|id| !id.is_empty());
     match received {
-        Some(id) => Incoming { extracted, request_id: id.to_owned(), generated_request_id: false },
+        Some(id) => {
+            Incoming { extracted, carried, request_id: id.to_owned(), generated_request_id: false }
+        }
         None => Incoming {
             extracted,
+            carried,
             request_id: request_id::generate(rng.random()),
             generated_request_id: true,
         },
@@ -151,31 +157,25 @@ fn random_span_id(rng: &mut impl Rng) -> SpanId {
     }
 }
 
-/// The trace formats to write: the configured ones plus every one the request carries.
-pub(crate) fn outgoing_formats(configured: Propagators, headers: &HeaderMap) -> Propagators {
-    let mut formats = configured;
-    if headers.contains_key(traceparent::HEADER) {
-        formats = formats.with(Propagator::TraceContext);
-    }
-    if headers.contains_key(b3::SINGLE_HEADER) {
-        formats = formats.with(Propagator::B3Single);
-    }
-    let multi = [b3::TRACE_ID_HEADER, b3::SPAN_ID_HEADER, b3::SAMPLED_HEADER, b3::FLAGS_HEADER];
-    if multi.iter().any(|name| headers.contains_key(name)) {
-        formats = formats.with(Propagator::B3Multi);
-    }
-    formats
+/// The trace formats to write: the configured ones plus every one the request carries
+/// (`carried`, from [`Propagators::carried`]).
+pub(crate) fn outgoing_formats(configured: Propagators, carried: Propagators) -> Propagators {
+    let trace_formats: Propagators =
+        Propagator::ALL.into_iter().filter(|format| *format != Propagator::Baggage).collect();
+    configured.union(carried.intersection(trace_formats))
 }
 
 /// Writes `span` into the forwarded request: the trace formats of [`outgoing_formats`], the
-/// baggage passed through (when `configured` has it), and `request_id`.
+/// baggage passed through (when `configured` has it), and `request_id`. `carried` is what the
+/// request held when it was read.
 pub(crate) fn write(
     span: &ProxySpan,
     configured: Propagators,
+    carried: Propagators,
     request_id: &str,
     headers: &mut HeaderMap,
 ) {
-    let formats = outgoing_formats(configured, headers);
+    let formats = outgoing_formats(configured, carried);
     let outgoing = Outgoing::new(span.context)
         .with_tracestate(&span.tracestate)
         .with_parent_span_id(span.parent)
@@ -183,7 +183,8 @@ pub(crate) fn write(
     let trace_formats: Propagators =
         formats.iter().filter(|format| *format != Propagator::Baggage).collect();
     inject(&outgoing, trace_formats, headers);
-    if configured.contains(Propagator::Baggage) {
+    // Without a `baggage` header there is nothing to pass through or to drop.
+    if configured.contains(Propagator::Baggage) && carried.contains(Propagator::Baggage) {
         match baggage::pass_through(headers).0 {
             Some(value) => {
                 headers.insert(baggage::HEADER, value);

@@ -228,7 +228,7 @@ impl Tracer {
             None => HeaderValue::from_str(name).ok(),
         };
         if tracer.propagate {
-            context::write(&span, self.inject, request_id, headers);
+            context::write(&span, self.inject, incoming.carried, request_id, headers);
             if request.direction == Direction::Outbound
                 && let Some(value) = name_header()
             {

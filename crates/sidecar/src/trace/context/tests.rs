@@ -43,7 +43,7 @@ fn forward(
         TraceIdLength::Bits128,
         &mut rng,
     );
-    write(&span, configured, &incoming.request_id, &mut headers);
+    write(&span, configured, incoming.carried, &incoming.request_id, &mut headers);
     (span, headers)
 }
 
