@@ -46,6 +46,11 @@ impl ConnectError {
     pub(crate) fn new(attempts: u32, source: io::Error) -> ConnectError {
         ConnectError { attempts, source }
     }
+
+    /// The last attempt's error.
+    pub(crate) fn source_error(&self) -> &io::Error {
+        &self.source
+    }
 }
 
 /// Opens connections to where a forwarded request's authority lives.

@@ -10,6 +10,9 @@
 //!   waited for, and a new one is opened when none is free. The request is handed to the
 //!   dispatcher while the list is locked, so no other request can take the same connection.
 //! - **HTTP/2** (gRPC): one connection per authority carries every request as a stream.
+//!   Requests that find none wait for the one connection being opened, as Envoy queues new
+//!   streams on a connecting client, instead of each opening its own; when that open fails
+//!   to connect, they fail with it (Envoy's `UF` for every pending request).
 //!
 //! Why not hyper-util's pooled client: per request it hashed its key twice, boxed and moved
 //! large futures, and spawned a task to wait for each HTTP/1 connection to become idle
@@ -23,6 +26,7 @@
 //! runs every half timeout, so an idle connection lives at most 1.5 timeouts.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -36,6 +40,24 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use super::connect::{ConnectError, Connector};
 use super::exchange::RequestBody;
+
+/// A request's hold on an [`Opener`]. Dropping it (also when the request is abandoned) drops
+/// the pool's entry once no request holds it: a failure is only kept for those that waited.
+struct OpenerTicket<'a> {
+    pool: &'a Pool,
+    authority: &'a Key,
+    opener: Arc<Opener>,
+}
+
+impl Drop for OpenerTicket<'_> {
+    fn drop(&mut self) {
+        let mut openers = self.pool.openers.lock().unwrap_or_else(PoisonError::into_inner);
+        // Held by the map and by this ticket alone.
+        if openers.get(self.authority).is_some_and(|kept| Arc::strong_count(kept) == 2) {
+            openers.remove(self.authority);
+        }
+    }
+}
 
 /// The protocol a pool speaks upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +105,39 @@ pub(crate) struct Pool {
     connector: Arc<Connector>,
     idle_timeout: Duration,
     connections: Mutex<HashMap<Key, Vec<Connection>>>,
+    /// HTTP/2: the authorities a connection is being opened to, while requests wait for it.
+    openers: Mutex<HashMap<Key, Arc<Opener>>>,
+}
+
+/// Takes turns opening an HTTP/2 connection to one authority; holds how the last open that
+/// failed to connect failed, for the requests that waited for it.
+#[derive(Default)]
+struct Opener {
+    turn: tokio::sync::Mutex<Option<ConnectFailure>>,
+}
+
+/// A failed connect, kept to fail the requests that waited for it the same way.
+struct ConnectFailure {
+    at: Instant,
+    attempts: u32,
+    kind: io::ErrorKind,
+    message: String,
+}
+
+impl ConnectFailure {
+    fn new(error: &ConnectError) -> ConnectFailure {
+        let source = error.source_error();
+        ConnectFailure {
+            at: Instant::now(),
+            attempts: error.attempts,
+            kind: source.kind(),
+            message: source.to_string(),
+        }
+    }
+
+    fn to_error(&self) -> ConnectError {
+        ConnectError::new(self.attempts, io::Error::new(self.kind, self.message.clone()))
+    }
 }
 
 struct Connection {
@@ -156,6 +211,7 @@ impl Pool {
             connector,
             idle_timeout,
             connections: Mutex::new(HashMap::new()),
+            openers: Mutex::new(HashMap::new()),
         });
         tokio::spawn(sweep(Arc::downgrade(&pool), (idle_timeout / 2).max(SWEEP_FLOOR)));
         pool
@@ -195,17 +251,80 @@ impl Pool {
                 },
             }
         }
-        let (mut sender, upstream) = self.open(&authority).await?;
+        if self.protocol == Protocol::Http2 {
+            return self.send_on_shared_open(authority, request).await;
+        }
+        let (sender, upstream) = self.open(&authority).await?;
+        let (pending, upstream) = self.send_on_new(authority, sender, upstream, request);
+        answered(pending, upstream).await
+    }
+
+    /// HTTP/2 without a connection: one request at a time per authority opens one; those that
+    /// waited send on it, or fail as it failed to connect.
+    async fn send_on_shared_open(
+        &self,
+        authority: Key,
+        request: Request<RequestBody>,
+    ) -> Result<Sent, SendError> {
+        let ticket = self.opener(&authority);
+        let asked = Instant::now();
+        let mut last_failure = ticket.opener.turn.lock().await;
+        let request = match self.send_pooled(&authority, request) {
+            // Opened while this request waited.
+            Ok((pending, upstream)) => {
+                drop(last_failure);
+                drop(ticket);
+                return answered(pending, upstream).await;
+            }
+            Err(request) => request,
+        };
+        if let Some(failure) = last_failure.as_ref().filter(|failure| failure.at >= asked) {
+            return Err(SendError::Connect(failure.to_error()));
+        }
+        match self.open(&authority).await {
+            Ok((sender, upstream)) => {
+                *last_failure = None;
+                // Pooled before the turn passes, so the next in line finds it.
+                let (pending, upstream) =
+                    self.send_on_new(authority.clone(), sender, upstream, request);
+                drop(last_failure);
+                drop(ticket);
+                answered(pending, upstream).await
+            }
+            Err(error) => {
+                if let SendError::Connect(connect) = &error {
+                    *last_failure = Some(ConnectFailure::new(connect));
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Sends the first request on a connection just opened, and pools the connection.
+    fn send_on_new(
+        &self,
+        authority: Key,
+        mut sender: Sender,
+        upstream: SocketAddr,
+        request: Request<RequestBody>,
+    ) -> (
+        Pending<impl Future<Output = Answer> + use<>, impl Future<Output = Answer> + use<>>,
+        SocketAddr,
+    ) {
         let pending = sender.send(request);
         self.lock().entry(authority).or_default().push(Connection {
             sender,
             upstream,
             last_used: Instant::now(),
         });
-        match pending.answer().await {
-            Ok(response) => Ok(Sent { response, upstream }),
-            Err(failed) => Err(SendError::Exchange { upstream, error: failed.into_error() }),
-        }
+        (pending, upstream)
+    }
+
+    /// The opener of `authority`'s HTTP/2 connections, held until the ticket is dropped.
+    fn opener<'a>(&'a self, authority: &'a Key) -> OpenerTicket<'a> {
+        let mut openers = self.openers.lock().unwrap_or_else(PoisonError::into_inner);
+        let opener = openers.entry(authority.clone()).or_default().clone();
+        OpenerTicket { pool: self, authority, opener }
     }
 
     /// Sends on the most recently used free connection to `authority`, dropping closed ones on
@@ -297,11 +416,23 @@ impl Pool {
     }
 }
 
+/// Waits for the response head of a request handed to a connection just now.
+async fn answered<A, B>(pending: Pending<A, B>, upstream: SocketAddr) -> Result<Sent, SendError>
+where
+    A: Future<Output = Answer>,
+    B: Future<Output = Answer>,
+{
+    match pending.answer().await {
+        Ok(response) => Ok(Sent { response, upstream }),
+        Err(failed) => Err(SendError::Exchange { upstream, error: failed.into_error() }),
+    }
+}
+
 /// A pool key: the authority, compared without regard to case as [`Authority`] is.
 ///
 /// `Authority`'s own `Hash` feeds the hasher one byte at a time, which costs SipHash a full
 /// round per byte (about 1,700 instructions for a typical FQDN); this feeds it whole chunks.
-#[derive(PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 struct Key(Authority);
 
 impl std::hash::Hash for Key {

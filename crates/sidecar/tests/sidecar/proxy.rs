@@ -466,6 +466,65 @@ async fn concurrent_requests_get_their_own_upstream_connections_which_are_then_r
 }
 
 #[tokio::test]
+async fn concurrent_first_http2_requests_share_one_upstream_connection() {
+    let app = app(slow_echo).await;
+    let options = ProxyOptions { workers: 1, ..ProxyOptions::default() };
+    let services = [("echo.default.svc.cluster.local:50051", app)];
+    let harness = start(config(None, &services, ""), options, AdminState::new()).await;
+    let client = h2::<Empty<Bytes>>(harness.sidecar.outbound_addr()).await;
+    // Five streams at once, before any upstream connection exists: as Envoy queues them on the
+    // one connection being opened, they all travel on it.
+    let answers = futures_util::future::join_all((0..5).map(|_| {
+        let mut client = client.clone();
+        async move {
+            let request = Request::get("http://echo:50051/slow").body(Empty::new()).unwrap();
+            client.send_request(request).await.unwrap()
+        }
+    }))
+    .await;
+    let mut peers: Vec<String> = answers
+        .iter()
+        .map(|response| {
+            assert_eq!(response.status(), StatusCode::OK);
+            response.headers()["x-app-peer"].to_str().unwrap().to_owned()
+        })
+        .collect();
+    peers.dedup();
+    assert_eq!(peers.len(), 1, "one upstream connection: {peers:?}");
+}
+
+#[tokio::test]
+async fn concurrent_first_http2_requests_to_a_refusing_upstream_all_fail_uf() {
+    let dead = closed_port().await;
+    let options = ProxyOptions { workers: 1, ..ProxyOptions::default() };
+    let services = [("echo.default.svc.cluster.local:50051", dead)];
+    let harness = start(config(None, &services, ""), options, AdminState::new()).await;
+    let client = h2::<Empty<Bytes>>(harness.sidecar.outbound_addr()).await;
+    let answers = futures_util::future::join_all((0..5).map(|i| {
+        let mut client = client.clone();
+        async move {
+            let request =
+                Request::get(format!("http://echo:50051/refused/{i}")).body(Empty::new()).unwrap();
+            client.send_request(request).await.unwrap().status()
+        }
+    }))
+    .await;
+    assert_eq!(answers, [StatusCode::SERVICE_UNAVAILABLE; 5]);
+    // The one connect (retried, as outbound connects are) failed them all alike.
+    for i in 0..5 {
+        let record = harness.recorder.completed(&format!("/refused/{i}")).await;
+        assert_eq!(record.flags.as_deref(), Some("UF,URX"), "request {i}");
+    }
+    // The pool forgot the failure: a later request tries again (and fails again, now alone).
+    let mut client = client.clone();
+    let request = Request::get("http://echo:50051/refused/later").body(Empty::new()).unwrap();
+    assert_eq!(
+        client.send_request(request).await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
 async fn idle_upstream_connections_are_closed_after_the_idle_timeout() {
     let app = app(echo).await;
     let idle = Duration::from_millis(200);
