@@ -8,9 +8,14 @@
 //! outbound calls are then counted as unstitchable). An entry is removed when its inbound
 //! exchange ends: [`Registration`] removes it on drop, so an exchange the proxy abandons
 //! without calling `complete` cannot leak one.
+//!
+//! Each id is hashed once per operation, with a keyed hash (SipHash, random key): the hash
+//! picks the shard and is the shard's map key; the entry keeps the id, so a lookup whose hash
+//! matches another id's finds nothing (a missed stitch, at odds of 2⁻⁶⁴ that a caller cannot
+//! raise without the key). A registration holds the hash, not a copy of the id.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use propagation::{SpanContext, SpanId};
@@ -18,9 +23,17 @@ use propagation::{SpanContext, SpanId};
 /// Shards: enough that concurrent requests rarely wait for one another.
 const SHARDS: usize = 16;
 
+/// One shard: in-flight inbound requests by the hash of their `x-request-id`.
+type Shard = HashMap<u64, Entry, BuildHasherDefault<Prehashed>>;
+
+struct Entry {
+    request_id: Box<str>,
+    context: SpanContext,
+}
+
 /// In-flight inbound requests by `x-request-id`.
 pub(crate) struct Stitching {
-    shards: Vec<Mutex<HashMap<String, SpanContext>>>,
+    shards: Vec<Mutex<Shard>>,
     per_shard: usize,
     hasher: RandomState,
 }
@@ -28,7 +41,7 @@ pub(crate) struct Stitching {
 /// An inbound request's entry; removes it when dropped.
 pub(crate) struct Registration {
     stitching: Arc<Stitching>,
-    request_id: String,
+    hash: u64,
     span_id: SpanId,
 }
 
@@ -38,17 +51,21 @@ impl Stitching {
     /// A map of at most about `capacity` in-flight requests.
     pub(crate) fn new(capacity: usize) -> Arc<Stitching> {
         Arc::new(Stitching {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             hasher: RandomState::new(),
         })
     }
 
-    fn shard(&self, request_id: &str) -> MutexGuard<'_, HashMap<String, SpanContext>> {
-        let index = usize::try_from(self.hasher.hash_one(request_id) % SHARDS as u64).unwrap_or(0);
-        let shard = &self.shards[index % self.shards.len()];
+    fn hash(&self, request_id: &str) -> u64 {
+        self.hasher.hash_one(request_id)
+    }
+
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        // The low bits go to the shard map's buckets; the shard is picked by the high ones.
+        let index = usize::try_from(hash >> 60).unwrap_or(0) % self.shards.len();
         // A panic elsewhere cannot leave a map half-updated: every operation is one call.
-        shard.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shards[index].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Registers an in-flight inbound request whose SERVER span is `context`; `None` when the
@@ -58,21 +75,21 @@ impl Stitching {
         request_id: &str,
         context: SpanContext,
     ) -> Option<Registration> {
-        let mut shard = self.shard(request_id);
-        if shard.len() >= self.per_shard && !shard.contains_key(request_id) {
+        let hash = self.hash(request_id);
+        let mut shard = self.shard(hash);
+        if shard.len() >= self.per_shard && !shard.contains_key(&hash) {
             return None;
         }
-        shard.insert(request_id.to_owned(), context);
-        Some(Registration {
-            stitching: self.clone(),
-            request_id: request_id.to_owned(),
-            span_id: context.span_id,
-        })
+        shard.insert(hash, Entry { request_id: request_id.into(), context });
+        Some(Registration { stitching: self.clone(), hash, span_id: context.span_id })
     }
 
     /// The SERVER span of the in-flight inbound request with this id.
     pub(crate) fn lookup(&self, request_id: &str) -> Option<SpanContext> {
-        self.shard(request_id).get(request_id).copied()
+        let hash = self.hash(request_id);
+        let shard = self.shard(hash);
+        let entry = shard.get(&hash)?;
+        (*entry.request_id == *request_id).then_some(entry.context)
     }
 
     /// Entries in the map.
@@ -84,10 +101,31 @@ impl Stitching {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut shard = self.stitching.shard(&self.request_id);
+        let mut shard = self.stitching.shard(self.hash);
         // Only our own entry: a later request with the same id may have taken it over.
-        if shard.get(&self.request_id).is_some_and(|context| context.span_id == self.span_id) {
-            shard.remove(&self.request_id);
+        if shard.get(&self.hash).is_some_and(|entry| entry.context.span_id == self.span_id) {
+            shard.remove(&self.hash);
+        }
+    }
+}
+
+/// The hasher of a map whose keys are already keyed hashes: passes the key through.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed here; anything else is folded in rather than ignored.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
         }
     }
 }
@@ -126,6 +164,25 @@ mod tests {
         assert_eq!(stitching.lookup("dup"), Some(context(2)));
         drop(second);
         assert_eq!(stitching.lookup("dup"), None);
+    }
+
+    #[test]
+    fn an_id_whose_hash_matches_another_finds_nothing() {
+        let stitching = Stitching::new(100);
+        let registration = stitching.register("id-1", context(1)).unwrap();
+        assert_eq!(stitching.lookup("id-1"), Some(context(1)));
+        // Forge a collision: the entry under the hash of `id-1` now names another id.
+        let hash = stitching.hash("id-1");
+        stitching.shard(hash).get_mut(&hash).unwrap().request_id = "another-id".into();
+        assert_eq!(stitching.lookup("id-1"), None);
+        drop(registration);
+        assert_eq!(stitching.len(), 0, "the registration still removes its entry");
+    }
+
+    #[test]
+    fn prehashed_keys_pass_through() {
+        let build = BuildHasherDefault::<Prehashed>::default();
+        assert_eq!(build.hash_one(0xdead_beef_u64), 0xdead_beef);
     }
 
     #[test]
