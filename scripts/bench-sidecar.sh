@@ -11,7 +11,8 @@
 # sidecars are `meshtrace sidecar` with bench/sidecar/sidecar-{a,b}.yaml (100 % sampling) and
 # export their spans over OTLP/gRPC to a counting sink, `meshtrace-loadgen sink`, whose count
 # is read before and after every run. The load reads each sidecar's CPU time
-# (/proc/PID/stat utime + stime) at the start and end of the window, and its VmHWM at the end.
+# (/proc/PID/stat utime and stime) at the start and end of the window, and its VmHWM at the end;
+# the summary gives the kernel's part (stime) apart.
 #
 # Before measuring it waits, up to $QUIET_WAIT s, for a quiet machine (1-minute load average
 # below $QUIET_LOAD and no rustc running), then measures anyway and says so. Finally, when perf
@@ -191,7 +192,7 @@ function kv(line, key,    n, i, parts, f) {
 }
 /^RESULT / { l = kv($0, "label"); rps[l] = kv($0, "rps"); ok[l] = kv($0, "ok"); failed[l] = kv($0, "failed")
              p50[l] = kv($0, "p50_us"); p90[l] = kv($0, "p90_us"); p99[l] = kv($0, "p99_us"); p999[l] = kv($0, "p999_us"); mx[l] = kv($0, "max_us") }
-/^WATCH /  { l = kv($0, "label"); n = kv($0, "name"); cpu[l, n] = kv($0, "cpu_s"); secs[l] = kv($0, "seconds"); hwm[l, n] = kv($0, "hwm_kib") }
+/^WATCH /  { l = kv($0, "label"); n = kv($0, "name"); cpu[l, n] = kv($0, "cpu_s"); sys[l, n] = kv($0, "system_s"); secs[l] = kv($0, "seconds"); hwm[l, n] = kv($0, "hwm_kib") }
 /^SPANS /  { l = kv($0, "label"); spans[l] = kv($0, "spans"); expected[l] = kv($0, "expected") }
 END {
     print "| run | achieved rps | ok / failed | p50 | p90 | p99 | p99.9 | max | vCPU per 1,000 rps: sidecar A / sidecar B / nginx | A / B / nginx peak RSS (MiB) | spans exported / expected |"
@@ -211,8 +212,8 @@ END {
         }
     }
     print ""
-    print "| round | added p50 per hop: one hop / two hops ÷ 2 / nginx (µs) | added p90 | added p99 | vCPU per 1,000 rps per sidecar: one hop (B) / two hops (A, B) / nginx | CPU-s per 1,000 requests per sidecar: one hop / two hops (mean of A, B) / nginx |"
-    print "|---|---:|---:|---:|---:|---:|"
+    print "| round | added p50 per hop: one hop / two hops ÷ 2 / nginx (µs) | added p90 | added p99 | vCPU per 1,000 rps per sidecar: one hop (B) / two hops (A, B) / nginx | CPU-s per 1,000 requests per sidecar: one hop / two hops (mean of A, B) / nginx | of which in the kernel: one hop (B) / nginx |"
+    print "|---|---:|---:|---:|---:|---:|---:|"
     for (r = 1; r <= rounds; r++) {
         d = "direct-" r; o = "one-hop-" r; t = "two-hop-" r; n = "nginx-" r
         bo = cpu[o, "sidecar-B"] / secs[o] / (rps[o] / 1000)
@@ -220,13 +221,17 @@ END {
         bt = cpu[t, "sidecar-B"] / secs[t] / (rps[t] / 1000)
         has_nginx = (n in rps)
         ng = has_nginx ? cpu[n, "nginx"] / secs[n] / (rps[n] / 1000) : 0
+        # The kernel part (stime): what relaying costs whatever the proxy code does.
+        bo_sys = sys[o, "sidecar-B"] / secs[o] / (rps[o] / 1000)
+        ng_sys = has_nginx ? sys[n, "nginx"] / secs[n] / (rps[n] / 1000) : 0
         # CPU-seconds per 1,000 requests equals vCPU per 1,000 rps (both are CPU-s / requests × 1000).
-        printf "| %d | %.0f / %.0f / %s | %.0f / %.0f / %s | %.0f / %.0f / %s | %.4f / %.4f, %.4f / %s | %.4f / %.4f / %s |\n", r,
+        printf "| %d | %.0f / %.0f / %s | %.0f / %.0f / %s | %.0f / %.0f / %s | %.4f / %.4f, %.4f / %s | %.4f / %.4f / %s | %.4f / %s |\n", r,
             p50[o] - p50[d], (p50[t] - p50[d]) / 2, has_nginx ? sprintf("%.0f", p50[n] - p50[d]) : "–",
             p90[o] - p90[d], (p90[t] - p90[d]) / 2, has_nginx ? sprintf("%.0f", p90[n] - p90[d]) : "–",
             p99[o] - p99[d], (p99[t] - p99[d]) / 2, has_nginx ? sprintf("%.0f", p99[n] - p99[d]) : "–",
             bo, at, bt, has_nginx ? sprintf("%.4f", ng) : "–",
-            bo, (at + bt) / 2, has_nginx ? sprintf("%.4f", ng) : "–"
+            bo, (at + bt) / 2, has_nginx ? sprintf("%.4f", ng) : "–",
+            bo_sys, has_nginx ? sprintf("%.4f", ng_sys) : "–"
     }
 }' "$RESULTS"
 echo
