@@ -24,6 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/processes.sh
 source scripts/lib/processes.sh
+# shellcheck source=lib/apt.sh
+source scripts/lib/apt.sh
 # shellcheck source=lib/nginx.sh
 source scripts/lib/nginx.sh
 
@@ -36,7 +38,7 @@ WORK=target/bench/instructions-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$WORK"
 
 if ! command -v valgrind >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind
+    apt_install valgrind
 fi
 if [ "$BUILD" != 0 ]; then
     cargo build --release -p meshtrace -p loadgen

@@ -35,6 +35,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/processes.sh
 source scripts/lib/processes.sh
+# shellcheck source=lib/apt.sh
+source scripts/lib/apt.sh
 # shellcheck source=lib/nginx.sh
 source scripts/lib/nginx.sh
 

@@ -3,7 +3,7 @@
 # then the end-to-end suite (tests/e2e) against the real `meshtrace` binary.
 #
 # Works on a fresh Debian machine as root with Rust and Python 3 (+pip): it installs what is
-# missing (curl, python3-venv) and keeps the Python dependencies in .venv.
+# missing (curl, openssl, python3-venv) and keeps the Python dependencies in .venv.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,18 +17,16 @@ step() {
     printf '\n==== %s ====\n' "$*"
 }
 
-apt_updated=0
-apt_install() {
-    if [ "$apt_updated" = 0 ]; then
-        apt-get update -qq
-        apt_updated=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
-}
+# shellcheck source=lib/apt.sh
+source "$ROOT/scripts/lib/apt.sh"
 
 step "system packages"
 if ! command -v curl >/dev/null 2>&1; then
     apt_install curl
+fi
+# The HTTPS egress test makes its own certificate.
+if ! command -v openssl >/dev/null 2>&1; then
+    apt_install openssl
 fi
 PYTHON="$(command -v python3 || true)"
 if [ -z "$PYTHON" ]; then

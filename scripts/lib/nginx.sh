@@ -1,4 +1,5 @@
 # The nginx baseline of the sidecar benchmarks: the same reverse proxy in every script.
+# Needs scripts/lib/apt.sh sourced first.
 
 # Writes DIR/nginx.conf: one worker, keep-alive to the app at APP, no access log, listening on
 # LISTEN; MASTER is `on` (nginx as a daemon-less master and worker) or `off` (one process, for
@@ -35,6 +36,5 @@ NGINX
 ensure_nginx() {
     command -v nginx >/dev/null 2>&1 && return 0
     echo "== installing nginx-light for the baseline"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light) ||
-        echo "cannot install nginx; the nginx baseline is skipped"
+    apt_install nginx-light || echo "cannot install nginx; the nginx baseline is skipped"
 }

@@ -10,10 +10,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from e2e_util import eventually, traced_to
+from e2e_util import eventually, http_session, traced_to
 
 SIDECAR_CONFIG = """\
 kind: Sidecar
@@ -86,13 +85,13 @@ def test_https_through_the_outbound_listener_is_tunnelled(pool, https_server):
     assert curl.returncode == 0, curl.stderr.decode()
     assert curl.stdout == BODY
 
-    with requests.Session() as session:
-        session.trust_env = False  # no_proxy from the environment would bypass the sidecar
+    # Without the environment's no_proxy, which would bypass the sidecar.
+    with http_session() as session:
         response = session.get(url, proxies={"https": proxy}, verify=str(cert), timeout=10)
     assert response.status_code == 200
     assert response.content == BODY
 
-    spans = eventually(lambda: connect_spans(sink) if len(connect_spans(sink)) >= 2 else None)
+    spans = eventually(lambda: found if len(found := connect_spans(sink)) >= 2 else None)
     for span in spans:
         attributes = {a.key: a.value.string_value for a in span.attributes}
         assert attributes["upstream_cluster"] == "PassthroughCluster"

@@ -53,7 +53,7 @@ def test_sdk_spans_arrive_as_zipkin_v2_json(zipkin, pool):
     linked, parent, child = produce_spans(provider)
     provider.shutdown()
 
-    spans = eventually(lambda: zipkin_spans(zipkin) if len(zipkin_spans(zipkin)) >= 3 else None)
+    spans = eventually(lambda: found if len(found := zipkin_spans(zipkin)) >= 3 else None)
     headers, _ = zipkin.received("/api/v2/spans")[0]
     assert headers["content-type"] == "application/json"
     by_id = {span["id"]: span for span in spans}

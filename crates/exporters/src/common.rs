@@ -41,15 +41,17 @@ pub(crate) enum Compression {
     None,
 }
 
-/// Reads `compression`: absent means gzip (the collector's default for both OTLP exporters);
-/// `none` and the empty string mean uncompressed.
+/// Reads `compression`: absent means the exporter's `default` (gzip for both OTLP exporters,
+/// none for Zipkin, as in the collector); `none` and the empty string mean uncompressed.
 pub(crate) fn compression(
     value: Option<&str>,
+    default: Compression,
     path: &str,
     errors: &mut ConfigErrors,
 ) -> Compression {
     match value {
-        None | Some("gzip") => Compression::Gzip,
+        None => default,
+        Some("gzip") => Compression::Gzip,
         Some("none" | "") => Compression::None,
         Some(other) => {
             errors.push(ConfigError::new(
@@ -327,11 +329,14 @@ mod tests {
     #[test]
     fn compression_defaults_to_gzip_and_refuses_what_is_not_implemented() {
         let mut errors = ConfigErrors::new();
-        assert_eq!(compression(None, "p", &mut errors), Compression::Gzip);
-        assert_eq!(compression(Some(""), "p", &mut errors), Compression::None);
-        assert_eq!(compression(Some("none"), "p", &mut errors), Compression::None);
+        assert_eq!(compression(None, Compression::Gzip, "p", &mut errors), Compression::Gzip);
+        assert_eq!(compression(Some(""), Compression::Gzip, "p", &mut errors), Compression::None);
+        assert_eq!(
+            compression(Some("none"), Compression::Gzip, "p", &mut errors),
+            Compression::None
+        );
         assert!(errors.is_empty());
-        compression(Some("zstd"), "exporters.otlp", &mut errors);
+        compression(Some("zstd"), Compression::Gzip, "exporters.otlp", &mut errors);
         assert_eq!(
             errors.to_string(),
             "exporters.otlp.compression: unsupported compression \"zstd\": expected \"gzip\" or \"none\""

@@ -66,17 +66,18 @@ pub(crate) struct ClientSettings {
 
 impl ClientSettings {
     /// Validates the keys, collecting errors; `tls` is read only when some URL is `https`.
-    /// `compression` is the configured value, or the exporter's own default.
+    /// `compression` is the configured value; without one, `default_compression`.
     pub(crate) fn new(
         tls: &ClientTlsConfig,
         headers: &Headers,
         compression: Option<&str>,
+        default_compression: Compression,
         https: bool,
         path: &str,
         errors: &mut ConfigErrors,
     ) -> ClientSettings {
         let tls = if https { common::tls(tls, &[b"h2", b"http/1.1"], path, errors) } else { None };
-        let compression = common::compression(compression, path, errors);
+        let compression = common::compression(compression, default_compression, path, errors);
         let headers = common::headers(headers, path, errors).into_iter().collect();
         ClientSettings { tls, headers, compression }
     }

@@ -113,7 +113,12 @@ impl OtlpGrpcConfigured {
             Some(target) if target.tls => common::tls(&config.tls, &[b"h2"], path, &mut errors),
             _ => None,
         };
-        let compression = common::compression(config.compression.as_deref(), path, &mut errors);
+        let compression = common::compression(
+            config.compression.as_deref(),
+            Compression::Gzip,
+            path,
+            &mut errors,
+        );
         let headers = common::headers(&config.headers, path, &mut errors);
         let helper = common::helper_settings(
             path,

@@ -18,7 +18,7 @@ use prost::Message;
 use serde::Deserialize;
 use transport::tls::ClientTlsConfig;
 
-use crate::common::{self, ExportResponse, Headers};
+use crate::common::{self, Compression, ExportResponse, Headers};
 use crate::http_post::{ClientSettings, HttpPost, display_url, parse_url};
 
 /// The `otlphttp` exporter's YAML.
@@ -146,6 +146,7 @@ impl OtlpHttpConfigured {
             &config.tls,
             &config.headers,
             config.compression.as_deref(),
+            Compression::Gzip,
             urls.iter().flatten().any(|url| url.scheme_str() == Some("https")),
             path,
             &mut errors,

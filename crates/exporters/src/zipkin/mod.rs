@@ -12,7 +12,6 @@ mod attribute_text;
 mod encode;
 mod translate;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -25,7 +24,7 @@ use pipeline::{BuildContext, BuildError, Built, Configured, Factory, Kind, Stabi
 use serde::Deserialize;
 use transport::tls::ClientTlsConfig;
 
-use crate::common::{self, Headers};
+use crate::common::{self, Compression, Headers};
 use crate::http_post::{ClientSettings, HttpPost, display_url, parse_url};
 use encode::Format;
 
@@ -124,7 +123,8 @@ impl ZipkinConfigured {
         let client = ClientSettings::new(
             &config.tls,
             &config.headers,
-            Some(config.compression.as_deref().unwrap_or("none")),
+            config.compression.as_deref(),
+            Compression::None,
             url.as_ref().is_some_and(|url| url.scheme_str() == Some("https")),
             path,
             &mut errors,
@@ -189,41 +189,28 @@ impl Sender for ZipkinSender {
             // hold its memory for the whole back-off.
             let body = if batch.items() > OFF_REACTOR_SPANS {
                 // An encoded batch (the usual case) clones by reference count.
-                let batch = Cow::Owned(batch.clone());
+                let batch = batch.clone();
                 let (format, default_service_name) =
                     (self.format, self.default_service_name.clone());
-                tokio::task::spawn_blocking(move || body(batch, format, &default_service_name))
+                tokio::task::spawn_blocking(move || body(&batch, format, &default_service_name))
                     .await
                     .map_err(|error| {
                         SendError::permanent(format!("the translation task failed: {error}"))
                     })??
             } else {
-                body(Cow::Borrowed(batch), self.format, &self.default_service_name)?
+                body(batch, self.format, &self.default_service_name)?
             };
             self.post.post(body).await.map(|_| ())
         })
     }
 }
 
-/// The batch translated and encoded. A batch received as OTLP bytes is decoded here; one
-/// handed over owned is decoded without a copy.
-fn body(
-    batch: Cow<'_, Batch>,
-    format: Format,
-    default_service_name: &str,
-) -> Result<Bytes, SendError> {
-    let decode = |batch: Batch| {
-        batch
-            .into_traces()
-            .map_err(|error| SendError::permanent(format!("cannot decode the batch: {error}")))
-    };
-    let request = match batch {
-        Cow::Borrowed(batch) => match batch.as_traces() {
-            Some(request) => Cow::Borrowed(request),
-            None => Cow::Owned(decode(batch.clone())?),
-        },
-        Cow::Owned(batch) => Cow::Owned(decode(batch)?),
-    };
+/// The batch translated and encoded. A batch received as OTLP bytes is decoded here; a
+/// decoded one is read where it is.
+fn body(batch: &Batch, format: Format, default_service_name: &str) -> Result<Bytes, SendError> {
+    let request = batch
+        .traces_ref()
+        .map_err(|error| SendError::permanent(format!("cannot decode the batch: {error}")))?;
     let spans = translate::zipkin_spans(&request, default_service_name).map_err(|error| {
         SendError::permanent(format!("cannot translate the batch to Zipkin: {error}"))
     })?;

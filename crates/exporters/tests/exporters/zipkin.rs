@@ -75,22 +75,12 @@ async fn zipkin_proto_and_gzip_when_configured() {
     let mut rest = body.as_slice();
     while !rest.is_empty() {
         assert_eq!(rest[0], 0x0a, "ListOfSpans holds only spans");
-        let (length, used) = varint(&rest[1..]);
-        rest = &rest[1 + used + length..];
+        rest = &rest[1..];
+        let length = usize::try_from(prost::encoding::decode_varint(&mut rest).unwrap()).unwrap();
+        rest = &rest[length..];
         spans += 1;
     }
     assert_eq!(spans, 10);
-}
-
-fn varint(bytes: &[u8]) -> (usize, usize) {
-    let mut value = 0usize;
-    for (index, byte) in bytes.iter().enumerate() {
-        value |= usize::from(byte & 0x7f) << (7 * index);
-        if byte & 0x80 == 0 {
-            return (value, index + 1);
-        }
-    }
-    panic!("truncated varint");
 }
 
 #[tokio::test]
@@ -169,7 +159,7 @@ fn zipkin_config_errors_name_the_key() {
 }
 
 #[tokio::test]
-async fn zipkin_translates_a_large_batch_off_the_runtime_threads() {
+async fn zipkin_sends_a_batch_above_the_blocking_pool_threshold_whole() {
     let destination = Arc::new(HttpDestination::default());
     let address = http_server(&destination, None).await;
     let yaml = format!("endpoint: http://{address}/api/v2/spans\n{FAST_RETRY}");

@@ -37,25 +37,28 @@ pub(crate) fn is_upgrade_request(head: &Parts) -> bool {
 
 /// Removes hop-by-hop headers from a request about to be forwarded.
 pub(crate) fn strip_request(headers: &mut HeaderMap, upgrade: bool) {
-    // Most requests carry none of them: one pass over the names costs less than a lookup (a
-    // hash of the name) per rule.
-    if !upgrade
-        && !headers.keys().any(|name| {
-            is_hop_by_hop(name)
-                || *name == header::PROXY_AUTHORIZATION
-                || *name == header::EXPECT
-                || *name == header::TE
-        })
-    {
-        return;
+    let present = Present::scan(headers);
+    strip_common(headers, present, upgrade);
+    if present.has(Present::PROXY_AUTHORIZATION) {
+        headers.remove(header::PROXY_AUTHORIZATION);
     }
-    strip_common(headers, upgrade);
-    headers.remove(header::PROXY_AUTHORIZATION);
-    if headers
-        .get(header::EXPECT)
-        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+    if present.has(Present::EXPECT)
+        && headers
+            .get(header::EXPECT)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
     {
         headers.remove(header::EXPECT);
+    }
+    if present.has(Present::TE) {
+        strip_te(headers);
+    }
+}
+
+/// Keeps only `TE: trailers` (gRPC's), and leaves the usual lone `trailers` as it is.
+fn strip_te(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::TE).iter();
+    if values.next().is_some_and(|value| value == "trailers") && values.next().is_none() {
+        return;
     }
     let keeps_trailers = headers.get_all(header::TE).iter().any(|value| {
         value.to_str().is_ok_and(|text| {
@@ -74,19 +77,7 @@ pub(crate) fn strip_request(headers: &mut HeaderMap, upgrade: bool) {
 /// Removes hop-by-hop headers from a response about to be sent downstream; `upgrade` keeps
 /// the `Upgrade` header of a `101 Switching Protocols`.
 pub(crate) fn strip_response(headers: &mut HeaderMap, upgrade: bool) {
-    if upgrade || headers.keys().any(is_hop_by_hop) {
-        strip_common(headers, upgrade);
-    }
-}
-
-/// The headers [`strip_common`] removes by name (besides those `Connection` names, which
-/// require a `Connection` header).
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    *name == header::CONNECTION
-        || *name == header::TRANSFER_ENCODING
-        || *name == header::UPGRADE
-        || *name == KEEP_ALIVE
-        || *name == PROXY_CONNECTION
+    strip_common(headers, Present::scan(headers), upgrade);
 }
 
 /// Sets `x-forwarded-proto: http` unless the caller already set it.
@@ -96,33 +87,83 @@ pub(crate) fn add_forwarded_proto(headers: &mut HeaderMap) {
     }
 }
 
-fn strip_common(headers: &mut HeaderMap, upgrade: bool) {
-    let mut named: Vec<HeaderName> = Vec::new();
-    for value in headers.get_all(header::CONNECTION) {
-        let Ok(text) = value.to_str() else {
-            continue;
-        };
-        for token in text.split(',') {
-            let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) else {
+/// Which hop-by-hop headers a message holds, found in one pass over its names: each rule then
+/// touches the map only for a header that is there (a lookup hashes the name even when the
+/// header is absent, and most messages carry none or one of these).
+#[derive(Clone, Copy)]
+struct Present(u8);
+
+impl Present {
+    const CONNECTION: u8 = 1;
+    const KEEP_ALIVE: u8 = 1 << 1;
+    const PROXY_CONNECTION: u8 = 1 << 2;
+    const TRANSFER_ENCODING: u8 = 1 << 3;
+    const UPGRADE: u8 = 1 << 4;
+    const PROXY_AUTHORIZATION: u8 = 1 << 5;
+    const EXPECT: u8 = 1 << 6;
+    const TE: u8 = 1 << 7;
+
+    /// Each header and its bit.
+    const NAMES: [(HeaderName, u8); 8] = [
+        (header::CONNECTION, Self::CONNECTION),
+        (KEEP_ALIVE, Self::KEEP_ALIVE),
+        (PROXY_CONNECTION, Self::PROXY_CONNECTION),
+        (header::TRANSFER_ENCODING, Self::TRANSFER_ENCODING),
+        (header::UPGRADE, Self::UPGRADE),
+        (header::PROXY_AUTHORIZATION, Self::PROXY_AUTHORIZATION),
+        (header::EXPECT, Self::EXPECT),
+        (header::TE, Self::TE),
+    ];
+
+    fn scan(headers: &HeaderMap) -> Present {
+        Present(headers.keys().fold(0, |present, name| {
+            let bit =
+                Self::NAMES.iter().find(|(known, _)| known == name).map_or(0, |(_, bit)| *bit);
+            present | bit
+        }))
+    }
+
+    fn has(self, header: u8) -> bool {
+        self.0 & header != 0
+    }
+}
+
+fn strip_common(headers: &mut HeaderMap, present: Present, upgrade: bool) {
+    if present.has(Present::CONNECTION) {
+        let mut named: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(header::CONNECTION) {
+            let Ok(text) = value.to_str() else {
                 continue;
             };
-            // Never let a client drop what routing and framing need, nor the upgrade itself.
-            if name == header::HOST || name == header::CONTENT_LENGTH || name == header::UPGRADE {
-                continue;
+            for token in text.split(',') {
+                let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) else {
+                    continue;
+                };
+                // Never let a client drop what routing and framing need, nor the upgrade itself.
+                if name == header::HOST || name == header::CONTENT_LENGTH || name == header::UPGRADE
+                {
+                    continue;
+                }
+                named.push(name);
             }
-            named.push(name);
         }
+        for name in named {
+            headers.remove(name);
+        }
+        headers.remove(header::CONNECTION);
     }
-    for name in named {
-        headers.remove(name);
+    if present.has(Present::KEEP_ALIVE) {
+        headers.remove(KEEP_ALIVE);
     }
-    headers.remove(header::CONNECTION);
-    headers.remove(KEEP_ALIVE);
-    headers.remove(PROXY_CONNECTION);
-    headers.remove(header::TRANSFER_ENCODING);
+    if present.has(Present::PROXY_CONNECTION) {
+        headers.remove(PROXY_CONNECTION);
+    }
+    if present.has(Present::TRANSFER_ENCODING) {
+        headers.remove(header::TRANSFER_ENCODING);
+    }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if present.has(Present::UPGRADE) {
         headers.remove(header::UPGRADE);
     }
 }

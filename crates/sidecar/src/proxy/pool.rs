@@ -345,9 +345,11 @@ impl Pool {
         let Some(list) = connections.get_mut(authority) else {
             return Err(request);
         };
-        list.retain(|connection| !connection.sender.is_closed());
+        // A closed connection is never free; closed ones are dropped only when a new one is
+        // about to join the list.
         let Some(connection) = list.iter_mut().rev().find(|connection| connection.sender.is_free())
         else {
+            list.retain(|connection| !connection.sender.is_closed());
             if list.is_empty() {
                 connections.remove(authority);
             }

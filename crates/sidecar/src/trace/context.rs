@@ -157,17 +157,9 @@ fn random_span_id(rng: &mut impl Rng) -> SpanId {
     }
 }
 
-/// The trace formats to write: the configured ones plus every one the request carries
-/// (`carried`, from [`Propagators::carried`]).
-pub(crate) fn outgoing_formats(configured: Propagators, carried: Propagators) -> Propagators {
-    let trace_formats: Propagators =
-        Propagator::ALL.into_iter().filter(|format| *format != Propagator::Baggage).collect();
-    configured.union(carried.intersection(trace_formats))
-}
-
-/// Writes `span` into the forwarded request: the trace formats of [`outgoing_formats`], the
-/// baggage passed through (when `configured` has it), and `request_id`. `carried` is what the
-/// request held when it was read.
+/// Writes `span` into the forwarded request: the configured trace formats and those the
+/// request carried (`carried`, read before anything was written), the baggage passed through
+/// (when `configured` has it), and `request_id`.
 pub(crate) fn write(
     span: &ProxySpan,
     configured: Propagators,
@@ -175,13 +167,12 @@ pub(crate) fn write(
     request_id: &str,
     headers: &mut HeaderMap,
 ) {
-    let formats = outgoing_formats(configured, carried);
     let outgoing = Outgoing::new(span.context)
         .with_tracestate(&span.tracestate)
         .with_parent_span_id(span.parent)
         .with_debug(span.b3_debug);
-    let trace_formats: Propagators =
-        formats.iter().filter(|format| *format != Propagator::Baggage).collect();
+    // The configured trace formats plus every one the request carries; baggage apart, below.
+    let trace_formats = configured.union(carried).intersection(extract_formats());
     inject(&outgoing, trace_formats, headers);
     // Without a `baggage` header there is nothing to pass through or to drop.
     if configured.contains(Propagator::Baggage) && carried.contains(Propagator::Baggage) {

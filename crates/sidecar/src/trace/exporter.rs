@@ -65,12 +65,7 @@ fn otlp_config(
         }
         OtlpProtocol::Http => {
             match exporter.path.as_deref().filter(|path| !path.is_empty()) {
-                Some(path) if path.starts_with('/') => {
-                    map.insert("traces_endpoint", Value::String(format!("{base}{path}")))
-                }
-                Some(path) => {
-                    map.insert("traces_endpoint", Value::String(format!("{base}/{path}")))
-                }
+                Some(path) => map.insert("traces_endpoint", Value::String(url(&base, path))),
                 None => map.insert("endpoint", Value::String(base)),
             };
             "otlphttp"
@@ -107,6 +102,12 @@ fn otlp_config(
     (type_name, Value::Map(map))
 }
 
+/// `base` (scheme and authority) joined with a provider's `path`, which may omit its `/`.
+fn url(base: &str, path: &str) -> String {
+    let separator = if path.starts_with('/') { "" } else { "/" };
+    format!("{base}{separator}{path}")
+}
+
 /// A `zipkin` exporter's config: JSON, uncompressed, as Envoy's Zipkin tracer sends under
 /// Istio (`HTTP_JSON`).
 fn zipkin_config(
@@ -114,9 +115,8 @@ fn zipkin_config(
     context: &ExporterContext<'_>,
 ) -> (&'static str, Value) {
     let mut map = Map::new();
-    let path = &exporter.path;
-    let separator = if path.starts_with('/') { "" } else { "/" };
-    map.insert("endpoint", Value::String(format!("http://{}{separator}{path}", exporter.endpoint)));
+    let endpoint = url(&format!("http://{}", exporter.endpoint), &exporter.path);
+    map.insert("endpoint", Value::String(endpoint));
     map.insert("format", Value::String("json".to_owned()));
     map.insert("sending_queue", sending_queue(context));
     ("zipkin", Value::Map(map))

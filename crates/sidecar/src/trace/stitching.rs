@@ -62,8 +62,9 @@ impl Stitching {
     }
 
     fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
-        // The low bits go to the shard map's buckets; the shard is picked by the high ones.
-        let index = usize::try_from(hash >> 60).unwrap_or(0) % self.shards.len();
+        // The shard map uses the low bits for buckets and the top seven as tags; the shard is
+        // picked by bits in between.
+        let index = usize::try_from((hash >> 32) % SHARDS as u64).unwrap_or(0);
         // A panic elsewhere cannot leave a map half-updated: every operation is one call.
         self.shards[index].lock().unwrap_or_else(PoisonError::into_inner)
     }

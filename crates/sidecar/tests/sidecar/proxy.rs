@@ -830,14 +830,12 @@ async fn upstream_resets_get_503_uc() {
 
 #[tokio::test]
 async fn silent_upstreams_time_out_with_504() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream);
-        }
-    });
+    // Holds each connection open without ever answering.
+    let silent = raw_app(|stream| async move {
+        let _held = stream;
+        std::future::pending::<()>().await;
+    })
+    .await;
     let options = ProxyOptions {
         upstream_timeout: Some(Duration::from_millis(200)),
         ..ProxyOptions::default()

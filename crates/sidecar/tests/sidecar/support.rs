@@ -1,15 +1,23 @@
 //! Helpers shared by the test binaries that need a real collector: the collector's own `otlp`
 //! receiver on 127.0.0.1:0 with a recording consumer, an HTTP server taking Zipkin's
-//! `POST /api/v2/spans`, deadline-bound waits, and span readers. Each binary uses part of them.
+//! `POST /api/v2/spans` (and the HTTP/1.1 serving loop under it), deadline-bound waits, and span
+//! readers. Each binary uses part of them.
 
 #![allow(dead_code, reason = "each test binary uses a different part of the helpers")]
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use otlp::proto::common::v1::any_value;
 use otlp::proto::trace::v1::{ResourceSpans, Span};
 use otlp::{Batch, Signal};
@@ -18,6 +26,8 @@ use pipeline::telemetry::Telemetry;
 use pipeline::{BuildContext, ComponentId, ConsumeError, Consumer, Kind, Lifecycle};
 use receivers::OtlpReceiverFactory;
 use receivers::otlp::OtlpReceiver;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 /// Every wait of a test gets this long before the test fails instead of hanging.
 pub const STEP: Duration = Duration::from_secs(20);
@@ -135,50 +145,34 @@ pub struct ZipkinUpload {
 pub struct ZipkinCollector {
     pub address: SocketAddr,
     pub uploads: Arc<Mutex<Vec<ZipkinUpload>>>,
-    server: tokio::task::JoinHandle<()>,
+    server: JoinHandle<()>,
 }
 
 impl ZipkinCollector {
     pub async fn start() -> ZipkinCollector {
-        use http_body_util::BodyExt;
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let uploads: Arc<Mutex<Vec<ZipkinUpload>>> = Arc::default();
         let recorded = uploads.clone();
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let recorded = recorded.clone();
-                let service = hyper::service::service_fn(
-                    move |request: http::Request<hyper::body::Incoming>| {
-                        let recorded = recorded.clone();
-                        async move {
-                            let (parts, body) = request.into_parts();
-                            let body = body.collect().await.unwrap().to_bytes();
-                            let content_type = parts
-                                .headers
-                                .get(http::header::CONTENT_TYPE)
-                                .map(|value| value.to_str().unwrap().to_owned())
-                                .unwrap_or_default();
-                            let spans = serde_json::from_slice(&body).unwrap();
-                            recorded.lock().unwrap().push(ZipkinUpload {
-                                path: parts.uri.path().to_owned(),
-                                content_type,
-                                spans,
-                            });
-                            let mut response =
-                                http::Response::new(http_body_util::Empty::<bytes::Bytes>::new());
-                            *response.status_mut() = http::StatusCode::ACCEPTED;
-                            Ok::<_, std::convert::Infallible>(response)
-                        }
-                    },
-                );
-                tokio::spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
+        let server = serve_http1(listener, move |request: Request<Incoming>| {
+            let recorded = recorded.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = body.collect().await.unwrap().to_bytes();
+                let content_type = parts
+                    .headers
+                    .get(http::header::CONTENT_TYPE)
+                    .map(|value| value.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                let spans = serde_json::from_slice(&body).unwrap();
+                recorded.lock().unwrap().push(ZipkinUpload {
+                    path: parts.uri.path().to_owned(),
+                    content_type,
+                    spans,
                 });
+                let mut response = Response::new(Full::default());
+                *response.status_mut() = http::StatusCode::ACCEPTED;
+                response
             }
         });
         ZipkinCollector { address, uploads, server }
@@ -243,5 +237,30 @@ pub fn find<'a>(spans: &'a [Span], span_id: &str) -> &'a Span {
     spans.iter().find(|s| hex(&s.span_id) == span_id).unwrap_or_else(|| {
         let ids: Vec<String> = spans.iter().map(|s| hex(&s.span_id)).collect();
         panic!("no span {span_id} among {ids:?}")
+    })
+}
+
+// === serving HTTP/1.1 ===
+
+/// Serves HTTP/1.1 on `listener` with `handler` until aborted.
+pub fn serve_http1<F, Fut>(listener: TcpListener, handler: F) -> JoinHandle<()>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    let response = handler(request);
+                    async move { Ok::<_, Infallible>(response.await) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = connection.await;
+            });
+        }
     })
 }

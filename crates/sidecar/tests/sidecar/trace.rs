@@ -505,7 +505,7 @@ spec:
     assert_eq!(by_id(&not_found_id)["tags"]["http.status_code"], "404");
     assert_eq!(by_id(&hung_up_id)["tags"]["error"], "true");
     assert_eq!(by_id(&hung_up_id)["tags"]["response_flags"], "DC");
-    let span = by_id(traceparent.split('-').nth(2).unwrap());
+    let span = spans.iter().find(|span| span["kind"] == "SERVER").unwrap();
     let fields: Vec<&str> = traceparent.split('-').collect();
     assert_eq!(span["traceId"], fields[1]);
     assert_eq!(span["id"], fields[2], "the span the app sees as its parent");

@@ -14,7 +14,6 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, Request, Response, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -27,6 +26,7 @@ use tonic::transport::{Endpoint, Server};
 use transport::grpc_codec::PassThroughCodec;
 
 use super::{B_HOST, ECHO_METHOD};
+use crate::support::serve_http1;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -63,29 +63,6 @@ impl Seen {
     pub fn responses(&self) -> Vec<HeaderMap> {
         self.responses.lock().unwrap().clone()
     }
-}
-
-/// Serves HTTP/1.1 on `listener` with `handler` until aborted.
-fn serve_http1<F, Fut>(listener: TcpListener, handler: F) -> JoinHandle<()>
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let response = handler(request);
-                    async move { Ok::<_, Infallible>(response.await) }
-                });
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
-                let _ = connection.await;
-            });
-        }
-    })
 }
 
 /// App B: answers every request with `b <path>`.

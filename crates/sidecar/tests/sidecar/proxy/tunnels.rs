@@ -8,13 +8,7 @@ async fn upgrade_tunnels_raw_bytes_after_101() {
         let upgraded = hyper::upgrade::on(&mut request);
         tokio::spawn(async move {
             let Ok(upgraded) = upgraded.await else { return };
-            let mut io = TokioIo::new(upgraded);
-            let mut buffer = [0u8; 1024];
-            while let Ok(read) = io.read(&mut buffer).await {
-                if read == 0 || io.write_all(&[b"echo:", &buffer[..read]].concat()).await.is_err() {
-                    break;
-                }
-            }
+            echo_loop(TokioIo::new(upgraded)).await;
         });
         let mut response = Response::new(full(""));
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -43,15 +37,17 @@ async fn upgrade_tunnels_raw_bytes_after_101() {
 
 /// An upstream that answers every read with `echo:` and the bytes read.
 pub(super) async fn echo_bytes() -> SocketAddr {
-    raw_app(|mut stream| async move {
-        let mut buffer = [0u8; 1024];
-        while let Ok(read) = stream.read(&mut buffer).await {
-            if read == 0 || stream.write_all(&[b"echo:", &buffer[..read]].concat()).await.is_err() {
-                break;
-            }
+    raw_app(echo_loop).await
+}
+
+/// Answers every read on `io` with `echo:` and the bytes read, until the peer closes.
+async fn echo_loop(mut io: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin) {
+    let mut buffer = [0u8; 1024];
+    while let Ok(read) = io.read(&mut buffer).await {
+        if read == 0 || io.write_all(&[b"echo:", &buffer[..read]].concat()).await.is_err() {
+            break;
         }
-    })
-    .await
+    }
 }
 
 /// Sends `CONNECT target` on a fresh connection to `address`; returns the connection and the
