@@ -414,10 +414,9 @@ async fn a_dead_collector_never_slows_requests_and_full_buffers_drop_and_count()
     };
     let (observer, mut runtime) = start_tracing(&config, options).await;
     let total: u64 = 5000;
-    let mut slowest = Duration::ZERO;
-    let started = Instant::now();
+    let burst: u64 = 500;
+    let buffer_full = |runtime: &TracingRuntime| runtime.metrics().spans_dropped(DropReason::BufferFull);
     for i in 0..total {
-        let call = Instant::now();
         let exchange = request(
             &*observer,
             Direction::Outbound,
@@ -428,15 +427,21 @@ async fn a_dead_collector_never_slows_requests_and_full_buffers_drop_and_count()
         );
         assert!(exchange.header("traceparent").is_some(), "requests are still propagated");
         exchange.finish(200);
-        slowest = slowest.max(call.elapsed());
-        if i % 500 == 0 {
+        if i == burst - 1 {
+            // The test's runtime has one thread and this loop has not yielded yet, so the export
+            // task has not run: had the request path waited for room in the buffer, it would
+            // never have got here. Everything beyond the buffer was dropped and counted instead.
+            assert!(
+                buffer_full(&runtime) >= burst - 64,
+                "{} of {burst} spans dropped while the export task could not run",
+                buffer_full(&runtime)
+            );
+        }
+        if i % burst == burst - 1 {
             // Let the export task run, as it would between requests on a busy proxy.
             tokio::task::yield_now().await;
         }
     }
-    let elapsed = started.elapsed();
-    assert!(slowest < Duration::from_millis(250), "slowest exchange took {slowest:?}");
-    assert!(elapsed < Duration::from_secs(10), "{total} exchanges took {elapsed:?}");
 
     let metrics = runtime.metrics().clone();
     let dropped = || {

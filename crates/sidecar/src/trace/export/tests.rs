@@ -108,13 +108,12 @@ async fn shutdown_sends_what_is_buffered_and_later_spans_are_counted() {
 #[tokio::test]
 async fn a_full_buffer_drops_and_counts_without_waiting() {
     let recorder = Arc::new(Recorder::default());
-    // Not started: nothing drains the buffer.
+    // Not started: nothing drains the buffer, so a submit that waited for room would never
+    // return.
     let (sink, mut queue, metrics) = queue(&recorder, 4);
-    let started = Instant::now();
     for i in 0..10 {
         sink.submit(&span(i));
     }
-    assert!(started.elapsed() < Duration::from_millis(100));
     assert_eq!(metrics.spans_dropped(DropReason::BufferFull), 6);
     queue.shutdown(Instant::now() + Duration::from_secs(1)).await;
     assert_eq!(metrics.spans_dropped(DropReason::Shutdown), 4, "buffered, never sent");
