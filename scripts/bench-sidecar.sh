@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # The sidecar's cost per hop, for the "Sidecar" section of BENCHMARKS.md. In one script run, for
-# each of $ROUNDS rounds, three runs of $DURATION s (after $WARMUP s not recorded) at $RATE
-# requests/s over $CONNECTIONS keep-alive HTTP/1.1 connections:
-#   a. direct:   load → app
-#   b. one hop:  load → sidecar B inbound → app
-#   c. two hops: load → sidecar A outbound (Host: echo.bench.svc.cluster.local:9080)
-#                     → sidecar B inbound → app
+# each of $ROUNDS rounds, one load of $RATE requests/s over $CONNECTIONS keep-alive HTTP/1.1
+# connections per target, on four targets that take turns of $SLICE s, $DURATION s each (after
+# $WARMUP s not recorded):
+#   direct:   load → app
+#   nginx:    load → nginx → app (the baseline proxy)
+#   one hop:  load → sidecar B inbound → app
+#   two hops: load → sidecar A outbound (Host: echo.bench.svc.cluster.local:9080)
+#                  → sidecar B inbound → app
+# Taking turns of a second is what makes the targets comparable on a shared VM: its speed
+# drifts over minutes (the same binary has used half as much CPU again ten minutes later), and
+# a drift now slows every target alike instead of whichever ran during it.
 # The app is `meshtrace-loadgen echo` (a fixed 6-byte 200 OK), the load is
 # `meshtrace-loadgen http-load` (constant rate, every latency recorded, exact percentiles), the
 # sidecars are `meshtrace sidecar` with bench/sidecar/sidecar-{a,b}.yaml (100 % sampling) and
 # export their spans over OTLP/gRPC to a counting sink, `meshtrace-loadgen sink`, whose count
-# is read before and after every run. The load reads each sidecar's CPU time
-# (/proc/PID/stat utime and stime) at the start and end of the window, and its VmHWM at the end;
-# the summary gives the kernel's part (stime) apart.
+# is read before and after every round. The load reads each proxy's CPU time
+# (/proc/PID/stat utime and stime) at every turn's start and end and charges it to that turn's
+# target; it reads VmHWM at the end. The summary gives the kernel's part (stime) apart.
 #
 # Before measuring it waits, up to $QUIET_WAIT s, for a quiet machine (1-minute load average
 # below $QUIET_LOAD and no rustc running), then measures anyway and says so. Finally, when perf
@@ -26,7 +31,7 @@
 # nginx comes from Debian (`nginx-light`, installed when missing and apt-get works; without it
 # the baseline run is skipped and the summary says so).
 #
-# Environment: RATE (1000), CONNECTIONS (10), DURATION (30), WARMUP (3), ROUNDS (1),
+# Environment: RATE (1000), CONNECTIONS (10), DURATION (30), WARMUP (3), SLICE (1), ROUNDS (1),
 # QUIET_WAIT (600), QUIET_LOAD (0.8), PROFILE (1 when perf is installed), PROFILE_SECONDS (15),
 # BUILD (1; 0 to use the binaries already built), CARGO_PROFILE (sidecar: the build for
 # sidecars, size-optimised with fat LTO; `release` builds faster).
@@ -44,6 +49,7 @@ RATE=${RATE:-1000}
 CONNECTIONS=${CONNECTIONS:-10}
 DURATION=${DURATION:-30}
 WARMUP=${WARMUP:-3}
+SLICE=${SLICE:-1}
 ROUNDS=${ROUNDS:-1}
 # Extra arguments for both sidecars, e.g. SIDECAR_ARGS="--concurrency 1".
 SIDECAR_ARGS=${SIDECAR_ARGS:-}
@@ -155,33 +161,37 @@ done
 
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"
-measure() { # label target host spans-per-request
-    local label=$1 target=$2 host=$3 per_request=$4
+measure_round() { # round
+    local round=$1 targets=4
     echo
-    echo "== $label: load → $target (Host: $host), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "== round $round: the targets take turns of ${SLICE} s, ${DURATION} s each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
     local before after
     before=$(sink_spans)
-    local cmd=("$LOADGEN" http-load --target "$target" --host "$host" --rate "$RATE"
-        --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --label "$label"
+    # One Host for all: the app and nginx ignore it, the sidecars route by it.
+    local cmd=("$LOADGEN" http-load --host "$SERVICE" --rate "$RATE" --connections "$CONNECTIONS"
+        --duration "$DURATION" --warmup "$WARMUP" --slice "$SLICE" --target "direct-$round=$APP")
+    if [ -n "$NGINX_PID" ]; then
+        cmd+=(--target "nginx-$round=$NGINX" --watch "nginx=$NGINX_PID")
+    else
+        targets=3
+    fi
+    cmd+=(--target "one-hop-$round=$B_INBOUND" --target "two-hop-$round=$A_OUTBOUND"
         --watch "sidecar-A=$A_PID" --watch "sidecar-B=$B_PID")
-    [ -n "$NGINX_PID" ] && cmd+=(--watch "nginx=$NGINX_PID")
     echo "\$ ${cmd[*]}"
-    "${cmd[@]}" | tee "$WORK/$label.txt"
-    grep -E '^(RESULT|WATCH) ' "$WORK/$label.txt" >>"$RESULTS"
+    "${cmd[@]}" | tee "$WORK/round-$round.txt"
+    grep -E '^(RESULT|WATCH) ' "$WORK/round-$round.txt" >>"$RESULTS"
     sleep 3 # the sidecars' export batches flush
     after=$(sink_spans)
-    local sent
-    sent=$(awk -v r="$RATE" -v d="$DURATION" -v w="$WARMUP" 'BEGIN { printf "%d", r * (d + w) }')
-    echo "spans exported to the sink during this run: $((after - before))" \
-        "(expected ≈ $sent requests × $per_request = $((sent * per_request)))"
-    echo "SPANS label=$label spans=$((after - before)) expected=$((sent * per_request))" >>"$RESULTS"
+    # One span per one-hop request and two per two-hop request; the warm-up takes turns too.
+    local expected
+    expected=$(awk -v r="$RATE" -v d="$DURATION" -v w="$WARMUP" -v n="$targets" \
+        'BEGIN { printf "%d", r * (d + w / n) * 3 }')
+    echo "spans exported to the sink during this round: $((after - before)) (expected ≈ $expected)"
+    echo "SPANS label=round-$round spans=$((after - before)) expected=$expected" >>"$RESULTS"
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-    measure "direct-$round" "$APP" "$APP" 0
-    [ -n "$NGINX_PID" ] && measure "nginx-$round" "$NGINX" "$SERVICE" 0
-    measure "one-hop-$round" "$B_INBOUND" "$SERVICE" 1
-    measure "two-hop-$round" "$A_OUTBOUND" "$SERVICE" 2
+    measure_round "$round"
 done
 
 echo
@@ -197,25 +207,24 @@ function kv(line, key,    n, i, parts, f) {
 /^WATCH /  { l = kv($0, "label"); n = kv($0, "name"); cpu[l, n] = kv($0, "cpu_s"); sys[l, n] = kv($0, "system_s"); secs[l] = kv($0, "seconds"); hwm[l, n] = kv($0, "hwm_kib") }
 /^SPANS /  { l = kv($0, "label"); spans[l] = kv($0, "spans"); expected[l] = kv($0, "expected") }
 END {
-    print "| run | achieved rps | ok / failed | p50 | p90 | p99 | p99.9 | max | vCPU per 1,000 rps: sidecar A / sidecar B / nginx | A / B / nginx peak RSS (MiB) | spans exported / expected |"
-    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    print "| run | achieved rps | ok / failed | p50 | p90 | p99 | p99.9 | max | vCPU per 1,000 rps: sidecar A / sidecar B / nginx | A / B / nginx peak RSS (MiB) |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     split("direct nginx one-hop two-hop", kinds, " ")
     for (r = 1; r <= rounds; r++) {
         for (k = 1; k <= 4; k++) {
             l = kinds[k] "-" r
             if (!(l in rps)) continue
             krps = rps[l] / 1000
-            printf "| %s | %.1f | %d / %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.4f / %.4f / %.4f | %.1f / %.1f / %.1f | %d / %d |\n",
+            printf "| %s | %.1f | %d / %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.4f / %.4f / %.4f | %.1f / %.1f / %.1f |\n",
                 l, rps[l], ok[l], failed[l], p50[l], p90[l], p99[l], p999[l], mx[l],
                 cpu[l, "sidecar-A"] / secs[l] / krps, cpu[l, "sidecar-B"] / secs[l] / krps,
                 cpu[l, "nginx"] / secs[l] / krps,
-                hwm[l, "sidecar-A"] / 1024, hwm[l, "sidecar-B"] / 1024, hwm[l, "nginx"] / 1024,
-                spans[l], expected[l]
+                hwm[l, "sidecar-A"] / 1024, hwm[l, "sidecar-B"] / 1024, hwm[l, "nginx"] / 1024
         }
     }
     print ""
-    print "| round | added p50 per hop: one hop / two hops ÷ 2 / nginx (µs) | added p90 | added p99 | vCPU per 1,000 rps per sidecar: one hop (B) / two hops (A, B) / nginx | CPU-s per 1,000 requests per sidecar: one hop / two hops (mean of A, B) / nginx | of which in the kernel: one hop (B) / nginx |"
-    print "|---|---:|---:|---:|---:|---:|---:|"
+    print "| round | added p50 per hop: one hop / two hops ÷ 2 / nginx (µs) | added p90 | added p99 | vCPU per 1,000 rps per sidecar: one hop (B) / two hops (A, B) / nginx | CPU-s per 1,000 requests per sidecar: one hop / two hops (mean of A, B) / nginx | of which in the kernel: one hop (B) / nginx | spans exported / expected |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|"
     for (r = 1; r <= rounds; r++) {
         d = "direct-" r; o = "one-hop-" r; t = "two-hop-" r; n = "nginx-" r
         bo = cpu[o, "sidecar-B"] / secs[o] / (rps[o] / 1000)
@@ -227,13 +236,14 @@ END {
         bo_sys = sys[o, "sidecar-B"] / secs[o] / (rps[o] / 1000)
         ng_sys = has_nginx ? sys[n, "nginx"] / secs[n] / (rps[n] / 1000) : 0
         # CPU-seconds per 1,000 requests equals vCPU per 1,000 rps (both are CPU-s / requests × 1000).
-        printf "| %d | %.0f / %.0f / %s | %.0f / %.0f / %s | %.0f / %.0f / %s | %.4f / %.4f, %.4f / %s | %.4f / %.4f / %s | %.4f / %s |\n", r,
+        printf "| %d | %.0f / %.0f / %s | %.0f / %.0f / %s | %.0f / %.0f / %s | %.4f / %.4f, %.4f / %s | %.4f / %.4f / %s | %.4f / %s | %d / %d |\n", r,
             p50[o] - p50[d], (p50[t] - p50[d]) / 2, has_nginx ? sprintf("%.0f", p50[n] - p50[d]) : "–",
             p90[o] - p90[d], (p90[t] - p90[d]) / 2, has_nginx ? sprintf("%.0f", p90[n] - p90[d]) : "–",
             p99[o] - p99[d], (p99[t] - p99[d]) / 2, has_nginx ? sprintf("%.0f", p99[n] - p99[d]) : "–",
             bo, at, bt, has_nginx ? sprintf("%.4f", ng) : "–",
             bo, (at + bt) / 2, has_nginx ? sprintf("%.4f", ng) : "–",
-            bo_sys, has_nginx ? sprintf("%.4f", ng_sys) : "–"
+            bo_sys, has_nginx ? sprintf("%.4f", ng_sys) : "–",
+            spans["round-" r], expected["round-" r]
     }
 }' "$RESULTS"
 echo

@@ -46,6 +46,13 @@ impl CpuTime {
     }
 }
 
+impl std::ops::AddAssign for CpuTime {
+    fn add_assign(&mut self, more: CpuTime) {
+        self.user += more.user;
+        self.system += more.system;
+    }
+}
+
 /// One reading of a process's memory, in KiB as `/proc` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Memory {

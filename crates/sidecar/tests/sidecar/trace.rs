@@ -415,7 +415,8 @@ async fn a_dead_collector_never_slows_requests_and_full_buffers_drop_and_count()
     let (observer, mut runtime) = start_tracing(&config, options).await;
     let total: u64 = 5000;
     let burst: u64 = 500;
-    let buffer_full = |runtime: &TracingRuntime| runtime.metrics().spans_dropped(DropReason::BufferFull);
+    let buffer_full =
+        |runtime: &TracingRuntime| runtime.metrics().spans_dropped(DropReason::BufferFull);
     for i in 0..total {
         let exchange = request(
             &*observer,
