@@ -182,10 +182,17 @@ measure_round() { # round
     grep -E '^(RESULT|WATCH) ' "$WORK/round-$round.txt" >>"$RESULTS"
     sleep 3 # the sidecars' export batches flush
     after=$(sink_spans)
-    # One span per one-hop request and two per two-hop request; the warm-up takes turns too.
+    # One span per one-hop request and two per two-hop request. The warm-up takes turns too,
+    # from the first target on (one hop and two hops are the last two).
     local expected
-    expected=$(awk -v r="$RATE" -v d="$DURATION" -v w="$WARMUP" -v n="$targets" \
-        'BEGIN { printf "%d", r * (d + w / n) * 3 }')
+    expected=$(awk -v r="$RATE" -v d="$DURATION" -v w="$WARMUP" -v s="$SLICE" -v n="$targets" 'BEGIN {
+        spans = r * d * 3
+        for (k = 0; k * s < w; k++) {
+            turn = (w - k * s < s) ? w - k * s : s
+            if (k % n == n - 2) spans += r * turn
+            if (k % n == n - 1) spans += 2 * r * turn
+        }
+        printf "%d", spans }')
     echo "spans exported to the sink during this round: $((after - before)) (expected ≈ $expected)"
     echo "SPANS label=round-$round spans=$((after - before)) expected=$expected" >>"$RESULTS"
 }
