@@ -27,7 +27,7 @@ pub fn run(args: &SidecarArgs) -> anyhow::Result<()> {
     })?;
     logging::init(&args.log_level, false);
     // Before any other thread starts.
-    allocator::tune_for_sidecar();
+    allocator::single_arena();
     for warning in &config.warnings {
         tracing::warn!(%warning, "sidecar configuration");
     }

@@ -1,9 +1,9 @@
 //! Spans leave the request path through a bounded buffer ([`staging`]): when it is full the span
 //! is dropped and counted, so tracing never slows or fails a request (as linkerd2-proxy does).
 //! The buffer cuts batches of at most `batch_max_spans` spans or `batch_timeout` old, whichever
-//! comes first; one task per exporter sends each as an `ExportTraceServiceRequest` under the
-//! sidecar's resource to the exporter (whose own sending queue, timeout and retries apply). A
-//! batch the exporter refuses is dropped and counted; the refusal is logged when it starts and
+//! comes first; one task per exporter, which comes for them on a timer while spans flow, sends
+//! each as an `ExportTraceServiceRequest` under the sidecar's resource to the exporter (whose
+//! own sending queue, timeout and retries apply). A batch the exporter refuses is dropped and counted; the refusal is logged when it starts and
 //! when it ends, never per batch.
 
 mod staging;
@@ -179,16 +179,32 @@ impl ExportQueue {
 }
 
 /// The batching task: sends batches as the buffer cuts them until stopped, then everything
-/// left.
+/// left. While spans flow it comes back every tick; after a tick that found the buffer empty it
+/// parks until a span wakes it.
 async fn run(staging: Arc<Staging>, mut stop: oneshot::Receiver<()>, mut output: Output) {
+    let mut idle_ticks = 0;
     loop {
-        let due = match staging.next(tokio::time::Instant::now()) {
+        let now = tokio::time::Instant::now();
+        let due = match staging.next(now) {
             Next::Send(batch) => {
+                idle_ticks = 0;
                 output.send(batch).await;
                 continue;
             }
-            Next::WaitUntil(at) => Some(at),
-            Next::Wait => None,
+            Next::WaitUntil(at) => {
+                idle_ticks = 0;
+                Some(at)
+            }
+            Next::Wait if idle_ticks == 0 => {
+                idle_ticks = 1;
+                Some(now + staging.tick())
+            }
+            Next::Wait => {
+                if !staging.park() {
+                    continue;
+                }
+                None
+            }
         };
         let timer = async {
             match due {

@@ -1,12 +1,16 @@
 //! Where finished spans wait for their batch, between the proxy's worker threads and the export
 //! task.
 //!
-//! A channel with one message per span would wake the export task once per request, and that
-//! wake-up, a futex call when the task lives on another thread, cost more than making the span.
-//! Here the request path appends to the batch being filled under a short lock and wakes the
-//! export task only twice per batch: when the batch gets its first span (so the task can arm
-//! the batch timeout) and when it is full. The lock is held while the span is encoded into the
-//! batch (a microsecond or two); the proxy's workers rarely meet on it.
+//! The request path appends to the batch being filled under a short lock, and the export task
+//! comes for full batches on its own timer, every [`Staging::tick`], while spans flow. So at a
+//! steady rate no request wakes the task. Waking it is a system call on the worker (an eventfd
+//! write or a futex) and puts a thread that sends a 50 KB export request on the cores in the
+//! middle of a request; at two wake-ups per batch that cost sidecar B's tail more than making
+//! the spans (BENCHMARKS.md, "What makes the sidecar's tail"). Envoy's tracers avoid it the same
+//! way: each worker flushes its spans on a timer. A request wakes the task only when it has
+//! parked (a tick found nothing to do) or when the buffer reaches half its capacity, so that a
+//! burst is sent before the buffer overflows. The lock is held while the span is encoded into
+//! the batch (a microsecond or two); the proxy's workers rarely meet on it.
 //!
 //! Spans are kept encoded, as the `spans` fields of an OTLP `ScopeSpans`: a span is freed on the
 //! thread that made it, a buffered span takes its wire size (a few hundred bytes) instead of
@@ -76,11 +80,14 @@ impl EncodedSpans {
 pub(super) enum Next {
     /// Send this batch.
     Send(EncodedSpans),
-    /// Nothing is due before this instant (the oldest span's batch timeout).
+    /// Come back at this instant: the next tick, or the oldest span's batch timeout if sooner.
     WaitUntil(Instant),
-    /// Nothing is buffered.
+    /// Nothing is buffered: come back at the next tick, or [`Staging::park`].
     Wait,
 }
+
+/// How often the export task looks for full batches while spans flow, at most.
+const TICK: Duration = Duration::from_millis(100);
 
 pub(super) struct Staging {
     state: Mutex<State>,
@@ -88,6 +95,7 @@ pub(super) struct Staging {
     capacity: usize,
     max_spans: usize,
     timeout: Duration,
+    tick: Duration,
 }
 
 struct State {
@@ -100,6 +108,8 @@ struct State {
     last_batch_bytes: usize,
     /// Spans in `filling` and `full`.
     spans: usize,
+    /// The export task waits for a wake-up, without a timer.
+    parked: bool,
     closed: bool,
 }
 
@@ -113,6 +123,7 @@ impl Staging {
                 full: VecDeque::new(),
                 last_batch_bytes: 0,
                 spans: 0,
+                parked: false,
                 closed: false,
             }),
             wake: Notify::new(),
@@ -120,7 +131,13 @@ impl Staging {
             // A batch larger than the buffer would never fill.
             max_spans: max_spans.clamp(1, capacity.max(1)),
             timeout,
+            tick: TICK.min(timeout),
         }
+    }
+
+    /// How often the export task comes for batches while spans flow.
+    pub(super) fn tick(&self) -> Duration {
+        self.tick
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -130,7 +147,8 @@ impl Staging {
     }
 
     /// Adds `span` to the batch being filled; never waits beyond the lock (held while the span
-    /// is encoded, a microsecond or two).
+    /// is encoded, a microsecond or two). Wakes the export task only if it has parked, or if
+    /// the buffer has just reached half its capacity.
     pub(super) fn push(&self, span: &impl SpanField) -> Result<(), Refused> {
         let wake = {
             let mut state = self.state();
@@ -146,21 +164,28 @@ impl Staging {
             }
             state.filling.push(span);
             state.spans += 1;
+            if state.since.is_none() {
+                state.since = Some(Instant::now());
+            }
             if state.filling.count >= self.max_spans {
                 let batch = state.cut();
                 state.full.push_back(batch);
-                true
-            } else if state.since.is_none() {
-                state.since = Some(Instant::now());
-                true
-            } else {
-                false
             }
+            let half_full = state.spans == self.capacity.div_ceil(2);
+            std::mem::take(&mut state.parked) || half_full
         };
         if wake {
             self.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Called by the export task when [`Staging::next`] said [`Next::Wait`] twice in a row:
+    /// it will wait for a span without a timer. False if a span came in meanwhile.
+    pub(super) fn park(&self) -> bool {
+        let mut state = self.state();
+        state.parked = state.spans == 0 && !state.closed;
+        state.parked
     }
 
     /// The next full batch, else the batch being filled once its timeout has passed.
@@ -176,13 +201,13 @@ impl Staging {
                 state.spans -= batch.count;
                 Next::Send(batch)
             }
-            Some(since) => Next::WaitUntil(since + self.timeout),
+            Some(since) => Next::WaitUntil((since + self.timeout).min(now + self.tick)),
             None => Next::Wait,
         }
     }
 
-    /// Resolves when a span arrived in an empty batch or a batch filled up since the last call
-    /// (or before the first).
+    /// Resolves when a span arrived after [`Staging::park`], or the buffer reached half its
+    /// capacity, since the last call (or before the first).
     pub(super) async fn changed(&self) {
         self.wake.notified().await;
     }
@@ -241,7 +266,11 @@ mod tests {
         assert_eq!(sent(staging.next(now)), 4);
         assert_eq!(sent(staging.next(now)), 4);
         match staging.next(now) {
-            Next::WaitUntil(at) => assert_eq!(at, now + Duration::from_secs(1)),
+            Next::WaitUntil(at) => assert_eq!(at, now + TICK, "the next tick comes first"),
+            other => panic!("expected to wait, got {other:?}"),
+        }
+        match staging.next(now + Duration::from_millis(950)) {
+            Next::WaitUntil(at) => assert_eq!(at, now + Duration::from_secs(1), "then the timeout"),
             other => panic!("expected to wait, got {other:?}"),
         }
         assert_eq!(sent(staging.next(now + Duration::from_secs(1))), 2);
@@ -285,18 +314,29 @@ mod tests {
         assert_eq!(encoded.count, 2);
     }
 
-    #[tokio::test]
-    async fn wakes_only_for_a_new_batch_and_a_full_one() {
-        let staging = Staging::new(100, 3, Duration::from_secs(1));
+    /// Whether `changed` resolves before (paused) time moves on.
+    async fn woken(staging: &Staging) -> bool {
+        tokio::time::timeout(Duration::from_secs(60), staging.changed()).await.is_ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wakes_the_task_only_when_it_parked_or_the_buffer_is_half_full() {
+        let staging = Staging::new(8, 2, Duration::from_secs(1));
         staging.push(&span(0)).unwrap();
-        // The first span left a wake-up behind.
-        staging.changed().await;
         staging.push(&span(1)).unwrap();
-        let waiting = tokio::time::timeout(Duration::from_millis(20), staging.changed());
-        assert!(waiting.await.is_err(), "a second span in the batch wakes nobody");
+        assert!(!woken(&staging).await, "a full batch waits for the task's tick");
+        assert_eq!(sent(staging.next(Instant::now())), 2);
+
+        assert!(staging.park(), "nothing buffered: the task may park");
         staging.push(&span(2)).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), staging.changed())
-            .await
-            .expect("a full batch wakes the task");
+        assert!(woken(&staging).await, "the first span wakes a parked task");
+        assert!(!staging.park(), "a span is buffered: no parking");
+        staging.push(&span(3)).unwrap();
+        staging.push(&span(4)).unwrap();
+        assert!(!woken(&staging).await, "more spans, fewer than half the buffer: no wake-up");
+        staging.push(&span(5)).unwrap();
+        assert!(woken(&staging).await, "four spans of eight: half full");
+        staging.push(&span(6)).unwrap();
+        assert!(!woken(&staging).await, "only reaching half full wakes it");
     }
 }

@@ -69,9 +69,10 @@ async fn batches_are_sent_at_512_spans_or_after_one_second() {
     for i in 0..1100 {
         sink.submit(&span(i));
     }
+    tokio::time::advance(Duration::from_millis(100)).await;
     settle().await;
-    assert_eq!(recorder.sizes(), vec![512, 512], "full batches go at once");
-    tokio::time::advance(Duration::from_millis(999)).await;
+    assert_eq!(recorder.sizes(), vec![512, 512], "full batches go at the next tick");
+    tokio::time::advance(Duration::from_millis(899)).await;
     settle().await;
     assert_eq!(recorder.sizes().len(), 2, "the rest waits up to a second");
     tokio::time::advance(Duration::from_millis(2)).await;
