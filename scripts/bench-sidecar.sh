@@ -162,7 +162,7 @@ done
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"
 measure_round() { # round
-    local round=$1 targets=4
+    local round=$1
     echo
     echo "== round $round: the targets take turns of ${SLICE} s, ${DURATION} s each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
     local before after
@@ -170,11 +170,7 @@ measure_round() { # round
     # One Host for all: the app and nginx ignore it, the sidecars route by it.
     local cmd=("$LOADGEN" http-load --host "$SERVICE" --rate "$RATE" --connections "$CONNECTIONS"
         --duration "$DURATION" --warmup "$WARMUP" --slice "$SLICE" --target "direct-$round=$APP")
-    if [ -n "$NGINX_PID" ]; then
-        cmd+=(--target "nginx-$round=$NGINX" --watch "nginx=$NGINX_PID")
-    else
-        targets=3
-    fi
+    [ -n "$NGINX_PID" ] && cmd+=(--target "nginx-$round=$NGINX" --watch "nginx=$NGINX_PID")
     cmd+=(--target "one-hop-$round=$B_INBOUND" --target "two-hop-$round=$A_OUTBOUND"
         --watch "sidecar-A=$A_PID" --watch "sidecar-B=$B_PID")
     echo "\$ ${cmd[*]}"
@@ -182,18 +178,21 @@ measure_round() { # round
     grep -E '^(RESULT|WATCH) ' "$WORK/round-$round.txt" >>"$RESULTS"
     sleep 3 # the sidecars' export batches flush
     after=$(sink_spans)
-    # One span per one-hop request and two per two-hop request. The warm-up takes turns too,
-    # from the first target on (one hop and two hops are the last two).
+    # One span per one-hop request and two per two-hop request, as the load sent them (warm-up
+    # included).
     local expected
-    expected=$(awk -v r="$RATE" -v d="$DURATION" -v w="$WARMUP" -v s="$SLICE" -v n="$targets" 'BEGIN {
-        spans = r * d * 3
-        for (k = 0; k * s < w; k++) {
-            turn = (w - k * s < s) ? w - k * s : s
-            if (k % n == n - 2) spans += r * turn
-            if (k % n == n - 1) spans += 2 * r * turn
+    expected=$(awk '/^RESULT / {
+        sent = 0
+        for (i = 2; i <= NF; i++) {
+            split($i, f, "=")
+            if (f[1] == "label") label = f[2]
+            if (f[1] == "ok" || f[1] == "failed" || f[1] == "warmup") sent += f[2]
         }
-        printf "%d", spans }')
-    echo "spans exported to the sink during this round: $((after - before)) (expected ≈ $expected)"
+        if (label ~ /^one-hop-/) spans += sent
+        if (label ~ /^two-hop-/) spans += 2 * sent
+    }
+    END { printf "%d", spans }' "$WORK/round-$round.txt")
+    echo "spans exported to the sink during this round: $((after - before)) (expected $expected)"
     echo "SPANS label=round-$round spans=$((after - before)) expected=$expected" >>"$RESULTS"
 }
 

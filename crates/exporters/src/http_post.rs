@@ -57,7 +57,6 @@ pub(crate) struct Accepted {
 }
 
 /// What an HTTP exporter's `tls`, `headers` and `compression` keys become.
-#[derive(Clone)]
 pub(crate) struct ClientSettings {
     tls: Option<TlsSettings>,
     headers: HeaderMap,

@@ -155,6 +155,8 @@ struct Recorded {
     latencies: Vec<Duration>,
     lags: Vec<Duration>,
     failed: u64,
+    /// Requests sent in the warm-up, answered or not.
+    warmup: u64,
     first_problem: Option<String>,
 }
 
@@ -163,6 +165,7 @@ impl Recorded {
         self.latencies.extend(other.latencies);
         self.lags.extend(other.lags);
         self.failed += other.failed;
+        self.warmup += other.warmup;
         self.first_problem = self.first_problem.take().or(other.first_problem);
     }
 }
@@ -207,21 +210,26 @@ pub async fn command(args: HttpLoadArgs) -> anyhow::Result<()> {
         })
         .collect();
 
-    // Each process's CPU time, charged to the target whose turn it was.
-    let mut charged = vec![vec![CpuTime::default(); watched.len()]; targets.len()];
-    let mut own = Duration::ZERO;
-    let mut last: Option<(Vec<CpuTime>, Duration)> = None;
-    for (k, boundary) in schedule.boundaries().enumerate() {
+    // Each watched process's CPU time at every turn's boundary; what it used in a turn is
+    // charged to the turn's target.
+    let mut readings = Vec::new();
+    let mut own_at_start = None;
+    for boundary in schedule.boundaries() {
         tokio::time::sleep_until((start + boundary).into()).await;
-        let now = (cpu_times(&watched), Proc::current().cpu_time().unwrap_or_default());
-        if let Some((before, own_before)) = &last {
-            let turn = (k - 1) % targets.len();
-            for (total, (after, before)) in charged[turn].iter_mut().zip(now.0.iter().zip(before)) {
-                *total += after.since(before);
-            }
-            own += now.1.saturating_sub(*own_before);
+        readings.push((boundary, cpu_times(&watched)));
+        own_at_start.get_or_insert_with(|| Proc::current().cpu_time().unwrap_or_default());
+    }
+    let own = Proc::current()
+        .cpu_time()
+        .unwrap_or_default()
+        .saturating_sub(own_at_start.unwrap_or_default());
+    let mut charged = vec![vec![CpuTime::default(); watched.len()]; targets.len()];
+    for pair in readings.windows(2) {
+        let ((turn_start, before), (_, after)) = (&pair[0], &pair[1]);
+        let totals = &mut charged[schedule.target_at(*turn_start)];
+        for (total, (after, before)) in totals.iter_mut().zip(after.iter().zip(before)) {
+            *total += after.since(before);
         }
-        last = Some(now);
     }
 
     let mut recorded: Vec<Recorded> = targets.iter().map(|_| Recorded::default()).collect();
@@ -302,10 +310,11 @@ impl Worker {
             let sent = Instant::now();
             let outcome = self.send(&mut senders[target], &self.addresses[target]).await;
             let took = sent.elapsed();
+            let recorded = &mut recorded[target];
             if slot < self.schedule.warmup {
+                recorded.warmup += 1;
                 continue;
             }
-            let recorded = &mut recorded[target];
             match outcome {
                 Ok(()) => {
                     recorded.latencies.push(took);
@@ -415,10 +424,11 @@ fn report(args: &HttpLoadArgs, target: &Target, recorded: &Recorded, window: Dur
         us(percentile(&lags, 1.0))
     );
     println!(
-        "RESULT label={} ok={ok} failed={} rps={rps:.1} p50_us={:.1} p90_us={:.1} p99_us={:.1} \
-         p999_us={:.1} max_us={:.1} mean_us={:.1} lag_p99_us={:.1}",
+        "RESULT label={} ok={ok} failed={} warmup={} rps={rps:.1} p50_us={:.1} p90_us={:.1} \
+         p99_us={:.1} p999_us={:.1} max_us={:.1} mean_us={:.1} lag_p99_us={:.1}",
         target.label,
         recorded.failed,
+        recorded.warmup,
         p(0.50),
         p(0.90),
         p(0.99),

@@ -7,8 +7,6 @@
 //! writing those chunks out. A component that needs objects asks for them and the batch decodes
 //! once; the decision lives here and nowhere else.
 
-use std::borrow::Cow;
-
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::Message;
 
@@ -220,17 +218,6 @@ impl Batch {
         match self.repr {
             Repr::Traces(request) => Ok(request),
             Repr::Encoded(chunks) => Ok(decode_chunks(&chunks)?),
-            _ => Err(DecodeError::WrongSignal { expected: Signal::Traces, actual: self.signal }),
-        }
-    }
-
-    /// The traces request without giving the batch up: borrowed when the batch holds it
-    /// decoded, else decoded from the bytes, which stay in the batch.
-    pub fn traces_ref(&self) -> Result<Cow<'_, ExportTraceServiceRequest>, DecodeError> {
-        self.expect_signal(Signal::Traces)?;
-        match &self.repr {
-            Repr::Traces(request) => Ok(Cow::Borrowed(request)),
-            Repr::Encoded(chunks) => Ok(Cow::Owned(decode_chunks(chunks)?)),
             _ => Err(DecodeError::WrongSignal { expected: Signal::Traces, actual: self.signal }),
         }
     }

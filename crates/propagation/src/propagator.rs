@@ -23,13 +23,22 @@
 
 use std::fmt;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::b3::{self, B3, B3Context, B3Error, SamplingState};
 use crate::baggage::{self, Baggage};
 use crate::context::{SpanContext, SpanId};
 use crate::traceparent::{self, TraceparentError};
 use crate::tracestate::{TraceState, TraceStateError};
+
+/// Any of these carries a B3 multi-header context.
+const B3_MULTI_HEADERS: [HeaderName; 5] = [
+    b3::TRACE_ID_HEADER,
+    b3::SPAN_ID_HEADER,
+    b3::PARENT_SPAN_ID_HEADER,
+    b3::SAMPLED_HEADER,
+    b3::FLAGS_HEADER,
+];
 
 /// One propagation format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -135,13 +144,18 @@ impl Propagators {
     /// Found in one pass over the names, because a lookup of an absent header still hashes its
     /// name, and most requests carry one format or none.
     pub fn carried(headers: &HeaderMap) -> Self {
-        headers.keys().fold(Self::NONE, |set, name| match name.as_str() {
-            "traceparent" => set.with(Propagator::TraceContext),
-            "b3" => set.with(Propagator::B3Single),
-            "x-b3-traceid" | "x-b3-spanid" | "x-b3-parentspanid" | "x-b3-sampled"
-            | "x-b3-flags" => set.with(Propagator::B3Multi),
-            "baggage" => set.with(Propagator::Baggage),
-            _ => set,
+        headers.keys().fold(Self::NONE, |set, name| {
+            if *name == traceparent::HEADER {
+                set.with(Propagator::TraceContext)
+            } else if *name == b3::SINGLE_HEADER {
+                set.with(Propagator::B3Single)
+            } else if B3_MULTI_HEADERS.contains(name) {
+                set.with(Propagator::B3Multi)
+            } else if *name == baggage::HEADER {
+                set.with(Propagator::Baggage)
+            } else {
+                set
+            }
         })
     }
 

@@ -13,12 +13,7 @@ pub(crate) const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-messag
 /// HTTP/2 protocol does not define. The proxy's local replies, Istio's metrics and the tracer's
 /// `grpc.*` tags all decide with this, as Envoy's do.
 pub(crate) fn is_grpc(content_type: &HeaderValue) -> bool {
-    is_grpc_content_type(content_type.as_bytes())
-}
-
-/// [`is_grpc`] for a content type already read as bytes.
-pub(crate) fn is_grpc_content_type(content_type: &[u8]) -> bool {
-    match content_type.strip_prefix(b"application/grpc") {
+    match content_type.as_bytes().strip_prefix(b"application/grpc") {
         Some(rest) => matches!(rest.first(), None | Some(b'+')),
         None => false,
     }

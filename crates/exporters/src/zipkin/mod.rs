@@ -12,6 +12,7 @@ mod attribute_text;
 mod encode;
 mod translate;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -205,12 +206,16 @@ impl Sender for ZipkinSender {
     }
 }
 
-/// The batch translated and encoded. A batch received as OTLP bytes is decoded here; a
-/// decoded one is read where it is.
+/// The batch translated and encoded. A decoded batch is read where it is; one still in wire form
+/// is cloned (its list of byte chunks, not the data) to be decoded, so a retry has it again.
 fn body(batch: &Batch, format: Format, default_service_name: &str) -> Result<Bytes, SendError> {
-    let request = batch
-        .traces_ref()
-        .map_err(|error| SendError::permanent(format!("cannot decode the batch: {error}")))?;
+    let request =
+        match batch.as_traces() {
+            Some(request) => Cow::Borrowed(request),
+            None => Cow::Owned(batch.clone().into_traces().map_err(|error| {
+                SendError::permanent(format!("cannot decode the batch: {error}"))
+            })?),
+        };
     let spans = translate::zipkin_spans(&request, default_service_name).map_err(|error| {
         SendError::permanent(format!("cannot translate the batch to Zipkin: {error}"))
     })?;

@@ -33,23 +33,19 @@ pub(crate) struct ConnectSettings {
     pub(crate) refuse: Vec<SocketAddr>,
 }
 
-/// A connect that failed after `attempts` tries.
-#[derive(Debug, thiserror::Error)]
+/// A connect that failed after `attempts` tries. Cheap to clone, so that the requests that
+/// waited for one connect can all fail with its error.
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("upstream connect failed after {attempts} attempt(s): {source}")]
 pub(crate) struct ConnectError {
     pub(crate) attempts: u32,
     #[source]
-    source: io::Error,
+    source: Arc<io::Error>,
 }
 
 impl ConnectError {
     pub(crate) fn new(attempts: u32, source: io::Error) -> ConnectError {
-        ConnectError { attempts, source }
-    }
-
-    /// The last attempt's error.
-    pub(crate) fn source_error(&self) -> &io::Error {
-        &self.source
+        ConnectError { attempts, source: Arc::new(source) }
     }
 }
 
@@ -69,7 +65,7 @@ impl Connector {
     pub(crate) async fn connect(&self, authority: &Authority) -> Result<TcpStream, ConnectError> {
         let Some(target) = self.router.target(Some(authority)) else {
             let source = io::Error::new(io::ErrorKind::InvalidInput, "no upstream authority");
-            return Err(ConnectError { attempts: 1, source });
+            return Err(ConnectError::new(1, source));
         };
         connect(&target, &self.settings).await
     }
@@ -86,7 +82,7 @@ async fn connect(target: &Endpoint, settings: &ConnectSettings) -> Result<TcpStr
             Err(_) => io::Error::new(io::ErrorKind::TimedOut, "connect timeout"),
         };
         if attempts > settings.retries {
-            return Err(ConnectError { attempts, source: error });
+            return Err(ConnectError::new(attempts, error));
         }
         tracing::debug!(%error, upstream = %target, attempts, "upstream connect failed; retrying");
         tokio::time::sleep(backoff(settings.backoff, attempts)).await;

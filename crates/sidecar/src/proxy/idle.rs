@@ -12,8 +12,8 @@
 //!
 //! A body's timer is armed only when the body has to wait, so a request whose body is
 //! already buffered costs none. Tunnels (`Upgrade`, `CONNECT`) are streams too: bytes either
-//! way through the upstream side (a `CountingIo` that is `watching`) are their activity, and
-//! an [`IdleTimer`] ends them.
+//! way through the tunnel (its client side, a `CountingIo` that is `watching`) are their
+//! activity, and an [`IdleTimer`] ends them.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,7 +51,9 @@ impl IdleTimer {
             let deadline = activity.last() + limit;
             let sleep = match &mut self.sleep {
                 Some(sleep) => {
-                    if sleep.deadline() != deadline {
+                    // Activity only moves the deadline later, so a timer set for an earlier one
+                    // is left to fire (and checked below) instead of being re-armed per frame.
+                    if sleep.is_elapsed() && sleep.deadline() != deadline {
                         sleep.as_mut().reset(deadline);
                     }
                     sleep

@@ -26,7 +26,6 @@
 //! runs every half timeout, so an idle connection lives at most 1.5 timeouts.
 
 use std::collections::HashMap;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -119,25 +118,7 @@ struct Opener {
 /// A failed connect, kept to fail the requests that waited for it the same way.
 struct ConnectFailure {
     at: Instant,
-    attempts: u32,
-    kind: io::ErrorKind,
-    message: String,
-}
-
-impl ConnectFailure {
-    fn new(error: &ConnectError) -> ConnectFailure {
-        let source = error.source_error();
-        ConnectFailure {
-            at: Instant::now(),
-            attempts: error.attempts,
-            kind: source.kind(),
-            message: source.to_string(),
-        }
-    }
-
-    fn to_error(&self) -> ConnectError {
-        ConnectError::new(self.attempts, io::Error::new(self.kind, self.message.clone()))
-    }
+    error: ConnectError,
 }
 
 struct Connection {
@@ -255,7 +236,7 @@ impl Pool {
             return self.send_on_shared_open(authority, request).await;
         }
         let (sender, upstream) = self.open(&authority).await?;
-        let (pending, upstream) = self.send_on_new(authority, sender, upstream, request);
+        let pending = self.send_on_new(authority, sender, upstream, request);
         answered(pending, upstream).await
     }
 
@@ -279,21 +260,21 @@ impl Pool {
             Err(request) => request,
         };
         if let Some(failure) = last_failure.as_ref().filter(|failure| failure.at >= asked) {
-            return Err(SendError::Connect(failure.to_error()));
+            return Err(SendError::Connect(failure.error.clone()));
         }
         match self.open(&authority).await {
             Ok((sender, upstream)) => {
                 *last_failure = None;
                 // Pooled before the turn passes, so the next in line finds it.
-                let (pending, upstream) =
-                    self.send_on_new(authority.clone(), sender, upstream, request);
+                let pending = self.send_on_new(authority.clone(), sender, upstream, request);
                 drop(last_failure);
                 drop(ticket);
                 answered(pending, upstream).await
             }
             Err(error) => {
                 if let SendError::Connect(connect) = &error {
-                    *last_failure = Some(ConnectFailure::new(connect));
+                    *last_failure =
+                        Some(ConnectFailure { at: Instant::now(), error: connect.clone() });
                 }
                 Err(error)
             }
@@ -307,17 +288,14 @@ impl Pool {
         mut sender: Sender,
         upstream: SocketAddr,
         request: Request<RequestBody>,
-    ) -> (
-        Pending<impl Future<Output = Answer> + use<>, impl Future<Output = Answer> + use<>>,
-        SocketAddr,
-    ) {
+    ) -> Pending<impl Future<Output = Answer> + use<>, impl Future<Output = Answer> + use<>> {
         let pending = sender.send(request);
         self.lock().entry(authority).or_default().push(Connection {
             sender,
             upstream,
             last_used: Instant::now(),
         });
-        (pending, upstream)
+        pending
     }
 
     /// The opener of `authority`'s HTTP/2 connections, held until the ticket is dropped.

@@ -106,16 +106,16 @@ async fn client_side(downstream: OnUpgrade, exchange: &mut Exchange) -> Option<U
 /// deadline passes.
 async fn run(
     downstream: Upgraded,
-    upstream: impl AsyncRead + AsyncWrite + Unpin,
+    mut upstream: impl AsyncRead + AsyncWrite + Unpin,
     mut exchange: Exchange,
     settings: TunnelSettings,
 ) {
     let TunnelSettings { mut drain, idle_limit } = settings;
     let activity = Arc::new(Activity::new());
-    let mut upstream = CountingIo::new(upstream, None).watching(activity.clone());
     let mut idle_timer = IdleTimer::new(idle_limit);
     let idle = idle_timer.expired(&activity);
-    let mut client = CountingIo::new(TokioIo::new(downstream), None);
+    // Every byte through the tunnel passes the client side, so it alone counts and watches.
+    let mut client = CountingIo::new(TokioIo::new(downstream), None).watching(activity.clone());
     tokio::select! {
         result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
             if let Err(error) = result {

@@ -182,21 +182,22 @@ impl ExportQueue {
 /// left. While spans flow it comes back every tick; after a tick that found the buffer empty it
 /// parks until a span wakes it.
 async fn run(staging: Arc<Staging>, mut stop: oneshot::Receiver<()>, mut output: Output) {
-    let mut idle_ticks = 0;
+    // Whether the last tick found the buffer empty: the next empty one parks.
+    let mut idle = false;
     loop {
         let now = tokio::time::Instant::now();
         let due = match staging.next(now) {
             Next::Send(batch) => {
-                idle_ticks = 0;
+                idle = false;
                 output.send(batch).await;
                 continue;
             }
             Next::WaitUntil(at) => {
-                idle_ticks = 0;
+                idle = false;
                 Some(at)
             }
-            Next::Wait if idle_ticks == 0 => {
-                idle_ticks = 1;
+            Next::Wait if !idle => {
+                idle = true;
                 Some(now + staging.tick())
             }
             Next::Wait => {

@@ -30,7 +30,7 @@ use propagation::request_id;
 use super::local::{Environment, LocalInfo, istio_tags};
 use super::sampling::CLIENT_TRACE_ID;
 use crate::config::{DirectionSettings, Exporter, TagValue, Workload};
-use crate::grpc::{GRPC_MESSAGE, GRPC_STATUS, is_grpc_content_type};
+use crate::grpc::{GRPC_MESSAGE, GRPC_STATUS, is_grpc};
 use crate::observe::{Completion, RequestView, ResponseView};
 use crate::proxy::headers::X_FORWARDED_PROTO;
 
@@ -208,12 +208,13 @@ impl RequestInfo {
             .or_else(|| head.uri.path_and_query().map(|p| Cow::Borrowed(p.as_str())))
             .unwrap_or(Cow::Borrowed("/"));
         let path = truncate(&path, tags.max_path_tag_length);
-        let content_type = text(&CONTENT_TYPE).unwrap_or_default();
-        let grpc = is_grpc_content_type(content_type.as_bytes()).then(|| GrpcRequest {
-            path: head.uri.path().to_owned(),
-            authority: host.clone().into_owned(),
-            content_type: content_type.clone().into_owned(),
-            timeout: text(&GRPC_TIMEOUT).map(Cow::into_owned),
+        let grpc = headers.get(&CONTENT_TYPE).filter(|value| is_grpc(value)).map(|content_type| {
+            GrpcRequest {
+                path: head.uri.path().to_owned(),
+                authority: host.clone().into_owned(),
+                content_type: String::from_utf8_lossy(content_type.as_bytes()).into_owned(),
+                timeout: text(&GRPC_TIMEOUT).map(Cow::into_owned),
+            }
         });
         let mut custom = Vec::new();
         for (tag, header, default) in &tags.headers {
