@@ -9,7 +9,8 @@
 //! The bodies stream frame by frame (nothing is buffered), count body bytes for the
 //! [`Completion`], and hand the response trailers (gRPC's `grpc-status`) to the observers.
 //! Observer calls are shielded: a panicking observer is logged once and the request goes on,
-//! because tracing must never fail a request.
+//! because tracing must never fail a request. Completions wait until the response has left
+//! ([`completions`]).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Version};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use super::completions;
 use super::idle::{Activity, IdleTimer, StreamIdle};
 use crate::observe::{Completion, Observation, ResponseView};
 
@@ -224,7 +226,7 @@ impl Exchange {
             response_flags: self.flags.as_str(),
             duration: self.started.elapsed(),
         };
-        shielded("complete", || observation.complete(&completion));
+        completions::complete(observation, &completion);
     }
 
     /// Completes with the request body count kept by the [`RequestBody`].

@@ -29,6 +29,7 @@
 //! Defaults follow Istio's sidecar; [`ProxyOptions`] holds the knobs that are not in the
 //! config file.
 
+mod completions;
 mod connect;
 mod counting_io;
 mod drain;
@@ -392,6 +393,7 @@ impl Worker {
             let handler = Arc::new(forwarder);
             listener::spawn(name, listener, handler, limits, Some(connections), drain.clone());
         }
+        tokio::spawn(completions::run());
         Ok(())
     }
 }

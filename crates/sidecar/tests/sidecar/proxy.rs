@@ -871,6 +871,60 @@ async fn client_hang_ups_complete_with_dc() {
     assert_eq!(record.status, None);
 }
 
+/// An observer whose completions wait for the test's word: spans and metrics are finished after
+/// the response has left, so the client gets its answer first.
+struct Holding {
+    release: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+    completed: Arc<Mutex<Vec<String>>>,
+}
+
+struct Held(Holding, String);
+
+impl Observer for Holding {
+    fn request(&self, request: &mut RequestView<'_>) -> Box<dyn Observation> {
+        let holding = Holding { release: self.release.clone(), completed: self.completed.clone() };
+        Box::new(Held(holding, request.head.uri.path().to_owned()))
+    }
+}
+
+impl Observation for Held {
+    fn response(&mut self, _response: &mut ResponseView<'_>) {}
+
+    fn complete(self: Box<Self>, _completion: &Completion<'_>) {
+        let Held(holding, path) = *self;
+        // Blocks the worker: before the flush, the client would wait as long.
+        let released = holding.release.lock().unwrap().recv_timeout(DEADLINE * 2).is_ok();
+        holding.completed.lock().unwrap().push(format!("{path} released={released}"));
+    }
+}
+
+#[tokio::test]
+async fn responses_leave_before_their_exchange_completes() {
+    let app = app(echo).await;
+    let (release, released) = std::sync::mpsc::channel();
+    let completed = Arc::new(Mutex::new(Vec::new()));
+    let observer =
+        Arc::new(Holding { release: Arc::new(Mutex::new(released)), completed: completed.clone() });
+    let config = config(Some(app), &[], "");
+    let sidecar =
+        Sidecar::start_with(&config, observer, AdminState::new(), ProxyOptions::default())
+            .await
+            .unwrap();
+    let mut client = h1(sidecar.inbound_addr().unwrap()).await;
+    let answered = tokio::time::timeout(DEADLINE, send(&mut client, get("/held", "app"))).await;
+    let (head, body) = answered.expect("the response waited for the observer's completion");
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(body.starts_with("GET /held HTTP/1.1\n"), "{body}");
+    assert!(completed.lock().unwrap().is_empty(), "completed before its release");
+    release.send(()).unwrap();
+    let done = eventually(|| {
+        let completed = completed.lock().unwrap();
+        (!completed.is_empty()).then(|| completed.clone())
+    })
+    .await;
+    assert_eq!(done, ["/held released=true"]);
+}
+
 #[tokio::test]
 async fn outbound_requests_naming_nothing_get_404_nr() {
     let harness = start_default(config(None, &[], "")).await;
