@@ -16,15 +16,15 @@
 //! on a CLIENT span unless OK, on a SERVER span only for Unknown, DeadlineExceeded,
 //! Unimplemented, Internal, Unavailable and DataLoss. The `error` tag alone sets no status.
 //!
-//! [`RequestInfo::read`] and [`ResponseInfo::read`] copy what the span needs when the heads pass
+//! [`RequestInfo::read`] and [`ResponseInfo::read`] keep what the span needs when the heads pass
 //! by; [`span_tags`] is a pure function of them, the direction's [`DirectionTags`] and the
 //! [`Completion`].
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use http::header::{CONTENT_TYPE, HOST, HeaderName, USER_AGENT};
-use http::{HeaderMap, Method, Version};
+use http::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue, USER_AGENT};
+use http::{HeaderMap, Method, Uri, Version};
 use propagation::request_id;
 
 use super::local::{Environment, LocalInfo, istio_tags};
@@ -80,35 +80,38 @@ pub(crate) struct DirectionTags {
     status_follows_error_tag: bool,
 }
 
-/// What a span needs from the request head.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What a span needs from the request head, kept as the head has it: header values and the URI
+/// are reference-counted slices of the request as it arrived, so keeping them copies no text.
+/// The tags are made from them when the span is, after the response has left.
+#[derive(Clone, Debug)]
 pub(crate) struct RequestInfo {
     /// Standard methods are clones without allocation.
-    pub(crate) method: Method,
-    pub(crate) url: String,
-    pub(crate) protocol: &'static str,
-    /// `None` when absent (the tag says `-`, as Envoy's does).
-    pub(crate) user_agent: Option<String>,
-    /// `None` when absent (`-`).
-    pub(crate) downstream_cluster: Option<String>,
-    pub(crate) peer_address: String,
-    pub(crate) request_id: String,
-    pub(crate) client_trace_id: Option<String>,
-    pub(crate) upstream_cluster: String,
-    pub(crate) grpc: Option<GrpcRequest>,
-    /// Request-header custom tags, resolved.
-    pub(crate) custom: Vec<(String, String)>,
+    method: Method,
+    uri: Uri,
+    version: Version,
+    /// The request headers a tag is made of.
+    headers: TagHeaders,
+    /// The request-header custom tags' values, one per [`DirectionTags::headers`] entry
+    /// (empty when the direction has none).
+    custom: Vec<Option<HeaderValue>>,
+    peer: SocketAddr,
+    upstream_cluster: String,
     /// The context came from an in-flight inbound request (stitching).
-    pub(crate) stitched: bool,
+    stitched: bool,
 }
 
-/// A gRPC request's tags.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct GrpcRequest {
-    pub(crate) path: String,
-    pub(crate) authority: String,
-    pub(crate) content_type: String,
-    pub(crate) timeout: Option<String>,
+/// The request headers the standard tags read; `None` when absent.
+#[derive(Clone, Debug, Default)]
+struct TagHeaders {
+    host: Option<HeaderValue>,
+    forwarded_proto: Option<HeaderValue>,
+    original_path: Option<HeaderValue>,
+    content_type: Option<HeaderValue>,
+    grpc_timeout: Option<HeaderValue>,
+    user_agent: Option<HeaderValue>,
+    downstream_cluster: Option<HeaderValue>,
+    request_id: Option<HeaderValue>,
+    client_trace_id: Option<HeaderValue>,
 }
 
 /// What a span needs from the response head.
@@ -185,60 +188,71 @@ impl DirectionTags {
 // === impl RequestInfo ===
 
 impl RequestInfo {
-    /// Reads the request head as it is forwarded (after propagation headers are written, as
-    /// Envoy's custom tags read it at the end of the stream).
+    /// Keeps what the span needs from the request head as it is forwarded (after propagation
+    /// headers are written, as Envoy's custom tags read it at the end of the stream).
     pub(crate) fn read(
         tags: &DirectionTags,
         view: &RequestView<'_>,
         stitched: bool,
     ) -> RequestInfo {
         let head = &*view.head;
-        let headers = &head.headers;
-        let text =
-            |name: &HeaderName| headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()));
-        // Borrowed where possible: these only go into `url` (and `grpc.authority`).
-        let host: Cow<'_, str> = match head.uri.authority() {
-            Some(authority) => Cow::Borrowed(authority.as_str()),
-            None => text(&HOST).unwrap_or_default(),
-        };
-        let scheme = text(&X_FORWARDED_PROTO)
-            .or_else(|| head.uri.scheme_str().map(Cow::Borrowed))
-            .unwrap_or(Cow::Borrowed("http"));
-        let path = text(&ORIGINAL_PATH)
-            .or_else(|| head.uri.path_and_query().map(|p| Cow::Borrowed(p.as_str())))
-            .unwrap_or(Cow::Borrowed("/"));
-        let path = truncate(&path, tags.max_path_tag_length);
-        let grpc = headers.get(&CONTENT_TYPE).filter(|value| is_grpc(value)).map(|content_type| {
-            GrpcRequest {
-                path: head.uri.path().to_owned(),
-                authority: host.clone().into_owned(),
-                content_type: String::from_utf8_lossy(content_type.as_bytes()).into_owned(),
-                timeout: text(&GRPC_TIMEOUT).map(Cow::into_owned),
-            }
-        });
-        let mut custom = Vec::new();
-        for (tag, header, default) in &tags.headers {
-            let value =
-                header.as_ref().and_then(&text).map(Cow::into_owned).or_else(|| default.clone());
-            if let Some(value) = value.filter(|value| !value.is_empty()) {
-                custom.push((tag.clone(), value));
-            }
-        }
+        let header = |name: &HeaderName| head.headers.get(name).cloned();
         RequestInfo {
             method: head.method.clone(),
-            url: [&*scheme, "://", &host, path].concat(),
-            protocol: protocol(head.version),
-            user_agent: text(&USER_AGENT).map(Cow::into_owned),
-            downstream_cluster: text(&DOWNSTREAM_CLUSTER).map(Cow::into_owned),
-            peer_address: view.peer.to_string(),
-            request_id: text(&request_id::HEADER).map(Cow::into_owned).unwrap_or_default(),
-            client_trace_id: text(&CLIENT_TRACE_ID).map(Cow::into_owned),
+            uri: head.uri.clone(),
+            version: head.version,
+            headers: TagHeaders {
+                host: header(&HOST),
+                forwarded_proto: header(&X_FORWARDED_PROTO),
+                original_path: header(&ORIGINAL_PATH),
+                content_type: header(&CONTENT_TYPE),
+                grpc_timeout: header(&GRPC_TIMEOUT),
+                user_agent: header(&USER_AGENT),
+                downstream_cluster: header(&DOWNSTREAM_CLUSTER),
+                request_id: header(&request_id::HEADER),
+                client_trace_id: header(&CLIENT_TRACE_ID),
+            },
+            custom: tags
+                .headers
+                .iter()
+                .map(|(_, name, _)| name.as_ref().and_then(header))
+                .collect(),
+            peer: view.peer,
             upstream_cluster: view.upstream_cluster.to_owned(),
-            grpc,
-            custom,
             stitched,
         }
     }
+
+    /// `<scheme>://<host><path>` as Envoy's `http.url`, the path cut at `max_path`.
+    fn url(&self, max_path: usize) -> String {
+        let headers = &self.headers;
+        let host = self.authority();
+        let scheme = text(headers.forwarded_proto.as_ref())
+            .or_else(|| self.uri.scheme_str().map(Cow::Borrowed))
+            .unwrap_or(Cow::Borrowed("http"));
+        let path = text(headers.original_path.as_ref())
+            .or_else(|| self.uri.path_and_query().map(|p| Cow::Borrowed(p.as_str())))
+            .unwrap_or(Cow::Borrowed("/"));
+        [&*scheme, "://", &host, truncate(&path, max_path)].concat()
+    }
+
+    /// `:authority`, else `Host`.
+    fn authority(&self) -> Text<'_> {
+        match self.uri.authority() {
+            Some(authority) => Cow::Borrowed(authority.as_str()),
+            None => text(self.headers.host.as_ref()).unwrap_or_default(),
+        }
+    }
+
+    /// The gRPC request's `content-type`, when it is one.
+    fn grpc_content_type(&self) -> Option<&HeaderValue> {
+        self.headers.content_type.as_ref().filter(|value| is_grpc(value))
+    }
+}
+
+/// A header value as tag text (invalid UTF-8 replaced), borrowed when it is valid.
+fn text(value: Option<&HeaderValue>) -> Option<Text<'_>> {
+    value.map(|value| String::from_utf8_lossy(value.as_bytes()))
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary.
@@ -334,47 +348,48 @@ pub(crate) fn span_tags<'a>(
 ) -> SpanTags<'a> {
     let mut out: Vec<(Text<'a>, Text<'a>)> = Vec::with_capacity(32);
     let mut add = |key: &'static str, value: Text<'a>| out.push((Cow::Borrowed(key), value));
-    let text = |value: &'a str| -> Text<'a> { Cow::Borrowed(value) };
-    add("node_id", text(&tags.node_id));
+    let borrowed = |value: &'a str| -> Text<'a> { Cow::Borrowed(value) };
+    let headers = &request.headers;
+    add("node_id", borrowed(&tags.node_id));
     if let Some(zone) = &tags.zone {
-        add("zone", text(zone));
+        add("zone", borrowed(zone));
     }
-    if !request.request_id.is_empty() {
-        add("guid:x-request-id", text(&request.request_id));
+    if let Some(id) = text(headers.request_id.as_ref()).filter(|id| !id.is_empty()) {
+        add("guid:x-request-id", id);
     }
-    if let Some(client) = &request.client_trace_id {
-        add("guid:x-client-trace-id", text(client));
+    if let Some(client) = text(headers.client_trace_id.as_ref()) {
+        add("guid:x-client-trace-id", client);
     }
-    add("http.url", text(&request.url));
-    add("http.method", text(request.method.as_str()));
-    add("http.protocol", text(request.protocol));
-    add("downstream_cluster", text(request.downstream_cluster.as_deref().unwrap_or("-")));
-    add("user_agent", text(request.user_agent.as_deref().unwrap_or("-")));
+    add("http.url", Cow::Owned(request.url(tags.max_path_tag_length)));
+    add("http.method", borrowed(request.method.as_str()));
+    add("http.protocol", borrowed(protocol(request.version)));
+    add("downstream_cluster", text(headers.downstream_cluster.as_ref()).unwrap_or(borrowed("-")));
+    add("user_agent", text(headers.user_agent.as_ref()).unwrap_or(borrowed("-")));
     add("request_size", Cow::Owned(completion.request_body_bytes.to_string()));
     add("response_size", Cow::Owned(completion.response_body_bytes.to_string()));
-    add("peer.address", text(&request.peer_address));
+    add("peer.address", Cow::Owned(request.peer.to_string()));
     if let Some(upstream) = response.and_then(|r| r.upstream) {
         add("upstream_address", Cow::Owned(upstream.to_string()));
     }
-    add("upstream_cluster", text(&request.upstream_cluster));
-    add("upstream_cluster.name", text(&request.upstream_cluster));
+    add("upstream_cluster", borrowed(&request.upstream_cluster));
+    add("upstream_cluster.name", borrowed(&request.upstream_cluster));
     let status_code = response.map(|r| r.status);
     add("http.status_code", Cow::Owned(status_code.unwrap_or(0).to_string()));
-    add("response_flags", text(completion.response_flags));
-    add("component", text("proxy"));
+    add("response_flags", borrowed(completion.response_flags));
+    add("component", borrowed("proxy"));
     let mut error = status_code.is_none_or(|code| code >= 500);
     let mut grpc_code = None;
-    if let Some(grpc) = &request.grpc {
-        add("grpc.path", text(&grpc.path));
-        add("grpc.authority", text(&grpc.authority));
-        add("grpc.content_type", text(&grpc.content_type));
-        if let Some(timeout) = &grpc.timeout {
-            add("grpc.timeout", text(timeout));
+    if let Some(content_type) = request.grpc_content_type() {
+        add("grpc.path", borrowed(request.uri.path()));
+        add("grpc.authority", request.authority());
+        add("grpc.content_type", String::from_utf8_lossy(content_type.as_bytes()));
+        if let Some(timeout) = text(headers.grpc_timeout.as_ref()) {
+            add("grpc.timeout", timeout);
         }
         let (status, message) = match completion.trailers.filter(|t| !t.is_empty()) {
             Some(trailers) => grpc_response(trailers),
             None => response.map_or((None, None), |r| {
-                (r.grpc_status.as_deref().map(text), r.grpc_message.as_deref().map(text))
+                (r.grpc_status.as_deref().map(borrowed), r.grpc_message.as_deref().map(borrowed))
             }),
         };
         grpc_code = status.as_deref().and_then(|s| s.trim().parse::<u32>().ok());
@@ -387,17 +402,24 @@ pub(crate) fn span_tags<'a>(
         }
     }
     if error {
-        add("error", text("true"));
+        add("error", borrowed("true"));
     }
     if request.stitched {
-        add("meshtrace.stitched", text("true"));
+        add("meshtrace.stitched", borrowed("true"));
     }
     debug_assert!(out.iter().all(|(key, _)| STANDARD_KEYS.contains(&key.as_ref())));
-    for (key, value) in tags.fixed.iter().chain(&request.custom) {
+    let fixed = tags.fixed.iter().map(|(key, value)| (key, Cow::Borrowed(value.as_str())));
+    // A request-header tag takes the header as forwarded, else its default; empty sets none.
+    let from_headers =
+        tags.headers.iter().zip(&request.custom).filter_map(|((key, _, default), value)| {
+            let value = text(value.as_ref()).or_else(|| default.as_deref().map(Cow::Borrowed))?;
+            (!value.is_empty()).then_some((key, value))
+        });
+    for (key, value) in fixed.chain(from_headers) {
         if tags.replaces {
             out.retain(|(existing, _)| existing != key);
         }
-        out.push((text(key), text(value)));
+        out.push((borrowed(key), value));
     }
     let status = if tags.status_follows_error_tag {
         if error { SpanStatus::Error } else { SpanStatus::Unset }

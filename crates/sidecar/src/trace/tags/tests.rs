@@ -218,7 +218,10 @@ fn http_url_uses_the_original_path_cut_at_the_max_length() {
             .header("x-forwarded-proto", "https"),
     );
     let info = read(&tags, &mut head, "inbound|8080||");
-    assert_eq!(info.url, "https://shop:8080/checkout/");
+    let ok = response(200);
+    let none = completion(None);
+    let span = span_tags(&tags, Kind::Server, &info, Some(&ok), &none);
+    assert_eq!(value(&span, "http.url"), Some("https://shop:8080/checkout/"));
     assert_eq!(truncate("/é/é", 2), "/", "cut at a character boundary");
 }
 
