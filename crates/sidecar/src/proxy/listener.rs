@@ -31,6 +31,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
+use super::completions;
 use super::counting_io::{CountingIo, OnClose};
 use super::drain::{Drain, Phase};
 use super::exchange::{ResponseBody, shielded};
@@ -123,7 +124,7 @@ async fn accept_loop<H: Handler>(
             listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
         });
         let connection = ConnectionInfo { peer, local };
-        tokio::spawn(serve(
+        tokio::spawn(completions::after_each_poll(serve(
             stream,
             connection,
             handler.clone(),
@@ -131,7 +132,7 @@ async fn accept_loop<H: Handler>(
             limits,
             connections.clone(),
             drain.clone(),
-        ));
+        )));
     }
     drop(listener);
     tracing::info!(listener = name, "stopped listening");

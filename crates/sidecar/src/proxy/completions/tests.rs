@@ -139,3 +139,40 @@ async fn a_second_runner_on_the_same_thread_leaves_the_first_in_charge() {
     assert_eq!(logged(&log).len(), 1);
     first.abort();
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn what_ends_in_a_connection_poll_completes_when_that_poll_returns() {
+    let log = Log::default();
+    let runner = tokio::spawn(run());
+    tokio::task::yield_now().await;
+    let in_poll = log.clone();
+    let mut connection = std::pin::pin!(after_each_poll(async move {
+        complete(noted("a", &in_poll), &completion(None));
+        // hyper writes and flushes the response in the same poll.
+        in_poll.lock().unwrap().push("flushed".to_owned());
+        std::future::pending::<()>().await;
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(connection.as_mut().poll(&mut cx).is_pending());
+    // This task has not yielded: the runner cannot have run, the wrapper completed it.
+    assert_eq!(logged(&log), ["flushed", "a 3/5 UC 7ms grpc-status -"]);
+    runner.abort();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_panicking_connection_poll_leaves_the_runner_in_charge_again() {
+    let log = Log::default();
+    let runner = tokio::spawn(run());
+    tokio::task::yield_now().await;
+    let mut connection = Box::pin(after_each_poll(async { panic!("connection bug") }));
+    let mut cx = Context::from_waker(Waker::noop());
+    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = connection.as_mut().poll(&mut cx);
+    }));
+    assert!(polled.is_err());
+    // Outside any connection again: the runner must be woken for this one.
+    complete(noted("after", &log), &completion(None));
+    tokio::task::yield_now().await;
+    assert_eq!(logged(&log), ["after 3/5 UC 7ms grpc-status -"]);
+    runner.abort();
+}
