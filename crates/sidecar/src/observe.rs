@@ -60,6 +60,7 @@ pub struct ResponseView<'a> {
 }
 
 /// How an exchange ended.
+#[derive(Clone, Copy)]
 pub struct Completion<'a> {
     /// Bytes of request body sent upstream, and of response body sent downstream.
     pub request_body_bytes: u64,

@@ -27,7 +27,6 @@ use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use http::HeaderMap;
 
@@ -51,42 +50,23 @@ struct Queue {
 /// An exchange that ended, with what its observation is to be told.
 struct Ended {
     observation: Box<dyn Observation>,
-    request_body_bytes: u64,
-    response_body_bytes: u64,
+    /// As the exchange ended, but for its trailers, which are kept beside it.
+    completion: Completion<'static>,
     trailers: Option<HeaderMap>,
-    response_flags: &'static str,
-    duration: Duration,
 }
 
 impl Ended {
     fn new(observation: Box<dyn Observation>, completion: &Completion<'_>) -> Ended {
         Ended {
             observation,
-            request_body_bytes: completion.request_body_bytes,
-            response_body_bytes: completion.response_body_bytes,
+            completion: Completion { trailers: None, ..*completion },
             trailers: completion.trailers.cloned(),
-            response_flags: completion.response_flags,
-            duration: completion.duration,
         }
     }
 
     fn complete(self) {
-        let Ended {
-            observation,
-            request_body_bytes,
-            response_body_bytes,
-            trailers,
-            response_flags,
-            duration,
-        } = self;
-        let completion = Completion {
-            request_body_bytes,
-            response_body_bytes,
-            trailers: trailers.as_ref(),
-            response_flags,
-            duration,
-        };
-        complete_now(observation, &completion);
+        let Ended { observation, completion, trailers } = self;
+        complete_now(observation, &Completion { trailers: trailers.as_ref(), ..completion });
     }
 }
 

@@ -1,4 +1,5 @@
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http::HeaderValue;
 
@@ -61,6 +62,13 @@ fn logged(log: &Log) -> Vec<String> {
     log.lock().unwrap().clone()
 }
 
+/// Spawns this thread's completing task and lets it register its queue.
+async fn start_runner() -> tokio::task::JoinHandle<()> {
+    let runner = tokio::spawn(run());
+    tokio::task::yield_now().await;
+    runner
+}
+
 #[test]
 fn off_a_worker_an_observation_completes_at_once() {
     let log = Log::default();
@@ -71,9 +79,7 @@ fn off_a_worker_an_observation_completes_at_once() {
 #[tokio::test(flavor = "current_thread")]
 async fn on_a_worker_observations_complete_once_the_ending_task_has_yielded() {
     let log = Log::default();
-    let runner = tokio::spawn(run());
-    // Let the runner register its queue.
-    tokio::task::yield_now().await;
+    let runner = start_runner().await;
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from_static("14"));
     complete(noted("a", &log), &completion(Some(&trailers)));
@@ -97,8 +103,7 @@ async fn on_a_worker_observations_complete_once_the_ending_task_has_yielded() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_panicking_observation_does_not_stop_the_others() {
     let log = Log::default();
-    let runner = tokio::spawn(run());
-    tokio::task::yield_now().await;
+    let runner = start_runner().await;
     complete(Box::new(Panicking), &completion(None));
     complete(noted("after", &log), &completion(None));
     tokio::task::yield_now().await;
@@ -114,8 +119,7 @@ fn what_is_left_completes_when_the_worker_stops() {
     let log = Log::default();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     runtime.block_on(async {
-        tokio::spawn(run());
-        tokio::task::yield_now().await;
+        start_runner().await;
         complete(noted("queued", &log), &completion(None));
         // The runtime stops before the runner's next turn.
     });
@@ -130,8 +134,7 @@ fn what_is_left_completes_when_the_worker_stops() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_second_runner_on_the_same_thread_leaves_the_first_in_charge() {
     let log = Log::default();
-    let first = tokio::spawn(run());
-    tokio::task::yield_now().await;
+    let first = start_runner().await;
     tokio::spawn(run()).await.unwrap();
     complete(noted("a", &log), &completion(None));
     assert!(logged(&log).is_empty(), "queued: the first runner still holds the queue");
@@ -143,8 +146,7 @@ async fn a_second_runner_on_the_same_thread_leaves_the_first_in_charge() {
 #[tokio::test(flavor = "current_thread")]
 async fn what_ends_in_a_connection_poll_completes_when_that_poll_returns() {
     let log = Log::default();
-    let runner = tokio::spawn(run());
-    tokio::task::yield_now().await;
+    let runner = start_runner().await;
     let in_poll = log.clone();
     let mut connection = std::pin::pin!(after_each_poll(async move {
         complete(noted("a", &in_poll), &completion(None));
@@ -162,8 +164,7 @@ async fn what_ends_in_a_connection_poll_completes_when_that_poll_returns() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_panicking_connection_poll_leaves_the_runner_in_charge_again() {
     let log = Log::default();
-    let runner = tokio::spawn(run());
-    tokio::task::yield_now().await;
+    let runner = start_runner().await;
     let mut connection = Box::pin(after_each_poll(async { panic!("connection bug") }));
     let mut cx = Context::from_waker(Waker::noop());
     let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
