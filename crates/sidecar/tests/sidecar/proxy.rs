@@ -465,6 +465,21 @@ async fn concurrent_requests_get_their_own_upstream_connections_which_are_then_r
     }
 }
 
+/// GETs every URI of `uris` on its own HTTP/2 stream, all at once; the responses in order.
+async fn h2_all_at_once(
+    client: &hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
+    uris: impl Iterator<Item = String>,
+) -> Vec<Response<Incoming>> {
+    futures_util::future::join_all(uris.map(|uri| {
+        let mut client = client.clone();
+        async move {
+            let request = Request::get(uri).body(Empty::new()).unwrap();
+            client.send_request(request).await.unwrap()
+        }
+    }))
+    .await
+}
+
 #[tokio::test]
 async fn concurrent_first_http2_requests_share_one_upstream_connection() {
     let app = app(slow_echo).await;
@@ -474,14 +489,8 @@ async fn concurrent_first_http2_requests_share_one_upstream_connection() {
     let client = h2::<Empty<Bytes>>(harness.sidecar.outbound_addr()).await;
     // Five streams at once, before any upstream connection exists: as Envoy queues them on the
     // one connection being opened, they all travel on it.
-    let answers = futures_util::future::join_all((0..5).map(|_| {
-        let mut client = client.clone();
-        async move {
-            let request = Request::get("http://echo:50051/slow").body(Empty::new()).unwrap();
-            client.send_request(request).await.unwrap()
-        }
-    }))
-    .await;
+    let answers =
+        h2_all_at_once(&client, (0..5).map(|_| "http://echo:50051/slow".to_owned())).await;
     let mut peers: Vec<String> = answers
         .iter()
         .map(|response| {
@@ -500,16 +509,10 @@ async fn concurrent_first_http2_requests_to_a_refusing_upstream_all_fail_uf() {
     let services = [("echo.default.svc.cluster.local:50051", dead)];
     let harness = start(config(None, &services, ""), options, AdminState::new()).await;
     let client = h2::<Empty<Bytes>>(harness.sidecar.outbound_addr()).await;
-    let answers = futures_util::future::join_all((0..5).map(|i| {
-        let mut client = client.clone();
-        async move {
-            let request =
-                Request::get(format!("http://echo:50051/refused/{i}")).body(Empty::new()).unwrap();
-            client.send_request(request).await.unwrap().status()
-        }
-    }))
-    .await;
-    assert_eq!(answers, [StatusCode::SERVICE_UNAVAILABLE; 5]);
+    let uris = (0..5).map(|i| format!("http://echo:50051/refused/{i}"));
+    let answers = h2_all_at_once(&client, uris).await;
+    let statuses: Vec<StatusCode> = answers.iter().map(Response::status).collect();
+    assert_eq!(statuses, [StatusCode::SERVICE_UNAVAILABLE; 5]);
     // The one connect (retried, as outbound connects are) failed them all alike.
     for i in 0..5 {
         let record = harness.recorder.completed(&format!("/refused/{i}")).await;
