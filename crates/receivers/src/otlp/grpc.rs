@@ -148,8 +148,7 @@ fn oversized_is_resource_exhausted(
     let out_of_range = response
         .headers()
         .get("grpc-status")
-        .and_then(|value| value.to_str().ok()?.parse().ok())
-        .is_some_and(|status: i32| status == code::OUT_OF_RANGE);
+        .is_some_and(|value| Code::from_bytes(value.as_bytes()) == Code::OutOfRange);
     if out_of_range {
         response
             .headers_mut()

@@ -64,14 +64,14 @@ impl Ingest {
         read: fn(Signal, Bytes) -> Result<Batch, String>,
     ) -> Result<(), IngestError> {
         let signal = self.signal;
-        let read = if body.len() >= SCAN_OFF_REACTOR_BYTES {
+        let decoded = if body.len() >= SCAN_OFF_REACTOR_BYTES {
             tokio::task::spawn_blocking(move || read(signal, body))
                 .await
                 .map_err(|error| IngestError::Invalid(format!("{task} task failed: {error}")))?
         } else {
             read(signal, body)
         };
-        self.batch(read.map_err(IngestError::Invalid)?).await
+        self.batch(decoded.map_err(IngestError::Invalid)?).await
     }
 
     /// Takes a batch already decoded.
