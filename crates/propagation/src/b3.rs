@@ -38,6 +38,9 @@ pub const PARENT_SPAN_ID_HEADER: HeaderName = HeaderName::from_static("x-b3-pare
 pub const SAMPLED_HEADER: HeaderName = HeaderName::from_static("x-b3-sampled");
 /// `X-B3-Flags`.
 pub const FLAGS_HEADER: HeaderName = HeaderName::from_static("x-b3-flags");
+/// The multi-header format's headers, in this order; any of them carries a context.
+pub const MULTI_HEADERS: [HeaderName; 5] =
+    [TRACE_ID_HEADER, SPAN_ID_HEADER, PARENT_SPAN_ID_HEADER, SAMPLED_HEADER, FLAGS_HEADER];
 
 /// The B3 sampling decision.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

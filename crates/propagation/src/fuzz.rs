@@ -82,15 +82,8 @@ pub fn b3(data: &[u8]) {
         }
         assert_eq!(b3::parse_single(&b3::format_single(&context)), Ok(B3::Context(expected)));
     }
-    let names = [
-        b3::TRACE_ID_HEADER,
-        b3::SPAN_ID_HEADER,
-        b3::PARENT_SPAN_ID_HEADER,
-        b3::SAMPLED_HEADER,
-        b3::FLAGS_HEADER,
-    ];
     let mut map = HeaderMap::new();
-    for (name, field) in names.into_iter().zip(fields(data)) {
+    for (name, field) in b3::MULTI_HEADERS.into_iter().zip(fields(data)) {
         if let Ok(value) = HeaderValue::from_bytes(field) {
             map.insert(name, value);
         }

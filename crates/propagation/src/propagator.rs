@@ -23,22 +23,13 @@
 
 use std::fmt;
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 
 use crate::b3::{self, B3, B3Context, B3Error, SamplingState};
 use crate::baggage::{self, Baggage};
 use crate::context::{SpanContext, SpanId};
 use crate::traceparent::{self, TraceparentError};
 use crate::tracestate::{TraceState, TraceStateError};
-
-/// Any of these carries a B3 multi-header context.
-const B3_MULTI_HEADERS: [HeaderName; 5] = [
-    b3::TRACE_ID_HEADER,
-    b3::SPAN_ID_HEADER,
-    b3::PARENT_SPAN_ID_HEADER,
-    b3::SAMPLED_HEADER,
-    b3::FLAGS_HEADER,
-];
 
 /// One propagation format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -149,7 +140,7 @@ impl Propagators {
                 set.with(Propagator::TraceContext)
             } else if *name == b3::SINGLE_HEADER {
                 set.with(Propagator::B3Single)
-            } else if B3_MULTI_HEADERS.contains(name) {
+            } else if b3::MULTI_HEADERS.contains(name) {
                 set.with(Propagator::B3Multi)
             } else if *name == baggage::HEADER {
                 set.with(Propagator::Baggage)
