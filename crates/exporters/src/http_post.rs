@@ -40,6 +40,11 @@ pub(crate) fn parse_url(text: &str) -> Result<Uri, String> {
     if scheme_ok && host_ok { Ok(url) } else { Err(invalid()) }
 }
 
+/// Whether `url` is dialled over TLS.
+pub(crate) fn is_https(url: &Uri) -> bool {
+    url.scheme_str() == Some("https")
+}
+
 /// A URL without any user info, for logs.
 pub(crate) fn display_url(url: &Uri) -> String {
     let scheme = url.scheme_str().unwrap_or("http");
@@ -98,8 +103,7 @@ impl HttpPost {
     pub(crate) fn new(url: Uri, settings: &ClientSettings, content_type: &'static str) -> HttpPost {
         let ClientSettings { tls, headers: configured, compression } = settings;
         let compression = *compression;
-        let https = url.scheme_str() == Some("https");
-        let connector = Connector::new(if https { tls.clone() } else { None });
+        let connector = Connector::new(if is_https(&url) { tls.clone() } else { None });
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)

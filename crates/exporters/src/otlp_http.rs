@@ -19,7 +19,7 @@ use serde::Deserialize;
 use transport::tls::ClientTlsConfig;
 
 use crate::common::{self, Compression, ExportResponse, Headers};
-use crate::http_post::{ClientSettings, HttpPost, display_url, parse_url};
+use crate::http_post::{ClientSettings, HttpPost, display_url, is_https, parse_url};
 
 /// The `otlphttp` exporter's YAML.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -147,7 +147,7 @@ impl OtlpHttpConfigured {
             &config.headers,
             config.compression.as_deref(),
             Compression::Gzip,
-            urls.iter().flatten().any(|url| url.scheme_str() == Some("https")),
+            urls.iter().flatten().any(is_https),
             path,
             &mut errors,
         );

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use transport::tls::ClientTlsConfig;
 
 use crate::common::{self, Compression, Headers};
-use crate::http_post::{ClientSettings, HttpPost, display_url, parse_url};
+use crate::http_post::{ClientSettings, HttpPost, display_url, is_https, parse_url};
 use encode::Format;
 
 /// The local service name of spans whose resource names none, unless configured.
@@ -126,7 +126,7 @@ impl ZipkinConfigured {
             &config.headers,
             config.compression.as_deref(),
             Compression::None,
-            url.as_ref().is_some_and(|url| url.scheme_str() == Some("https")),
+            url.as_ref().is_some_and(is_https),
             path,
             &mut errors,
         );
