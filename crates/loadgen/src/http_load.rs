@@ -210,27 +210,26 @@ pub async fn command(args: HttpLoadArgs) -> anyhow::Result<()> {
         })
         .collect();
 
-    // Each watched process's CPU time at every turn's boundary; what it used in a turn is
-    // charged to the turn's target.
-    let mut readings = Vec::new();
-    let mut own_at_start = None;
+    // Each watched process's CPU time is read at every turn's boundary; what it used since the
+    // previous boundary is charged to that turn's target.
+    let mut charged = vec![vec![CpuTime::default(); watched.len()]; targets.len()];
+    let mut previous: Option<(Duration, Vec<CpuTime>)> = None;
+    let mut own_at_start = Duration::ZERO;
     for boundary in schedule.boundaries() {
         tokio::time::sleep_until((start + boundary).into()).await;
-        readings.push((boundary, cpu_times(&watched)));
-        own_at_start.get_or_insert_with(|| Proc::current().cpu_time().unwrap_or_default());
-    }
-    let own = Proc::current()
-        .cpu_time()
-        .unwrap_or_default()
-        .saturating_sub(own_at_start.unwrap_or_default());
-    let mut charged = vec![vec![CpuTime::default(); watched.len()]; targets.len()];
-    for pair in readings.windows(2) {
-        let ((turn_start, before), (_, after)) = (&pair[0], &pair[1]);
-        let totals = &mut charged[schedule.target_at(*turn_start)];
-        for (total, (after, before)) in totals.iter_mut().zip(after.iter().zip(before)) {
-            *total += after.since(before);
+        let reading = cpu_times(&watched);
+        match &previous {
+            Some((turn_start, before)) => {
+                let totals = &mut charged[schedule.target_at(*turn_start)];
+                for (total, (now, before)) in totals.iter_mut().zip(reading.iter().zip(before)) {
+                    *total += now.since(before);
+                }
+            }
+            None => own_at_start = Proc::current().cpu_time().unwrap_or_default(),
         }
+        previous = Some((boundary, reading));
     }
+    let own = Proc::current().cpu_time().unwrap_or_default().saturating_sub(own_at_start);
 
     let mut recorded: Vec<Recorded> = targets.iter().map(|_| Recorded::default()).collect();
     for worker in workers {
