@@ -25,8 +25,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Poll, Waker};
 
 use http::HeaderMap;
 
@@ -122,30 +121,19 @@ fn complete_queued() -> bool {
     true
 }
 
-/// Wraps a future that drives a downstream connection so that the exchanges ending during one
-/// of its polls are completed when that poll returns, after hyper's flush.
-pub(crate) fn after_each_poll<F: Future>(connection: F) -> AfterEachPoll<F> {
-    AfterEachPoll { connection: Box::pin(connection) }
-}
-
-/// See [`after_each_poll`].
-pub(crate) struct AfterEachPoll<F> {
-    /// Boxed once per connection, so that this wrapper needs no pin projection.
-    connection: Pin<Box<F>>,
-}
-
-impl<F: Future> Future for AfterEachPoll<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.get_mut();
+/// Drives `connection`, a downstream connection's future, completing the exchanges that end
+/// during each of its polls when that poll returns, after hyper's flush.
+pub(crate) async fn after_each_poll<F: Future>(connection: F) -> F::Output {
+    let mut connection = std::pin::pin!(connection);
+    poll_fn(|cx| {
         let polled = {
             let _polling = InConnection::enter();
-            this.connection.as_mut().poll(cx)
+            connection.as_mut().poll(cx)
         };
         complete_queued();
         polled
-    }
+    })
+    .await
 }
 
 /// Marks this thread as polling a connection until dropped (a panicking poll included).

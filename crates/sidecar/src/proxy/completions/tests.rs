@@ -1,4 +1,5 @@
 use std::sync::{Arc, Mutex};
+use std::task::Context;
 use std::time::Duration;
 
 use http::HeaderValue;
