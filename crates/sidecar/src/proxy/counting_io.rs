@@ -1,5 +1,5 @@
 //! A byte-counting wrapper around a connection, which can also record activity on a stream
-//! (the upstream side of a tunnel, for the stream idle timeout).
+//! (the client side of a tunnel, for the stream idle timeout).
 //!
 //! Istio's TCP metrics (`istio_tcp_sent_bytes_total`, …) and the byte counts of upgraded
 //! (WebSocket) exchanges are wire bytes, which only the IO layer sees. Wrapping the IO rather

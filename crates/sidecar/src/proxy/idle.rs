@@ -69,6 +69,7 @@ impl IdleTimer {
             }
         }
     }
+
     /// Resolves once nothing moved on the stream for the limit (never without one).
     pub(crate) async fn expired(&mut self, activity: &Activity) {
         std::future::poll_fn(|cx| self.poll_expired(cx, activity)).await;

@@ -305,8 +305,8 @@ impl Pool {
         OpenerTicket { pool: self, authority, opener }
     }
 
-    /// Sends on the most recently used free connection to `authority`, dropping closed ones on
-    /// the way; hands `request` back when none is free.
+    /// Sends on the most recently used free connection to `authority`; hands `request` back
+    /// when none is free, after dropping the closed ones.
     #[allow(clippy::result_large_err, reason = "the request is handed back, not an error")]
     fn send_pooled(
         &self,

@@ -3,8 +3,8 @@
 //! The buffer cuts batches of at most `batch_max_spans` spans or `batch_timeout` old, whichever
 //! comes first; one task per exporter, which comes for them on a timer while spans flow, sends
 //! each as an `ExportTraceServiceRequest` under the sidecar's resource to the exporter (whose
-//! own sending queue, timeout and retries apply). A batch the exporter refuses is dropped and counted; the refusal is logged when it starts and
-//! when it ends, never per batch.
+//! own sending queue, timeout and retries apply). A batch the exporter refuses is dropped and
+//! counted; the refusal is logged when it starts and when it ends, never per batch.
 
 mod staging;
 

@@ -295,10 +295,7 @@ impl ResponseInfo {
 
 /// `grpc-status` and `grpc-message` of a header block.
 fn grpc_response(headers: &HeaderMap) -> (Option<Text<'_>>, Option<Text<'_>>) {
-    let text = |name: &HeaderName| {
-        headers.get(name).map(|value| String::from_utf8_lossy(value.as_bytes()))
-    };
-    (text(&GRPC_STATUS), text(&GRPC_MESSAGE))
+    (text(headers.get(GRPC_STATUS)), text(headers.get(GRPC_MESSAGE)))
 }
 
 /// gRPC statuses that are the server's fault: `error=true` on any span (Envoy
@@ -382,7 +379,7 @@ pub(crate) fn span_tags<'a>(
     if let Some(content_type) = request.grpc_content_type() {
         add("grpc.path", borrowed(request.uri.path()));
         add("grpc.authority", request.authority());
-        add("grpc.content_type", String::from_utf8_lossy(content_type.as_bytes()));
+        add("grpc.content_type", text(Some(content_type)).unwrap_or_default());
         if let Some(timeout) = text(headers.grpc_timeout.as_ref()) {
             add("grpc.timeout", timeout);
         }
