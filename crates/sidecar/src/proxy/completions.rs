@@ -25,7 +25,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
-use std::task::{Poll, Waker};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 
 use http::HeaderMap;
 
@@ -123,17 +124,31 @@ fn complete_queued() -> bool {
 
 /// Drives `connection`, a downstream connection's future, completing the exchanges that end
 /// during each of its polls when that poll returns, after hyper's flush.
-pub(crate) async fn after_each_poll<F: Future>(connection: F) -> F::Output {
-    let mut connection = std::pin::pin!(connection);
-    poll_fn(|cx| {
+pub(crate) fn after_each_poll<F: Future>(connection: F) -> AfterEachPoll<F> {
+    AfterEachPoll { connection }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`after_each_poll`]. A struct, not an `async fn`: an `async fn` that pins
+    /// the future it is given holds it twice (the argument and the pinned local), and this
+    /// one is a whole connection's, in every connection's task.
+    pub(crate) struct AfterEachPoll<F> {
+        #[pin]
+        connection: F,
+    }
+}
+
+impl<F: Future> Future for AfterEachPoll<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let polled = {
             let _polling = InConnection::enter();
-            connection.as_mut().poll(cx)
+            self.project().connection.poll(cx)
         };
         complete_queued();
         polled
-    })
-    .await
+    }
 }
 
 /// Marks this thread as polling a connection until dropped (a panicking poll included).

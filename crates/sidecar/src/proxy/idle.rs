@@ -115,15 +115,18 @@ pub(crate) enum HeadWait<T> {
 /// Waits for `answer`, within the upstream timeout and the stream idle limit; the request
 /// body's frames (`activity`) count as activity. Every request waits here, so the deadline is
 /// a `timeout_at` on the stack rather than an [`IdleTimer`], whose timer is boxed.
+///
+/// `answer` is pinned by the caller: an `async fn` that pinned a future it was given would
+/// hold it twice (the argument and the pinned local), and this one holds the upstream
+/// exchange, the largest part of a request's future.
 pub(crate) async fn wait_for_head<T>(
-    answer: impl Future<Output = T>,
+    mut answer: Pin<&mut impl Future<Output = T>>,
     upstream_timeout: Option<Duration>,
     idle_limit: Option<Duration>,
     activity: &Activity,
 ) -> HeadWait<T> {
     let started = Instant::now();
     let upstream_deadline = upstream_timeout.map(|limit| started + limit);
-    tokio::pin!(answer);
     loop {
         let idle_deadline = idle_limit.map(|limit| activity.last() + limit);
         let deadline = match (upstream_deadline, idle_deadline) {
@@ -155,13 +158,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_head_wait_ends_at_the_first_limit_and_activity_extends_the_idle_one() {
         let activity = Activity::new();
-        let never = std::future::pending::<()>();
+        let never = std::pin::pin!(std::future::pending::<()>());
         let waited = wait_for_head(never, None, Some(Duration::from_secs(300)), &activity).await;
         assert!(matches!(waited, HeadWait::Idle));
 
         let activity = Activity::new();
         let started = Instant::now();
-        let never = std::future::pending::<()>();
+        let never = std::pin::pin!(std::future::pending::<()>());
         let limits = (Some(Duration::from_secs(15)), Some(Duration::from_secs(300)));
         let waited = wait_for_head(never, limits.0, limits.1, &activity).await;
         assert!(matches!(waited, HeadWait::UpstreamTimeout));
@@ -170,18 +173,18 @@ mod tests {
         // A body that moves every 200 s keeps a 300 s idle limit from firing.
         let activity = Activity::new();
         let started = Instant::now();
-        let uploading = async {
+        let uploading = std::pin::pin!(async {
             for _ in 0..3 {
                 tokio::time::sleep(Duration::from_secs(200)).await;
                 activity.touch();
             }
             "answered"
-        };
+        });
         let waited = wait_for_head(uploading, None, Some(Duration::from_secs(300)), &activity);
         assert!(matches!(waited.await, HeadWait::Answered("answered")));
         assert_eq!(started.elapsed(), Duration::from_secs(600));
 
-        let answered = wait_for_head(async { 7 }, None, None, &activity).await;
+        let answered = wait_for_head(std::pin::pin!(async { 7 }), None, None, &activity).await;
         assert!(matches!(answered, HeadWait::Answered(7)));
     }
 

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -165,8 +166,11 @@ async fn serve<H: Handler>(
     let seen = requested.clone();
     let service = service_fn(move |request| {
         seen.store(true, Ordering::Relaxed);
-        let response = handler.clone().handle(request, connection);
-        async move { Ok::<_, Infallible>(response.await) }
+        // `map`, not an `async` block awaiting the handler's future: such a block keeps the
+        // future it captured and the one it awaits side by side, twice the size, and hyper
+        // keeps this future in a box that lives as long as the connection (BENCHMARKS.md,
+        // "Sidecar", "The size of a request's future").
+        handler.clone().handle(request, connection).map(Ok::<_, Infallible>)
     });
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);

@@ -232,9 +232,20 @@ impl Pool {
                 },
             }
         }
+        // Opening a connection is the rare path, and its futures are the large ones: boxed,
+        // they are not part of every request's future (held per connection by hyper).
         if self.protocol == Protocol::Http2 {
-            return self.send_on_shared_open(authority, request).await;
+            return Box::pin(self.send_on_shared_open(authority, request)).await;
         }
+        Box::pin(self.send_on_opened(authority, request)).await
+    }
+
+    /// HTTP/1 without an idle connection: opens one for this request.
+    async fn send_on_opened(
+        &self,
+        authority: Key,
+        request: Request<RequestBody>,
+    ) -> Result<Sent, SendError> {
         let (sender, upstream) = self.open(&authority).await?;
         let pending = self.send_on_new(authority, sender, upstream, request);
         answered(pending, upstream).await

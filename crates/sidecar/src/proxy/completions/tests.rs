@@ -178,3 +178,17 @@ async fn a_panicking_connection_poll_leaves_the_runner_in_charge_again() {
     assert_eq!(logged(&log), ["after 3/5 UC 7ms grpc-status -"]);
     runner.abort();
 }
+
+#[test]
+fn the_wrapper_holds_the_connection_once() {
+    // A future that keeps 4 KiB across an await, as a connection's keeps hyper's state.
+    let connection = async {
+        let state = [7u8; 4096];
+        tokio::task::yield_now().await;
+        state.len()
+    };
+    let size = std::mem::size_of_val(&connection);
+    assert!(size >= 4096);
+    let wrapped = after_each_poll(connection);
+    assert_eq!(std::mem::size_of_val(&wrapped), size, "the wrapper adds nothing to what it wraps");
+}
