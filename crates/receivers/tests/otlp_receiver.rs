@@ -980,10 +980,10 @@ async fn after_shutdown_new_connections_are_refused() {
     grpc_still_accepts(&running).await;
     http_still_accepts(&running).await;
 
-    let begun = Instant::now();
     let Running { mut receiver, .. } = running;
-    within("shutdown", receiver.shutdown(Instant::now() + Duration::from_secs(5))).await;
-    assert!(begun.elapsed() < Duration::from_secs(4), "an idle receiver stops at once");
+    // An idle receiver stops without waiting for its deadline: an hour away, far past
+    // `within`'s limit, so a shutdown that waited for it fails here.
+    within("shutdown", receiver.shutdown(Instant::now() + Duration::from_secs(3600))).await;
     assert_refused(grpc, "grpc").await;
     assert_refused(http, "http").await;
 }
@@ -1016,10 +1016,10 @@ async fn grpc_shutdown_stops_listening_at_once_despite_a_stalled_call() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!stalled.is_finished());
 
-    let begun = Instant::now();
     let Running { mut receiver, .. } = running;
+    // The stalled call never ends, so shutdown returns by its deadline or not at all
+    // (`within` fails it then).
     within("shutdown", receiver.shutdown(Instant::now() + Duration::from_millis(500))).await;
-    assert!(begun.elapsed() < Duration::from_secs(3), "took {:?}", begun.elapsed());
     assert_refused(address, "grpc").await;
     stalled.abort();
 }
@@ -1031,10 +1031,10 @@ async fn http_shutdown_stops_listening_at_once_despite_a_stalled_request() {
     let stalled = stalled_http_request(address).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let begun = Instant::now();
     let Running { mut receiver, .. } = running;
+    // The stalled request never ends, so shutdown returns by its deadline or not at all
+    // (`within` fails it then).
     within("shutdown", receiver.shutdown(Instant::now() + Duration::from_millis(500))).await;
-    assert!(begun.elapsed() < Duration::from_secs(3), "took {:?}", begun.elapsed());
     assert_refused(address, "http").await;
     drop(stalled);
 }
