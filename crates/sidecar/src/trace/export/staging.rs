@@ -57,10 +57,13 @@ mod prost_spans {
     }
 }
 
-/// Encoded spans: each a whole `ScopeSpans.spans` field (key, length, `Span` message).
+/// Encoded spans: each a whole `ScopeSpans.spans` field (key, length, `Span` message), after
+/// `head_room` bytes left free for the export request's header, so that the request can be
+/// made around the spans where they are instead of copying them.
 #[derive(Debug, Default)]
 pub(super) struct EncodedSpans {
     pub(super) bytes: Vec<u8>,
+    pub(super) head_room: usize,
     pub(super) count: usize,
 }
 
@@ -72,6 +75,11 @@ impl EncodedSpans {
 
     pub(super) fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// The spans' fields, without the head room.
+    pub(super) fn spans(&self) -> &[u8] {
+        &self.bytes[self.head_room..]
     }
 }
 
@@ -91,6 +99,8 @@ const TICK: Duration = Duration::from_millis(100);
 
 pub(super) struct Staging {
     state: Mutex<State>,
+    /// Bytes left free at the start of every batch (see [`EncodedSpans`]).
+    head_room: usize,
     wake: Notify,
     capacity: usize,
     max_spans: usize,
@@ -114,9 +124,16 @@ struct State {
 }
 
 impl Staging {
-    /// A buffer of at most `capacity` spans, cut into batches of `max_spans` or `timeout` old.
-    pub(super) fn new(capacity: usize, max_spans: usize, timeout: Duration) -> Staging {
+    /// A buffer of at most `capacity` spans, cut into batches of `max_spans` or `timeout` old,
+    /// each starting with `head_room` free bytes.
+    pub(super) fn new(
+        capacity: usize,
+        max_spans: usize,
+        timeout: Duration,
+        head_room: usize,
+    ) -> Staging {
         Staging {
+            head_room,
             state: Mutex::new(State {
                 filling: EncodedSpans::default(),
                 since: None,
@@ -158,9 +175,11 @@ impl Staging {
             if state.spans >= self.capacity {
                 return Err(Refused::Full);
             }
-            if state.filling.bytes.capacity() == 0 {
-                let expected = state.last_batch_bytes;
+            if state.filling.count == 0 {
+                let expected = state.last_batch_bytes.max(self.head_room);
                 state.filling.bytes.reserve_exact(expected);
+                state.filling.bytes.resize(self.head_room, 0);
+                state.filling.head_room = self.head_room;
             }
             state.filling.push(span);
             state.spans += 1;
@@ -258,7 +277,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn cuts_full_batches_then_the_rest_after_the_timeout() {
-        let staging = Staging::new(100, 4, Duration::from_secs(1));
+        let staging = Staging::new(100, 4, Duration::from_secs(1), 0);
         for i in 0..10 {
             staging.push(&span(i)).unwrap();
         }
@@ -279,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_buffer_smaller_than_a_batch_cuts_batches_at_its_size() {
-        let staging = Staging::new(3, 512, Duration::from_secs(1));
+        let staging = Staging::new(3, 512, Duration::from_secs(1), 0);
         for i in 0..3 {
             staging.push(&span(i)).unwrap();
         }
@@ -289,7 +308,7 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_beyond_capacity_and_after_close() {
-        let staging = Staging::new(3, 2, Duration::from_secs(1));
+        let staging = Staging::new(3, 2, Duration::from_secs(1), 0);
         for i in 0..3 {
             staging.push(&span(i)).unwrap();
         }
@@ -309,7 +328,7 @@ mod tests {
         for span in &spans {
             encoded.push(span);
         }
-        let decoded = ScopeSpans::decode(encoded.bytes.as_slice()).unwrap();
+        let decoded = ScopeSpans::decode(encoded.spans()).unwrap();
         assert_eq!(decoded.spans, spans);
         assert_eq!(encoded.count, 2);
     }
@@ -321,7 +340,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn wakes_the_task_only_when_it_parked_or_the_buffer_is_half_full() {
-        let staging = Staging::new(8, 2, Duration::from_secs(1));
+        let staging = Staging::new(8, 2, Duration::from_secs(1), 0);
         staging.push(&span(0)).unwrap();
         staging.push(&span(1)).unwrap();
         assert!(!woken(&staging).await, "a full batch waits for the task's tick");
