@@ -255,6 +255,31 @@ fn text(value: Option<&HeaderValue>) -> Option<Text<'_>> {
     value.map(|value| String::from_utf8_lossy(value.as_bytes()))
 }
 
+/// A number as tag text. `itoa` rather than `to_string`: a span has three numbers, and `fmt`
+/// costs several times as many instructions.
+fn decimal(number: u64) -> Text<'static> {
+    Cow::Owned(itoa::Buffer::new().format(number).to_owned())
+}
+
+/// `ip:port`, as `SocketAddr`'s `Display` writes it. An IPv4 address is written without `fmt`,
+/// which took about 1,700 instructions per address (two per span); IPv6 goes through it.
+fn address(address: SocketAddr) -> Text<'static> {
+    let SocketAddr::V4(v4) = address else {
+        return Cow::Owned(address.to_string());
+    };
+    let mut text = String::with_capacity(21);
+    let mut digits = itoa::Buffer::new();
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        text.push_str(digits.format(octet));
+    }
+    text.push(':');
+    text.push_str(digits.format(v4.port()));
+    Cow::Owned(text)
+}
+
 /// At most `max` bytes of `text`, cut at a character boundary.
 fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
@@ -362,16 +387,16 @@ pub(crate) fn span_tags<'a>(
     add("http.protocol", borrowed(protocol(request.version)));
     add("downstream_cluster", text(headers.downstream_cluster.as_ref()).unwrap_or(borrowed("-")));
     add("user_agent", text(headers.user_agent.as_ref()).unwrap_or(borrowed("-")));
-    add("request_size", Cow::Owned(completion.request_body_bytes.to_string()));
-    add("response_size", Cow::Owned(completion.response_body_bytes.to_string()));
-    add("peer.address", Cow::Owned(request.peer.to_string()));
+    add("request_size", decimal(completion.request_body_bytes));
+    add("response_size", decimal(completion.response_body_bytes));
+    add("peer.address", address(request.peer));
     if let Some(upstream) = response.and_then(|r| r.upstream) {
-        add("upstream_address", Cow::Owned(upstream.to_string()));
+        add("upstream_address", address(upstream));
     }
     add("upstream_cluster", borrowed(&request.upstream_cluster));
     add("upstream_cluster.name", borrowed(&request.upstream_cluster));
     let status_code = response.map(|r| r.status);
-    add("http.status_code", Cow::Owned(status_code.unwrap_or(0).to_string()));
+    add("http.status_code", decimal(u64::from(status_code.unwrap_or(0))));
     add("response_flags", borrowed(completion.response_flags));
     add("component", borrowed("proxy"));
     let mut error = status_code.is_none_or(|code| code >= 500);

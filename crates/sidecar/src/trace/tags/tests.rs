@@ -333,3 +333,23 @@ fn grpc_web_is_not_grpc_to_the_tracer_as_to_envoy() {
     let span = span_tags(&tags, Kind::Client, &info, Some(&ok), &none);
     assert_eq!(value(&span, "grpc.content_type"), Some("application/grpc+proto"));
 }
+
+#[test]
+fn numbers_and_addresses_read_as_their_display() {
+    for number in [0, 7, 10, 200, 65_535, u64::MAX] {
+        assert_eq!(decimal(number), number.to_string());
+    }
+    let addresses = [
+        "0.0.0.0:0",
+        "10.1.2.3:9080",
+        "127.0.0.1:15006",
+        "255.255.255.255:65535",
+        "[::1]:8080",
+        "[fe80::1%2]:443",
+        "[2001:db8::ff00:42:8329]:15001",
+    ];
+    for text in addresses {
+        let parsed: SocketAddr = text.parse().unwrap();
+        assert_eq!(address(parsed), parsed.to_string(), "{text}");
+    }
+}
