@@ -423,8 +423,17 @@ where
 ///
 /// `Authority`'s own `Hash` feeds the hasher one byte at a time, which costs SipHash a full
 /// round per byte (about 1,700 instructions for a typical FQDN); this feeds it whole chunks.
-#[derive(Clone, PartialEq, Eq)]
+/// Its `eq` compares byte by byte without case (about 900 instructions for the same FQDN in
+/// the size-optimised build); keys are nearly always spelt alike, so they are compared as
+/// bytes first.
+#[derive(Clone, Eq)]
 struct Key(Authority);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.0.as_str() == other.0.as_str() || self.0 == other.0
+    }
+}
 
 impl std::hash::Hash for Key {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
@@ -493,7 +502,9 @@ mod tests {
             assert!(key(a) == key(b));
             assert_eq!(hasher.hash_one(key(a)), hasher.hash_one(key(b)));
         }
+        assert!(key("reviews:9080") == key("reviews:9080"));
         assert!(key("reviews:9080") != key("reviews:9081"));
+        assert!(key("reviews:9080") != key("Reviews.default:9080"));
     }
 
     #[test]
