@@ -171,3 +171,28 @@ async fn spans_stuck_at_the_deadline_are_counted_and_later_ones_refused() {
     assert_eq!(metrics.spans_dropped(DropReason::Shutdown), 601);
     assert_eq!(metrics.spans_dropped(DropReason::BufferFull), 0);
 }
+
+#[test]
+fn a_request_made_in_the_head_room_is_the_request_prost_writes() {
+    use prost::Message;
+    let recorder = Arc::new(Recorder::default());
+    let (_sink, mut queue, _metrics) = queue(&recorder, 16);
+    let Some(output) = queue.output.take() else { panic!("the queue has its output") };
+    let spans = [span(1), Span { name: "x".repeat(300), ..span(2) }];
+    let staged = |head_room: usize| {
+        let mut encoded = EncodedSpans { bytes: vec![0xAA; head_room], head_room, count: 0 };
+        for span in &spans {
+            staging::SpanField::encode_field(span, &mut encoded.bytes);
+            encoded.count += 1;
+        }
+        encoded
+    };
+    let room = header_room(&output.resource_field, &output.scope_field);
+    let in_room = output.request(staged(room));
+    // Without room the header goes first and the spans are copied after it.
+    let copied = output.request(staged(0));
+    assert_eq!(in_room, copied);
+    let decoded = ExportTraceServiceRequest::decode(in_room.clone()).unwrap();
+    assert_eq!(decoded.resource_spans[0].scope_spans[0].spans, spans);
+    assert_eq!(decoded.encode_to_vec(), in_room.to_vec(), "byte for byte what prost writes");
+}
