@@ -48,6 +48,17 @@ pub struct RequestView<'a> {
     pub started: SystemTime,
 }
 
+impl RequestView<'_> {
+    /// The request's `:authority` (absolute form, HTTP/2), else its `Host`; `None` without
+    /// either or when `Host` is not text.
+    pub fn authority(&self) -> Option<&str> {
+        match self.head.uri.authority() {
+            Some(authority) => Some(authority.as_str()),
+            None => self.head.headers.get(http::header::HOST).and_then(|host| host.to_str().ok()),
+        }
+    }
+}
+
 /// The response head, from upstream or made by the proxy, as it will be sent downstream.
 pub struct ResponseView<'a> {
     pub status: StatusCode,

@@ -21,7 +21,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue};
 
 use super::MeshMetrics;
@@ -113,12 +113,7 @@ impl Observer for MeshObserver {
     fn request(&self, request: &mut RequestView<'_>) -> Box<dyn Observation> {
         let shared = &self.shared;
         let direction = request.direction;
-        let head = &mut *request.head;
-        let headers = &mut head.headers;
-        let authority = match head.uri.authority() {
-            Some(authority) => Some(authority.as_str()),
-            None => headers.get(HOST).and_then(|host| host.to_str().ok()),
-        };
+        let authority = request.authority();
         let cluster = request.upstream_cluster;
         let route = shared.routes[index(direction)].route(cluster, authority, |budget| {
             let service = service::destination(
@@ -130,6 +125,7 @@ impl Observer for MeshObserver {
             );
             Route::new(direction, &shared.local, service, budget)
         });
+        let headers = &mut request.head.headers;
         let mut answer = PeerAnswer::default();
         let parties = match direction {
             Direction::Inbound => {

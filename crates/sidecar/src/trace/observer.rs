@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::header::{HOST, HeaderValue};
+use http::header::HeaderValue;
 use prometheus_client::metrics::counter::Counter;
 use propagation::{Propagators, request_id};
 
@@ -145,7 +145,7 @@ impl Tracer {
             Direction::Inbound => request.head.headers.remove(DECORATOR_OPERATION),
             Direction::Outbound => None,
         };
-        let authority = authority(request).map(str::to_owned);
+        let authority = request.authority().map(str::to_owned);
 
         let mut parent = extracted.context;
         let mut parent_sampled = parent_decision(extracted);
@@ -267,14 +267,6 @@ impl Tracer {
             }
         });
         Traced { response_headers, recording, _registration: registration }
-    }
-}
-
-/// The request's `:authority`, else its `Host`.
-fn authority<'a>(request: &'a RequestView<'_>) -> Option<&'a str> {
-    match request.head.uri.authority() {
-        Some(authority) => Some(authority.as_str()),
-        None => request.head.headers.get(HOST).and_then(|value| value.to_str().ok()),
     }
 }
 
