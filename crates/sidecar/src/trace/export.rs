@@ -8,8 +8,8 @@
 
 mod staging;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -85,6 +85,8 @@ struct Output {
     refused: Counter,
     failing: bool,
     in_flight: Arc<AtomicU64>,
+    /// Where sent batches' buffers go back to.
+    staging: Weak<Staging>,
 }
 
 /// A buffer and its export queue for `exporter`, named `name` in logs.
@@ -119,6 +121,7 @@ pub(crate) fn export_queue(
         refused: metrics.dropped_handle(DropReason::ExportRefused),
         failing: false,
         in_flight: in_flight.clone(),
+        staging: Arc::downgrade(&staging),
     };
     let queue = ExportQueue {
         name,
@@ -276,13 +279,35 @@ impl Output {
         match head_room.checked_sub(header.len()) {
             Some(start) => {
                 bytes[start..head_room].copy_from_slice(&header);
-                Bytes::from(bytes).slice(start..)
+                let buffer = BatchBuffer { bytes, home: self.staging.clone() };
+                Bytes::from_owner(buffer).slice(start..)
             }
             // A batch staged without room for the header: the spans are copied after it.
             None => {
                 header.extend_from_slice(&bytes[head_room..]);
                 Bytes::from(header)
             }
+        }
+    }
+}
+
+/// A batch's memory while its export request is in use; back to the staging buffer when the
+/// request's last reference is dropped (sent, or refused), wherever that is.
+struct BatchBuffer {
+    bytes: Vec<u8>,
+    home: Weak<Staging>,
+}
+
+impl AsRef<[u8]> for BatchBuffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for BatchBuffer {
+    fn drop(&mut self) {
+        if let Some(staging) = self.home.upgrade() {
+            staging.recycle(std::mem::take(&mut self.bytes));
         }
     }
 }

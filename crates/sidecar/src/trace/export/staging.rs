@@ -18,6 +18,12 @@
 //!
 //! The buffer is bounded in spans (full batches waiting plus the batch being filled): a span
 //! that does not fit is refused at once, and the caller drops and counts it.
+//!
+//! A sent batch's memory comes back ([`Staging::recycle`]) and the next batch is filled in it.
+//! Freed instead, the 80 KB at the top of the heap made glibc shrink the heap with `brk` after
+//! each export and grow it again for the next batch, holding the one arena's lock that the
+//! workers' allocations wait on, and the regrown pages were faulted in again on the request
+//! path (BENCHMARKS.md, "Reusing batch buffers").
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -116,6 +122,8 @@ struct State {
     full: VecDeque<EncodedSpans>,
     /// The size of the last batch cut, to allocate the next one at once.
     last_batch_bytes: usize,
+    /// A sent batch's buffer, emptied, for the next batch.
+    spare: Vec<u8>,
     /// Spans in `filling` and `full`.
     spans: usize,
     /// The export task waits for a wake-up, without a timer.
@@ -139,6 +147,7 @@ impl Staging {
                 since: None,
                 full: VecDeque::new(),
                 last_batch_bytes: 0,
+                spare: Vec::new(),
                 spans: 0,
                 parked: false,
                 closed: false,
@@ -176,6 +185,9 @@ impl Staging {
                 return Err(Refused::Full);
             }
             if state.filling.count == 0 {
+                if state.filling.bytes.capacity() == 0 {
+                    state.filling.bytes = std::mem::take(&mut state.spare);
+                }
                 let expected = state.last_batch_bytes.max(self.head_room);
                 state.filling.bytes.reserve_exact(expected);
                 state.filling.bytes.resize(self.head_room, 0);
@@ -225,6 +237,24 @@ impl Staging {
         }
     }
 
+    /// Takes back a sent batch's buffer, to fill the next batch in. Keeps one: a second is
+    /// freed, as is any after [`Staging::close`].
+    pub(super) fn recycle(&self, mut bytes: Vec<u8>) {
+        let mut state = self.state();
+        if state.closed || state.spare.capacity() != 0 {
+            return;
+        }
+        bytes.clear();
+        state.spare = bytes;
+    }
+
+    /// Where the spare buffer's memory is, if there is one.
+    #[cfg(test)]
+    pub(super) fn spare(&self) -> Option<*const u8> {
+        let state = self.state();
+        (state.spare.capacity() != 0).then(|| state.spare.as_ptr())
+    }
+
     /// Resolves when a span arrived after [`Staging::park`], or the buffer reached half its
     /// capacity, since the last call (or before the first).
     pub(super) async fn changed(&self) {
@@ -235,6 +265,7 @@ impl Staging {
     pub(super) fn close(&self) -> Vec<EncodedSpans> {
         let mut state = self.state();
         state.closed = true;
+        state.spare = Vec::new();
         let mut batches: Vec<EncodedSpans> = state.full.drain(..).collect();
         let filling = state.cut();
         if !filling.is_empty() {
@@ -259,7 +290,7 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use otlp::proto::trace::v1::Span;
+    use otlp::proto::trace::v1::{ScopeSpans, Span};
     use prost::Message;
 
     use super::*;
@@ -320,9 +351,36 @@ mod tests {
         assert_eq!(staging.push(&span(5)), Err(Refused::Closed));
     }
 
+    #[tokio::test]
+    async fn the_next_batch_is_filled_in_a_sent_batchs_buffer() {
+        let staging = Staging::new(100, 2, Duration::from_secs(1), 16);
+        staging.push(&span(0)).unwrap();
+        staging.push(&span(1)).unwrap();
+        let Next::Send(sent) = staging.next(Instant::now()) else { panic!("a full batch") };
+        let memory = sent.bytes.as_ptr();
+        staging.recycle(sent.bytes);
+        assert_eq!(staging.spare(), Some(memory));
+
+        staging.push(&span(2)).unwrap();
+        staging.push(&span(3)).unwrap();
+        assert_eq!(staging.spare(), None, "taken by the next batch");
+        let Next::Send(next) = staging.next(Instant::now()) else { panic!("a full batch") };
+        assert_eq!(next.bytes.as_ptr(), memory, "filled in the same memory");
+        assert_eq!(next.bytes[..16], [0; 16], "head room, cleared");
+        let decoded = ScopeSpans::decode(next.spans()).unwrap();
+        assert_eq!(decoded.spans, [span(2), span(3)], "only the new batch's spans");
+
+        staging.recycle(vec![0; 64]);
+        staging.recycle(vec![0; 64]);
+        assert!(staging.spare().is_some(), "one spare is kept");
+        staging.close();
+        assert_eq!(staging.spare(), None, "freed at close");
+        staging.recycle(vec![0; 64]);
+        assert_eq!(staging.spare(), None, "and not taken after it");
+    }
+
     #[test]
     fn encoded_spans_are_scope_spans_fields() {
-        use otlp::proto::trace::v1::ScopeSpans;
         let mut encoded = EncodedSpans::default();
         let spans = [span(1), Span { name: "x".repeat(300), ..span(2) }];
         for span in &spans {

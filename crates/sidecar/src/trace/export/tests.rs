@@ -196,3 +196,22 @@ fn a_request_made_in_the_head_room_is_the_request_prost_writes() {
     assert_eq!(decoded.resource_spans[0].scope_spans[0].spans, spans);
     assert_eq!(decoded.encode_to_vec(), in_room.to_vec(), "byte for byte what prost writes");
 }
+
+#[test]
+fn a_sent_requests_memory_goes_back_to_the_buffer() {
+    let recorder = Arc::new(Recorder::default());
+    let (_sink, mut queue, _metrics) = queue(&recorder, 16);
+    let Some(output) = queue.output.take() else { panic!("the queue has its output") };
+    let room = header_room(&output.resource_field, &output.scope_field);
+    let mut encoded = EncodedSpans { bytes: vec![0; room], head_room: room, count: 0 };
+    staging::SpanField::encode_field(&span(1), &mut encoded.bytes);
+    encoded.count = 1;
+    let memory = encoded.bytes.as_ptr();
+
+    let request = output.request(encoded);
+    let held = request.clone();
+    drop(request);
+    assert_eq!(queue.staging.spare(), None, "still referenced");
+    drop(held);
+    assert_eq!(queue.staging.spare(), Some(memory), "back once the last reference is gone");
+}
