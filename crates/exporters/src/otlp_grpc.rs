@@ -1,9 +1,11 @@
 //! The `otlp` exporter: OTLP over gRPC.
 //!
 //! Batches usually arrive still in protobuf wire form, and an `Export*ServiceRequest` is exactly
-//! what the gRPC call carries, so the request codec writes the batch's bytes straight into
-//! tonic's buffer: no decode, no re-encode. Only the small response is decoded, to read a
-//! partial success.
+//! what the gRPC call carries: no decode, no re-encode. Uncompressed, the batch's bytes are sent
+//! as they are ([`message_body`]); with gzip, tonic's client compresses them. Only the small
+//! response is decoded, to read a partial success.
+
+mod message_body;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -24,6 +26,7 @@ use tonic::transport::{Channel, Endpoint};
 use transport::status::{RpcStatus, code, grpc_code_is_retryable};
 use transport::tls::ClientTlsConfig;
 
+use self::message_body::MessageBody;
 use crate::common::{self, Compression, ExportResponse, Headers};
 use crate::connect::{Connector, TlsSettings};
 
@@ -294,33 +297,147 @@ impl Sender for OtlpGrpcSender {
                 .channel
                 .get_or_init(|| self.endpoint.connect_with_connector_lazy(self.connector.clone()))
                 .clone();
-            let mut grpc = tonic::client::Grpc::new(channel)
-                .accept_compressed(CompressionEncoding::Gzip)
-                .max_encoding_message_size(MAX_MESSAGE_SIZE)
-                .max_decoding_message_size(MAX_MESSAGE_SIZE);
-            if self.compression == Compression::Gzip {
-                grpc = grpc.send_compressed(CompressionEncoding::Gzip);
-            }
-            grpc.ready()
-                .await
-                .map_err(|error| SendError::retryable(format!("connection not ready: {error}")))?;
-            let mut request = tonic::Request::from_parts(
-                self.metadata.clone(),
-                tonic::Extensions::default(),
-                outgoing,
-            );
-            if let Some(timeout) = self.timeout {
-                request.set_timeout(timeout);
-            }
-            let path = PathAndQuery::from_static(self.signal.grpc_path());
-            match grpc.unary(request, path, ExportCodec).await {
+            let result = match self.compression {
+                Compression::None => self.call_uncompressed(channel, &outgoing).await,
+                Compression::Gzip => self.call_compressed(channel, outgoing).await,
+            };
+            match result {
                 Ok(response) => {
-                    response.get_ref().report(&self.exporter, &self.metrics);
+                    response.report(&self.exporter, &self.metrics);
                     Ok(())
                 }
-                Err(status) => Err(send_error(&status)),
+                Err(Failure::NotReady(message)) => Err(SendError::retryable(message)),
+                Err(Failure::Status(status)) => Err(send_error(&status)),
             }
         })
+    }
+}
+
+/// Why a call failed: before it was made, or with a status.
+enum Failure {
+    NotReady(String),
+    Status(tonic::Status),
+}
+
+impl From<tonic::Status> for Failure {
+    fn from(status: tonic::Status) -> Failure {
+        Failure::Status(status)
+    }
+}
+
+fn not_ready(error: impl std::fmt::Display) -> Failure {
+    Failure::NotReady(format!("connection not ready: {error}"))
+}
+
+impl OtlpGrpcSender {
+    /// A gzip call, through tonic's client, which compresses the message into its own buffer.
+    async fn call_compressed(
+        &self,
+        channel: Channel,
+        outgoing: Outgoing,
+    ) -> Result<ExportResponse, Failure> {
+        let mut grpc = tonic::client::Grpc::new(channel)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE)
+            .max_decoding_message_size(MAX_MESSAGE_SIZE);
+        grpc.ready().await.map_err(not_ready)?;
+        let mut request = tonic::Request::from_parts(
+            self.metadata.clone(),
+            tonic::Extensions::default(),
+            outgoing,
+        );
+        if let Some(timeout) = self.timeout {
+            request.set_timeout(timeout);
+        }
+        let path = PathAndQuery::from_static(self.signal.grpc_path());
+        let response = grpc.unary(request, path, ExportCodec).await?;
+        Ok(response.into_inner())
+    }
+
+    /// An uncompressed call, made on the channel directly so that the batch's bytes are sent
+    /// as they are ([`message_body`]). The request and the reading of the response follow
+    /// tonic's unary client: the same headers, and the same statuses for what goes wrong.
+    async fn call_uncompressed(
+        &self,
+        mut channel: Channel,
+        outgoing: &Outgoing,
+    ) -> Result<ExportResponse, Failure> {
+        std::future::poll_fn(|cx| tower_service::Service::poll_ready(&mut channel, cx))
+            .await
+            .map_err(not_ready)?;
+        let body = match outgoing {
+            Outgoing::Encoded(batch) => MessageBody::new(batch.wire_chunks().unwrap_or_default()),
+            Outgoing::Bytes(bytes) => MessageBody::new(std::slice::from_ref(bytes)),
+        };
+        let mut request = http::Request::new(tonic::body::Body::new(body));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = http::Uri::from(PathAndQuery::from_static(self.signal.grpc_path()));
+        *request.version_mut() = http::Version::HTTP_2;
+        *request.headers_mut() = self.call_headers();
+        let response = tower_service::Service::call(&mut channel, request)
+            .await
+            .map_err(|error| tonic::Status::from_error(Box::new(error)))?;
+        let (parts, body) = response.into_parts();
+        // A status in the headers is a trailers-only response: there is no message.
+        if let Some(status) = tonic::Status::from_header_map(&parts.headers) {
+            if status.code() != tonic::Code::Ok {
+                return Err(status.into());
+            }
+            return Err(tonic::Status::internal("Missing response message.").into());
+        }
+        let encoding = response_encoding(&parts.headers)?;
+        let mut messages = tonic::codec::Streaming::new_response(
+            ExportCodec,
+            body,
+            parts.status,
+            encoding,
+            Some(MAX_MESSAGE_SIZE),
+        );
+        let response = messages
+            .message()
+            .await?
+            .ok_or_else(|| tonic::Status::internal("Missing response message."))?;
+        // The status comes in the trailers: an error there fails the call.
+        messages.trailers().await?;
+        Ok(response)
+    }
+
+    /// An uncompressed call's headers: the metadata (with `grpc-timeout`), less the names gRPC
+    /// reserves, as tonic sends them.
+    fn call_headers(&self) -> http::HeaderMap {
+        let mut request =
+            tonic::Request::from_parts(self.metadata.clone(), tonic::Extensions::default(), ());
+        if let Some(timeout) = self.timeout {
+            request.set_timeout(timeout);
+        }
+        let mut headers = request.into_parts().0.into_headers();
+        for reserved in ["grpc-message", "grpc-message-type", "grpc-status"] {
+            headers.remove(reserved);
+        }
+        headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+        headers
+            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
+        headers.insert(GRPC_ACCEPT_ENCODING, http::HeaderValue::from_static("gzip"));
+        headers
+    }
+}
+
+/// `grpc-accept-encoding`: the response may come gzip-compressed, as with tonic's client.
+const GRPC_ACCEPT_ENCODING: http::HeaderName =
+    http::HeaderName::from_static("grpc-accept-encoding");
+
+/// The response's `grpc-encoding`, which must be one the call accepts.
+fn response_encoding(
+    headers: &http::HeaderMap,
+) -> Result<Option<CompressionEncoding>, tonic::Status> {
+    match headers.get("grpc-encoding").map(http::HeaderValue::as_bytes) {
+        None | Some(b"identity") => Ok(None),
+        Some(b"gzip") => Ok(Some(CompressionEncoding::Gzip)),
+        Some(other) => Err(tonic::Status::unimplemented(format!(
+            "the response is compressed with {:?}, which was not offered",
+            String::from_utf8_lossy(other)
+        ))),
     }
 }
 

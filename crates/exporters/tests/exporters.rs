@@ -253,6 +253,10 @@ fn otlp_yaml(address: SocketAddr, extra: &str) -> String {
     format!("endpoint: http://{address}\n{FAST_RETRY}{extra}")
 }
 
+/// Both ways a call is made: gzip through tonic's client, uncompressed with the batch's own
+/// bytes. YAML lines for [`otlp_yaml`]'s `extra`.
+const COMPRESSIONS: [&str; 2] = ["compression: gzip\n", "compression: none\n"];
+
 // === otlp (gRPC) ===
 
 #[tokio::test]
@@ -277,54 +281,66 @@ async fn otlp_forwards_the_exact_spans_with_and_without_gzip() {
 
 #[tokio::test]
 async fn otlp_sends_decoded_batches_and_logs_too() {
-    let destination = Arc::new(GrpcDestination::default());
-    let address = grpc_server(&destination).await;
-    let exporter =
-        Running::start(&OtlpExporterFactory, &otlp_yaml(address, ""), Signal::Traces).await;
-    // A batch a processor decoded is encoded on the way out.
-    exporter.consume(Batch::from_traces(traces_request())).await.unwrap();
-    eventually("the spans", || destination.spans() == 10).await;
-    assert_eq!(destination.first_trace().1, traces_request());
-    exporter.stop().await;
+    for compression in COMPRESSIONS {
+        let destination = Arc::new(GrpcDestination::default());
+        let address = grpc_server(&destination).await;
+        let yaml = otlp_yaml(address, compression);
+        let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
+        // A batch a processor decoded is encoded on the way out.
+        exporter.consume(Batch::from_traces(traces_request())).await.unwrap();
+        eventually("the spans", || destination.spans() == 10).await;
+        assert_eq!(destination.first_trace().1, traces_request(), "{compression}");
+        exporter.stop().await;
 
-    let logs = Running::start(&OtlpExporterFactory, &otlp_yaml(address, ""), Signal::Logs).await;
-    let request = otlp::fixtures::sidecar_logs(6, 2);
-    let batch = Batch::from_wire(Signal::Logs, request.encode_to_vec().into()).unwrap();
-    logs.consume(batch).await.unwrap();
-    eventually("the logs", || !destination.logs.lock().unwrap().is_empty()).await;
-    assert_eq!(destination.logs.lock().unwrap()[0], request);
-    logs.stop().await;
+        let logs = Running::start(&OtlpExporterFactory, &yaml, Signal::Logs).await;
+        let request = otlp::fixtures::sidecar_logs(6, 2);
+        let batch = Batch::from_wire(Signal::Logs, request.encode_to_vec().into()).unwrap();
+        logs.consume(batch).await.unwrap();
+        eventually("the logs", || !destination.logs.lock().unwrap().is_empty()).await;
+        assert_eq!(destination.logs.lock().unwrap()[0], request, "{compression}");
+        logs.stop().await;
+    }
 }
 
 #[tokio::test]
 async fn otlp_headers_arrive_as_metadata() {
-    let destination = Arc::new(GrpcDestination::default());
-    let address = grpc_server(&destination).await;
-    let extra = "headers:\n  authorization: Bearer t0ken\n  X-Tenant: acme\n  trace-bin: raw\n";
-    let exporter =
-        Running::start(&OtlpExporterFactory, &otlp_yaml(address, extra), Signal::Traces).await;
-    exporter.consume(traces_batch()).await.unwrap();
-    eventually("the spans", || destination.spans() == 10).await;
-    let (metadata, _) = destination.first_trace();
-    assert_eq!(metadata.get("authorization").unwrap(), "Bearer t0ken");
-    assert_eq!(metadata.get("x-tenant").unwrap(), "acme");
-    assert_eq!(metadata.get_bin("trace-bin").unwrap().to_bytes().unwrap(), "raw");
-    let agent = metadata.get("user-agent").unwrap().to_str().unwrap();
-    assert!(agent.starts_with("meshtrace/"), "{agent}");
-    exporter.stop().await;
+    for compression in COMPRESSIONS {
+        let destination = Arc::new(GrpcDestination::default());
+        let address = grpc_server(&destination).await;
+        let extra = format!(
+            "{compression}headers:\n  authorization: Bearer t0ken\n  X-Tenant: acme\n  trace-bin: raw\n"
+        );
+        let exporter =
+            Running::start(&OtlpExporterFactory, &otlp_yaml(address, &extra), Signal::Traces).await;
+        exporter.consume(traces_batch()).await.unwrap();
+        eventually("the spans", || destination.spans() == 10).await;
+        let (metadata, _) = destination.first_trace();
+        assert_eq!(metadata.get("authorization").unwrap(), "Bearer t0ken", "{compression}");
+        assert_eq!(metadata.get("x-tenant").unwrap(), "acme");
+        assert_eq!(metadata.get_bin("trace-bin").unwrap().to_bytes().unwrap(), "raw");
+        let agent = metadata.get("user-agent").unwrap().to_str().unwrap();
+        assert!(agent.starts_with("meshtrace/"), "{compression}: {agent}");
+        // The default 5 s timeout, told to the destination.
+        let timeout = metadata.get("grpc-timeout").unwrap().to_str().unwrap();
+        assert_eq!(timeout, "5000000u", "{compression}");
+        exporter.stop().await;
+    }
 }
 
 #[tokio::test]
 async fn otlp_retries_unavailable_until_delivered() {
-    let destination = GrpcDestination::with_script(vec![tonic::Status::unavailable("restarting")]);
-    let address = grpc_server(&destination).await;
-    let exporter =
-        Running::start(&OtlpExporterFactory, &otlp_yaml(address, ""), Signal::Traces).await;
-    exporter.consume(traces_batch()).await.unwrap();
-    eventually("the spans", || destination.spans() == 10).await;
-    assert_eq!(destination.attempts().len(), 2);
-    assert_eq!(exporter.metric("otelcol_exporter_send_failed_spans_total"), 0);
-    exporter.stop().await;
+    for compression in COMPRESSIONS {
+        let destination =
+            GrpcDestination::with_script(vec![tonic::Status::unavailable("restarting")]);
+        let address = grpc_server(&destination).await;
+        let yaml = otlp_yaml(address, compression);
+        let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
+        exporter.consume(traces_batch()).await.unwrap();
+        eventually("the spans", || destination.spans() == 10).await;
+        assert_eq!(destination.attempts().len(), 2, "{compression}");
+        assert_eq!(exporter.metric("otelcol_exporter_send_failed_spans_total"), 0);
+        exporter.stop().await;
+    }
 }
 
 #[tokio::test]
@@ -336,70 +352,80 @@ async fn otlp_waits_at_least_the_retry_info_delay() {
         "slow down",
         details.encode_to_vec().into(),
     );
-    let destination = GrpcDestination::with_script(vec![throttled]);
-    let address = grpc_server(&destination).await;
-    let extra = "retry_on_failure:\n  initial_interval: 5ms\n  max_interval: 10ms\n";
-    let yaml = format!("endpoint: http://{address}\n{extra}");
-    let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
-    exporter.consume(traces_batch()).await.unwrap();
-    eventually("the spans", || destination.spans() == 10).await;
-    let attempts = destination.attempts();
-    assert_eq!(attempts.len(), 2);
-    let waited = attempts[1] - attempts[0];
-    assert!(waited >= hint, "retried after {waited:?}, before the server's {hint:?}");
-    exporter.stop().await;
+    for compression in COMPRESSIONS {
+        let destination = GrpcDestination::with_script(vec![throttled.clone()]);
+        let address = grpc_server(&destination).await;
+        let extra = "retry_on_failure:\n  initial_interval: 5ms\n  max_interval: 10ms\n";
+        let yaml = format!("endpoint: http://{address}\n{extra}{compression}");
+        let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
+        exporter.consume(traces_batch()).await.unwrap();
+        eventually("the spans", || destination.spans() == 10).await;
+        let attempts = destination.attempts();
+        assert_eq!(attempts.len(), 2, "{compression}");
+        let waited = attempts[1] - attempts[0];
+        assert!(waited >= hint, "{compression}: retried after {waited:?}, before {hint:?}");
+        exporter.stop().await;
+    }
 }
 
 #[tokio::test]
 async fn otlp_does_not_retry_invalid_argument_and_counts_the_loss() {
-    let destination =
-        GrpcDestination::with_script(vec![tonic::Status::invalid_argument("bad span id")]);
-    let address = grpc_server(&destination).await;
-    let exporter =
-        Running::start(&OtlpExporterFactory, &otlp_yaml(address, ""), Signal::Traces).await;
-    exporter.consume(traces_batch()).await.unwrap();
-    eventually("the failure count", || {
-        exporter.metric("otelcol_exporter_send_failed_spans_total") == 10
-    })
-    .await;
-    // Long enough for several retries, had there been any.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(destination.attempts().len(), 1);
-    assert_eq!(destination.spans(), 0);
-    assert_eq!(exporter.metric("otelcol_exporter_sent_spans_total"), 0);
-    exporter.stop().await;
+    for compression in COMPRESSIONS {
+        let destination =
+            GrpcDestination::with_script(vec![tonic::Status::invalid_argument("bad span id")]);
+        let address = grpc_server(&destination).await;
+        let yaml = otlp_yaml(address, compression);
+        let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
+        exporter.consume(traces_batch()).await.unwrap();
+        eventually("the failure count", || {
+            exporter.metric("otelcol_exporter_send_failed_spans_total") == 10
+        })
+        .await;
+        // Long enough for several retries, had there been any.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(destination.attempts().len(), 1, "{compression}");
+        assert_eq!(destination.spans(), 0);
+        assert_eq!(exporter.metric("otelcol_exporter_sent_spans_total"), 0);
+        exporter.stop().await;
+    }
 }
 
 #[tokio::test]
 async fn otlp_counts_rejected_spans_of_a_partial_success() {
-    let destination = Arc::new(GrpcDestination::default());
-    *destination.rejected_spans.lock().unwrap() = Some(3);
-    let address = grpc_server(&destination).await;
-    let exporter =
-        Running::start(&OtlpExporterFactory, &otlp_yaml(address, ""), Signal::Traces).await;
-    exporter.consume(traces_batch()).await.unwrap();
-    eventually("the rejected count", || {
-        exporter.metric("otelcol_exporter_send_failed_spans_total") == 3
-    })
-    .await;
-    assert_eq!(destination.attempts().len(), 1, "a partial success is not retried");
-    exporter.stop().await;
+    for compression in COMPRESSIONS {
+        let destination = Arc::new(GrpcDestination::default());
+        *destination.rejected_spans.lock().unwrap() = Some(3);
+        let address = grpc_server(&destination).await;
+        let yaml = otlp_yaml(address, compression);
+        let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
+        exporter.consume(traces_batch()).await.unwrap();
+        eventually("the rejected count", || {
+            exporter.metric("otelcol_exporter_send_failed_spans_total") == 3
+        })
+        .await;
+        assert_eq!(destination.attempts().len(), 1, "{compression}: a partial success is final");
+        exporter.stop().await;
+    }
 }
 
 #[tokio::test]
 async fn otlp_delivers_once_a_down_destination_comes_up() {
-    let port = free_port();
-    let yaml = format!("endpoint: 127.0.0.1:{port}\ntls:\n  insecure: true\n{FAST_RETRY}");
-    // Start-up must not need the destination.
-    let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
-    exporter.consume(traces_batch()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let destination = Arc::new(GrpcDestination::default());
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    serve_grpc(&destination, listener, None);
-    eventually("the spans", || destination.spans() == 10).await;
-    assert_eq!(exporter.metric("otelcol_exporter_send_failed_spans_total"), 0);
-    exporter.stop().await;
+    for compression in COMPRESSIONS {
+        let port = free_port();
+        let yaml = format!(
+            "endpoint: 127.0.0.1:{port}\ntls:\n  insecure: true\n{FAST_RETRY}{compression}"
+        );
+        // Start-up must not need the destination.
+        let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
+        exporter.consume(traces_batch()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let destination = Arc::new(GrpcDestination::default());
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        serve_grpc(&destination, listener, None);
+        eventually("the spans", || destination.spans() == 10).await;
+        assert_eq!(exporter.metric("otelcol_exporter_send_failed_spans_total"), 0);
+        exporter.stop().await;
+    }
 }
 
 #[tokio::test]
@@ -410,14 +436,16 @@ async fn otlp_speaks_tls_with_the_configured_ca_and_server_name() {
     let address = listener.local_addr().unwrap();
     serve_grpc(&destination, listener, Some((cert, key)));
     let ca_file = pem_file("grpc-ca.pem", &ca);
-    // No scheme and no `insecure`: TLS, checked against `localhost` rather than the IP.
-    let yaml = format!(
-        "endpoint: {address}\ntls:\n  ca_file: {ca_file}\n  server_name_override: localhost\n{FAST_RETRY}"
-    );
-    let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
-    exporter.consume(traces_batch()).await.unwrap();
-    eventually("the spans", || destination.spans() == 10).await;
-    exporter.stop().await;
+    for (sent, compression) in COMPRESSIONS.into_iter().enumerate() {
+        // No scheme and no `insecure`: TLS, checked against `localhost` rather than the IP.
+        let yaml = format!(
+            "endpoint: {address}\ntls:\n  ca_file: {ca_file}\n  server_name_override: localhost\n{FAST_RETRY}{compression}"
+        );
+        let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
+        exporter.consume(traces_batch()).await.unwrap();
+        eventually("the spans", || destination.spans() == 10 * (sent + 1)).await;
+        exporter.stop().await;
+    }
 }
 
 // === an OTLP/HTTP server ===

@@ -117,6 +117,15 @@ impl Batch {
         matches!(self.repr, Repr::Encoded(_))
     }
 
+    /// The batch's wire form, while it has one: byte chunks whose concatenation is the whole
+    /// `Export*ServiceRequest`, for writing out without copying.
+    pub fn wire_chunks(&self) -> Option<&[Bytes]> {
+        match &self.repr {
+            Repr::Encoded(chunks) => Some(chunks),
+            _ => None,
+        }
+    }
+
     /// Moves `other`'s telemetry to the end of this batch. Wire form wins: appending costs a
     /// chunk push when either side is encoded, and a decoded side is encoded once.
     ///
