@@ -164,6 +164,7 @@ impl Configured for OtlpGrpcConfigured {
     fn build(&self, context: BuildContext) -> Result<Built, BuildError> {
         let signal = context.require_signal()?;
         let exporter = context.id.to_string();
+        let timeout = common::announced_timeout(self.helper.timeout);
         let sender = Arc::new(OtlpGrpcSender {
             exporter: exporter.clone(),
             signal,
@@ -172,7 +173,8 @@ impl Configured for OtlpGrpcConfigured {
             channel: OnceLock::new(),
             metadata: self.metadata.clone(),
             compression: self.compression,
-            timeout: common::announced_timeout(self.helper.timeout),
+            timeout,
+            uncompressed_headers: uncompressed_headers(&self.metadata, timeout),
             metrics: context.telemetry.exporter(&context.id, signal),
         });
         let destination = format!("{} {}", self.destination, signal);
@@ -277,6 +279,8 @@ struct OtlpGrpcSender {
     compression: Compression,
     /// Sent as `grpc-timeout` so the destination can give up too.
     timeout: Option<Duration>,
+    /// Every uncompressed call's headers, the same for each call: made once.
+    uncompressed_headers: http::HeaderMap,
     metrics: ExporterMetrics,
 }
 
@@ -374,7 +378,7 @@ impl OtlpGrpcSender {
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = http::Uri::from(PathAndQuery::from_static(self.signal.grpc_path()));
         *request.version_mut() = http::Version::HTTP_2;
-        *request.headers_mut() = self.call_headers();
+        *request.headers_mut() = self.uncompressed_headers.clone();
         let response = tower_service::Service::call(&mut channel, request)
             .await
             .map_err(|error| tonic::Status::from_error(Box::new(error)))?;
@@ -402,25 +406,24 @@ impl OtlpGrpcSender {
         messages.trailers().await?;
         Ok(response)
     }
+}
 
-    /// An uncompressed call's headers: the metadata (with `grpc-timeout`), less the names gRPC
-    /// reserves, as tonic sends them.
-    fn call_headers(&self) -> http::HeaderMap {
-        let mut request =
-            tonic::Request::from_parts(self.metadata.clone(), tonic::Extensions::default(), ());
-        if let Some(timeout) = self.timeout {
-            request.set_timeout(timeout);
-        }
-        let mut headers = request.into_parts().0.into_headers();
-        for reserved in ["grpc-message", "grpc-message-type", "grpc-status"] {
-            headers.remove(reserved);
-        }
-        headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
-        headers
-            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
-        headers.insert(GRPC_ACCEPT_ENCODING, http::HeaderValue::from_static("gzip"));
-        headers
+/// An uncompressed call's headers: the metadata (with `grpc-timeout`), less the names gRPC
+/// reserves, as tonic sends them.
+fn uncompressed_headers(metadata: &MetadataMap, timeout: Option<Duration>) -> http::HeaderMap {
+    let mut request =
+        tonic::Request::from_parts(metadata.clone(), tonic::Extensions::default(), ());
+    if let Some(timeout) = timeout {
+        request.set_timeout(timeout);
     }
+    let mut headers = request.into_parts().0.into_headers();
+    for reserved in ["grpc-message", "grpc-message-type", "grpc-status"] {
+        headers.remove(reserved);
+    }
+    headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
+    headers.insert(GRPC_ACCEPT_ENCODING, http::HeaderValue::from_static("gzip"));
+    headers
 }
 
 /// `grpc-accept-encoding`: the response may come gzip-compressed, as with tonic's client.
