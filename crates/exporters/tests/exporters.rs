@@ -257,16 +257,23 @@ fn otlp_yaml(address: SocketAddr, extra: &str) -> String {
 /// bytes. YAML lines for [`otlp_yaml`]'s `extra`.
 const COMPRESSIONS: [&str; 2] = ["compression: gzip\n", "compression: none\n"];
 
+/// Serves `destination`, starts an `otlp` traces exporter to it with `extra` YAML and hands it
+/// the fixture's ten spans.
+async fn export_traces(destination: &Arc<GrpcDestination>, extra: &str) -> Running {
+    let address = grpc_server(destination).await;
+    let exporter =
+        Running::start(&OtlpExporterFactory, &otlp_yaml(address, extra), Signal::Traces).await;
+    exporter.consume(traces_batch()).await.unwrap();
+    exporter
+}
+
 // === otlp (gRPC) ===
 
 #[tokio::test]
 async fn otlp_forwards_the_exact_spans_with_and_without_gzip() {
     for compression in ["gzip", "none"] {
         let destination = Arc::new(GrpcDestination::default());
-        let address = grpc_server(&destination).await;
-        let yaml = otlp_yaml(address, &format!("compression: {compression}\n"));
-        let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
-        exporter.consume(traces_batch()).await.unwrap();
+        let exporter = export_traces(&destination, &format!("compression: {compression}\n")).await;
         eventually("the spans", || destination.spans() == 10).await;
         let (metadata, request) = destination.first_trace();
         assert_eq!(request, traces_request(), "{compression}: the spans arrive unchanged");
@@ -306,13 +313,10 @@ async fn otlp_sends_decoded_batches_and_logs_too() {
 async fn otlp_headers_arrive_as_metadata() {
     for compression in COMPRESSIONS {
         let destination = Arc::new(GrpcDestination::default());
-        let address = grpc_server(&destination).await;
         let extra = format!(
             "{compression}headers:\n  authorization: Bearer t0ken\n  X-Tenant: acme\n  trace-bin: raw\n"
         );
-        let exporter =
-            Running::start(&OtlpExporterFactory, &otlp_yaml(address, &extra), Signal::Traces).await;
-        exporter.consume(traces_batch()).await.unwrap();
+        let exporter = export_traces(&destination, &extra).await;
         eventually("the spans", || destination.spans() == 10).await;
         let (metadata, _) = destination.first_trace();
         assert_eq!(metadata.get("authorization").unwrap(), "Bearer t0ken", "{compression}");
@@ -332,10 +336,7 @@ async fn otlp_retries_unavailable_until_delivered() {
     for compression in COMPRESSIONS {
         let destination =
             GrpcDestination::with_script(vec![tonic::Status::unavailable("restarting")]);
-        let address = grpc_server(&destination).await;
-        let yaml = otlp_yaml(address, compression);
-        let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
-        exporter.consume(traces_batch()).await.unwrap();
+        let exporter = export_traces(&destination, compression).await;
         eventually("the spans", || destination.spans() == 10).await;
         assert_eq!(destination.attempts().len(), 2, "{compression}");
         assert_eq!(exporter.metric("otelcol_exporter_send_failed_spans_total"), 0);
@@ -373,10 +374,7 @@ async fn otlp_does_not_retry_invalid_argument_and_counts_the_loss() {
     for compression in COMPRESSIONS {
         let destination =
             GrpcDestination::with_script(vec![tonic::Status::invalid_argument("bad span id")]);
-        let address = grpc_server(&destination).await;
-        let yaml = otlp_yaml(address, compression);
-        let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
-        exporter.consume(traces_batch()).await.unwrap();
+        let exporter = export_traces(&destination, compression).await;
         eventually("the failure count", || {
             exporter.metric("otelcol_exporter_send_failed_spans_total") == 10
         })
@@ -395,10 +393,7 @@ async fn otlp_counts_rejected_spans_of_a_partial_success() {
     for compression in COMPRESSIONS {
         let destination = Arc::new(GrpcDestination::default());
         *destination.rejected_spans.lock().unwrap() = Some(3);
-        let address = grpc_server(&destination).await;
-        let yaml = otlp_yaml(address, compression);
-        let exporter = Running::start(&OtlpExporterFactory, &yaml, Signal::Traces).await;
-        exporter.consume(traces_batch()).await.unwrap();
+        let exporter = export_traces(&destination, compression).await;
         eventually("the rejected count", || {
             exporter.metric("otelcol_exporter_send_failed_spans_total") == 3
         })
