@@ -275,6 +275,11 @@ pub fn inject_single(context: &B3Context, headers: &mut HeaderMap) {
 /// Sets the `X-B3-*` headers, removing stale ones: `X-B3-Flags: 1` for debug (and no
 /// `X-B3-Sampled`), `X-B3-Sampled: 1`/`0` for accept/deny, neither for defer.
 pub fn inject_multi(context: &B3Context, headers: &mut HeaderMap) {
+    write_multi(context, true, headers);
+}
+
+/// [`inject_multi`]; stale `X-B3-*` headers are removed only when the map may hold some.
+pub(crate) fn write_multi(context: &B3Context, stale: bool, headers: &mut HeaderMap) {
     // Hex digits are always a valid header value.
     let mut set = |name: HeaderName, digits: &[u8]| {
         if let Ok(value) = HeaderValue::from_bytes(digits) {
@@ -293,6 +298,9 @@ pub fn inject_multi(context: &B3Context, headers: &mut HeaderMap) {
         SamplingState::Deny => headers.insert(SAMPLED_HEADER, HeaderValue::from_static("0")),
         SamplingState::Defer => None,
     };
+    if !stale {
+        return;
+    }
     if context.parent_span_id.is_none() {
         headers.remove(PARENT_SPAN_ID_HEADER);
     }

@@ -39,5 +39,6 @@ mod ows;
 
 pub use context::{SpanContext, SpanId, TraceFlags, TraceId};
 pub use propagator::{
-    ExtractErrors, Extracted, Outgoing, Propagator, Propagators, UnknownPropagator, extract, inject,
+    ExtractErrors, Extracted, Outgoing, Propagator, Propagators, UnknownPropagator, extract,
+    inject, inject_over,
 };

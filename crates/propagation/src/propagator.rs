@@ -97,6 +97,9 @@ impl Propagators {
     /// No format.
     pub const NONE: Self = Self(0);
 
+    /// Every format.
+    pub const EVERY: Self = Self(1 | 2 | 4 | 8);
+
     /// The OpenTelemetry SDK default: `tracecontext,baggage`.
     pub fn otel_default() -> Self {
         Self::NONE.with(Propagator::TraceContext).with(Propagator::Baggage)
@@ -342,15 +345,34 @@ impl<'a> Outgoing<'a> {
 
 /// Writes every enabled format into `headers`.
 pub fn inject(outgoing: &Outgoing<'_>, propagators: Propagators, headers: &mut HeaderMap) {
+    inject_over(outgoing, propagators, Propagators::EVERY, headers);
+}
+
+/// [`inject`] into headers known to hold no header of the formats outside `may_hold`: the
+/// stale headers of those formats are not looked for. A proxy that has scanned the request's
+/// names already knows that, and removing an absent header still hashes its name.
+pub fn inject_over(
+    outgoing: &Outgoing<'_>,
+    propagators: Propagators,
+    may_hold: Propagators,
+    headers: &mut HeaderMap,
+) {
     for propagator in propagators.iter() {
+        let stale = may_hold.contains(propagator);
         match propagator {
             Propagator::TraceContext => {
                 traceparent::inject(&outgoing.context, headers);
-                outgoing.tracestate.inject(headers);
+                if stale || !outgoing.tracestate.is_empty() {
+                    outgoing.tracestate.inject(headers);
+                }
             }
-            Propagator::Baggage => outgoing.baggage.inject(headers),
+            Propagator::Baggage => {
+                if stale || !outgoing.baggage.is_empty() {
+                    outgoing.baggage.inject(headers);
+                }
+            }
             Propagator::B3Single => b3::inject_single(&outgoing.b3(), headers),
-            Propagator::B3Multi => b3::inject_multi(&outgoing.b3(), headers),
+            Propagator::B3Multi => b3::write_multi(&outgoing.b3(), stale, headers),
         }
     }
 }

@@ -11,6 +11,7 @@
 //!   Envoy and `istio.*` tags, stitching, and export through a bounded buffer into the
 //!   collector's own OTLP exporters.
 //! - [`metrics`]: Istio's standard Prometheus metrics, served by [`admin`].
+//! - [`received`]: which of the headers all of them consult a message holds, found once.
 //!
 //! A sidecar reads one YAML file of several documents: a `kind: Sidecar` document describing the
 //! workload and its listeners, followed by any Istio resources (`IstioOperator`, a bare
@@ -28,4 +29,5 @@ mod grpc;
 pub mod metrics;
 pub mod observe;
 pub mod proxy;
+pub mod received;
 pub mod trace;

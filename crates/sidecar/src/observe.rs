@@ -22,6 +22,8 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode, Version};
 
+use crate::received::Received;
+
 /// Which listener saw the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -46,6 +48,8 @@ pub struct RequestView<'a> {
     pub upstream_cluster: &'a str,
     /// When the request head was received.
     pub started: SystemTime,
+    /// The known headers the request arrived with, scanned before anything was written.
+    pub received: Received,
 }
 
 impl RequestView<'_> {
@@ -68,6 +72,8 @@ pub struct ResponseView<'a> {
     pub headers: &'a mut HeaderMap,
     /// The upstream address actually used, if a connection was made.
     pub upstream: Option<SocketAddr>,
+    /// The known headers of the response as it came, before any observer changed it.
+    pub received: Received,
 }
 
 /// How an exchange ended.

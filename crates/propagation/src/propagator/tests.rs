@@ -325,6 +325,40 @@ proptest! {
     }
 
     #[test]
+    fn injecting_over_what_the_headers_may_hold_writes_what_inject_writes(
+        pairs in proptest::collection::vec((header_name(), header_value()), 0..6),
+        (context, parent, debug) in outgoing_parts(),
+        formats in 0..16u8,
+        members in proptest::collection::vec(0..3usize, 0..3),
+    ) {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(http::HeaderName::from_static(name), http::HeaderValue::from_static(value));
+        }
+        let propagators: Propagators =
+            Propagator::ALL.into_iter().filter(|p| formats & p.bit() != 0).collect();
+        let tracestate = TraceState::parse(["", "a=1", "a=1,b=2"][members.len()]).expect("valid");
+        let mut baggage = Baggage::new();
+        for member in members {
+            let key = ["k0", "k1", "k2"][member];
+            baggage.insert(Member::new(key, "v").expect("valid")).expect("fits");
+        }
+        let outgoing = Outgoing::new(context)
+            .with_parent_span_id(parent)
+            .with_debug(debug)
+            .with_tracestate(&tracestate)
+            .with_baggage(&baggage);
+        let mut may_hold = Propagators::carried(&map);
+        if map.contains_key("tracestate") {
+            may_hold = may_hold.with(Propagator::TraceContext);
+        }
+        let mut everywhere = map.clone();
+        inject(&outgoing, propagators, &mut everywhere);
+        inject_over(&outgoing, propagators, may_hold, &mut map);
+        prop_assert_eq!(map, everywhere);
+    }
+
+    #[test]
     fn arbitrary_headers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         crate::fuzz::extract(&bytes);
     }

@@ -33,7 +33,7 @@
 mod base64;
 mod labels;
 mod observer;
-mod peer_metadata;
+pub(crate) mod peer_metadata;
 mod service;
 #[cfg(test)]
 mod tests;

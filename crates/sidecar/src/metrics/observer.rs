@@ -32,6 +32,7 @@ use crate::bounded::{Bounded, Budget};
 use crate::config::{ServiceRoute, SidecarConfig};
 use crate::grpc::{self, GRPC_STATUS};
 use crate::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
+use crate::received::Known;
 
 /// Entries (upstream clusters, authorities, peer label sets) remembered per direction. A
 /// sidecar sees a few services and peer versions; the bound keeps memory and series counts in
@@ -125,13 +126,21 @@ impl Observer for MeshObserver {
             );
             Route::new(direction, &shared.local, service, budget)
         });
+        let received = request.received;
         let headers = &mut request.head.headers;
         let mut answer = PeerAnswer::default();
         let parties = match direction {
             Direction::Inbound => {
-                let parties = route.parties(direction, &shared.local, headers.get(PEER_METADATA));
-                answer.id = headers.remove(PEER_METADATA_ID).is_some();
-                answer.metadata = headers.remove(PEER_METADATA).is_some();
+                // The caller's metadata is read, answered and kept from the app; a request
+                // from outside the mesh has none, so nothing is looked up.
+                let metadata = match received.has(Known::PeerMetadata) {
+                    true => headers.remove(PEER_METADATA),
+                    false => None,
+                };
+                let parties = route.parties(direction, &shared.local, metadata.as_ref());
+                answer.id = received.has(Known::PeerMetadataId)
+                    && headers.remove(PEER_METADATA_ID).is_some();
+                answer.metadata = metadata.is_some();
                 parties
             }
             Direction::Outbound => {
@@ -149,7 +158,7 @@ impl Observer for MeshObserver {
             direction,
             route,
             parties,
-            grpc: is_grpc(headers),
+            grpc: received.has(Known::ContentType) && is_grpc(headers),
             answer,
             response_code: 0,
             header_grpc_status: None,
@@ -235,15 +244,21 @@ impl Observation for Exchange {
     fn response(&mut self, response: &mut ResponseView<'_>) {
         self.response_code = response.status.as_u16();
         let headers = &mut *response.headers;
-        if self.grpc {
+        if self.grpc && response.received.has(Known::GrpcStatus) {
             self.header_grpc_status = grpc_status(headers);
         }
         match self.direction {
             Direction::Outbound => {
-                let metadata = headers.get(PEER_METADATA);
-                self.parties = self.route.parties(self.direction, &self.shared.local, metadata);
-                headers.remove(PEER_METADATA);
-                headers.remove(PEER_METADATA_ID);
+                let received = response.received;
+                let metadata = match received.has(Known::PeerMetadata) {
+                    true => headers.remove(PEER_METADATA),
+                    false => None,
+                };
+                self.parties =
+                    self.route.parties(self.direction, &self.shared.local, metadata.as_ref());
+                if received.has(Known::PeerMetadataId) {
+                    headers.remove(PEER_METADATA_ID);
+                }
             }
             Direction::Inbound => {
                 if let Some((id, metadata)) = &self.shared.exchange {

@@ -28,6 +28,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use super::completions;
 use super::idle::{Activity, IdleTimer, StreamIdle};
 use crate::observe::{Completion, Observation, ResponseView};
+use crate::received::Received;
 
 /// What the bodies fail with: hyper's errors, or [`StreamIdle`].
 pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -201,10 +202,11 @@ impl Exchange {
         status: StatusCode,
         version: Version,
         headers: &mut HeaderMap,
+        received: Received,
         upstream: Option<SocketAddr>,
     ) {
         if let Some(observation) = self.observation.as_mut() {
-            let mut view = ResponseView { status, version, headers, upstream };
+            let mut view = ResponseView { status, version, headers, upstream, received };
             shielded("response", || observation.response(&mut view));
         }
     }

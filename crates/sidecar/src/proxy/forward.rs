@@ -39,6 +39,7 @@ use super::upgrade::{self, TunnelSettings};
 use super::upstream::{Route, Router};
 use crate::grpc::is_grpc;
 use crate::observe::{Observer, RequestView};
+use crate::received::{Known, Received};
 
 /// How the forwarder talks to upstreams.
 #[derive(Debug, Clone)]
@@ -106,9 +107,11 @@ impl Forwarder {
             None
         };
         let version = head.version;
-        let grpc = head.headers.get(header::CONTENT_TYPE).is_some_and(is_grpc);
+        let received = Received::scan(&head.headers);
+        let grpc = received.has(Known::ContentType)
+            && head.headers.get(header::CONTENT_TYPE).is_some_and(is_grpc);
         let route = if tunnel { self.router.tunnel_route(&head) } else { self.router.route(&head) };
-        headers::strip_request(&mut head.headers, downstream.is_some());
+        headers::strip_request(&mut head.headers, received, downstream.is_some());
         headers::add_forwarded_proto(&mut head.headers);
         if version != Version::HTTP_2
             && let Some(authority) = head.uri.authority()
@@ -127,6 +130,7 @@ impl Forwarder {
                 local: connection.local,
                 upstream_cluster: cluster,
                 started,
+                received,
             };
             shielded("request", || self.observer.request(&mut view))
         };
@@ -249,9 +253,10 @@ fn relay(
     idle: Option<Duration>,
 ) -> Response<ResponseBody> {
     let (mut head, body) = response.into_parts();
-    headers::strip_response(&mut head.headers, false);
+    let received = Received::scan(&head.headers);
+    headers::strip_response(&mut head.headers, received, false);
     head.version = version;
-    exchange.response(head.status, version, &mut head.headers, Some(upstream));
+    exchange.response(head.status, version, &mut head.headers, received, Some(upstream));
     Response::from_parts(head, ResponseBody::upstream(body, exchange, idle))
 }
 

@@ -17,6 +17,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Version};
 
+use crate::received::{Known, Received};
+
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -35,21 +37,21 @@ pub(crate) fn is_upgrade_request(head: &Parts) -> bool {
         && connection_has(&head.headers, "upgrade")
 }
 
-/// Removes hop-by-hop headers from a request about to be forwarded.
-pub(crate) fn strip_request(headers: &mut HeaderMap, upgrade: bool) {
-    let present = Present::scan(headers);
-    strip_common(headers, present, upgrade);
-    if present.has(Present::PROXY_AUTHORIZATION) {
+/// Removes hop-by-hop headers from a request about to be forwarded; `received` is what it held
+/// (each rule touches the map only for a header that is there).
+pub(crate) fn strip_request(headers: &mut HeaderMap, received: Received, upgrade: bool) {
+    strip_common(headers, received, upgrade);
+    if received.has(Known::ProxyAuthorization) {
         headers.remove(header::PROXY_AUTHORIZATION);
     }
-    if present.has(Present::EXPECT)
+    if received.has(Known::Expect)
         && headers
             .get(header::EXPECT)
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
     {
         headers.remove(header::EXPECT);
     }
-    if present.has(Present::TE) {
+    if received.has(Known::Te) {
         strip_te(headers);
     }
 }
@@ -76,8 +78,8 @@ fn strip_te(headers: &mut HeaderMap) {
 
 /// Removes hop-by-hop headers from a response about to be sent downstream; `upgrade` keeps
 /// the `Upgrade` header of a `101 Switching Protocols`.
-pub(crate) fn strip_response(headers: &mut HeaderMap, upgrade: bool) {
-    strip_common(headers, Present::scan(headers), upgrade);
+pub(crate) fn strip_response(headers: &mut HeaderMap, received: Received, upgrade: bool) {
+    strip_common(headers, received, upgrade);
 }
 
 /// Sets `x-forwarded-proto: http` unless the caller already set it.
@@ -87,49 +89,8 @@ pub(crate) fn add_forwarded_proto(headers: &mut HeaderMap) {
     }
 }
 
-/// Which hop-by-hop headers a message holds, found in one pass over its names: each rule then
-/// touches the map only for a header that is there (a lookup hashes the name even when the
-/// header is absent, and most messages carry none or one of these).
-#[derive(Clone, Copy)]
-struct Present(u8);
-
-impl Present {
-    const CONNECTION: u8 = 1;
-    const KEEP_ALIVE: u8 = 1 << 1;
-    const PROXY_CONNECTION: u8 = 1 << 2;
-    const TRANSFER_ENCODING: u8 = 1 << 3;
-    const UPGRADE: u8 = 1 << 4;
-    const PROXY_AUTHORIZATION: u8 = 1 << 5;
-    const EXPECT: u8 = 1 << 6;
-    const TE: u8 = 1 << 7;
-
-    /// Each header and its bit.
-    const NAMES: [(HeaderName, u8); 8] = [
-        (header::CONNECTION, Self::CONNECTION),
-        (KEEP_ALIVE, Self::KEEP_ALIVE),
-        (PROXY_CONNECTION, Self::PROXY_CONNECTION),
-        (header::TRANSFER_ENCODING, Self::TRANSFER_ENCODING),
-        (header::UPGRADE, Self::UPGRADE),
-        (header::PROXY_AUTHORIZATION, Self::PROXY_AUTHORIZATION),
-        (header::EXPECT, Self::EXPECT),
-        (header::TE, Self::TE),
-    ];
-
-    fn scan(headers: &HeaderMap) -> Present {
-        Present(headers.keys().fold(0, |present, name| {
-            let bit =
-                Self::NAMES.iter().find(|(known, _)| known == name).map_or(0, |(_, bit)| *bit);
-            present | bit
-        }))
-    }
-
-    fn has(self, header: u8) -> bool {
-        self.0 & header != 0
-    }
-}
-
-fn strip_common(headers: &mut HeaderMap, present: Present, upgrade: bool) {
-    if present.has(Present::CONNECTION) {
+fn strip_common(headers: &mut HeaderMap, received: Received, upgrade: bool) {
+    if received.has(Known::Connection) {
         let mut named: Vec<HeaderName> = Vec::new();
         for value in headers.get_all(header::CONNECTION) {
             let Ok(text) = value.to_str() else {
@@ -152,18 +113,18 @@ fn strip_common(headers: &mut HeaderMap, present: Present, upgrade: bool) {
         }
         headers.remove(header::CONNECTION);
     }
-    if present.has(Present::KEEP_ALIVE) {
+    if received.has(Known::KeepAlive) {
         headers.remove(KEEP_ALIVE);
     }
-    if present.has(Present::PROXY_CONNECTION) {
+    if received.has(Known::ProxyConnection) {
         headers.remove(PROXY_CONNECTION);
     }
-    if present.has(Present::TRANSFER_ENCODING) {
+    if received.has(Known::TransferEncoding) {
         headers.remove(header::TRANSFER_ENCODING);
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else if present.has(Present::UPGRADE) {
+    } else if received.has(Known::Upgrade) {
         headers.remove(header::UPGRADE);
     }
 }
@@ -179,6 +140,15 @@ fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rules as the proxy applies them: on the message as it was received.
+    fn strip_request(headers: &mut HeaderMap, upgrade: bool) {
+        super::strip_request(headers, Received::scan(headers), upgrade);
+    }
+
+    fn strip_response(headers: &mut HeaderMap, upgrade: bool) {
+        super::strip_response(headers, Received::scan(headers), upgrade);
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

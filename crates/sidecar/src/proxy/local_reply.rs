@@ -27,6 +27,7 @@ use http::{Response, StatusCode, Version};
 use super::connect::ConnectError;
 use super::exchange::{Exchange, ResponseBody, ResponseFlags};
 use crate::grpc::{self, GRPC_MESSAGE, GRPC_STATUS};
+use crate::received::Received;
 
 /// Why the sidecar answers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +136,8 @@ pub(crate) fn respond(
         *response.status_mut() = failure.status();
     }
     let status = response.status();
-    exchange.response(status, version, response.headers_mut(), upstream);
+    let received = Received::scan(response.headers());
+    exchange.response(status, version, response.headers_mut(), received, upstream);
     response.map(|()| ResponseBody::local(body, Some(exchange)))
 }
 

@@ -31,6 +31,7 @@ use super::drain::{Drain, Phase};
 use super::exchange::{Exchange, ResponseBody, ResponseFlags};
 use super::headers;
 use super::idle::{Activity, IdleTimer};
+use crate::received::Received;
 
 /// How a tunnel is run: the drain it takes part in and the stream idle timeout.
 #[derive(Clone)]
@@ -50,8 +51,15 @@ pub(crate) fn splice(
 ) -> Response<ResponseBody> {
     let (mut head, _empty) = response.into_parts();
     debug_assert_eq!(head.status, StatusCode::SWITCHING_PROTOCOLS);
-    headers::strip_response(&mut head.headers, true);
-    exchange.response(head.status, head.version, &mut head.headers, Some(upstream_address));
+    let received = Received::scan(&head.headers);
+    headers::strip_response(&mut head.headers, received, true);
+    exchange.response(
+        head.status,
+        head.version,
+        &mut head.headers,
+        received,
+        Some(upstream_address),
+    );
     tokio::spawn(async move {
         let Some(downstream) = client_side(downstream, &mut exchange).await else { return };
         let upstream = match upstream.await {
@@ -80,7 +88,14 @@ pub(crate) fn connect(
     let mut response = Response::new(ResponseBody::empty());
     *response.version_mut() = version;
     let address = upstream.peer_addr().ok();
-    exchange.response(StatusCode::OK, version, response.headers_mut(), address);
+    // The proxy's own `200`, with no header yet.
+    exchange.response(
+        StatusCode::OK,
+        version,
+        response.headers_mut(),
+        Received::default(),
+        address,
+    );
     tokio::spawn(async move {
         let Some(downstream) = client_side(downstream, &mut exchange).await else { return };
         run(downstream, upstream, exchange, settings).await;

@@ -22,9 +22,11 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use propagation::tracestate::{self, TraceState};
 use propagation::{
     Extracted, Outgoing, Propagator, Propagators, SpanContext, SpanId, TraceFlags, TraceId,
-    baggage, extract, inject, request_id,
+    baggage, extract, inject_over, request_id,
 };
 use rand::Rng;
+
+use crate::received::{Known, Received};
 
 /// The trace formats a sidecar reads: all of them. Baggage is not parsed here: it is passed
 /// through as received ([`write()`]).
@@ -42,6 +44,9 @@ pub(crate) struct Incoming {
     pub(crate) extracted: Extracted,
     /// The formats whose headers it holds, valid or not.
     pub(crate) carried: Propagators,
+    /// The formats any of whose headers it holds (a lone `tracestate` too): only their stale
+    /// headers need removing when the context is written.
+    pub(crate) may_hold: Propagators,
     /// The received `x-request-id`, or a generated one.
     pub(crate) request_id: String,
     /// Whether [`request_id`](Self::request_id) was generated here.
@@ -49,26 +54,22 @@ pub(crate) struct Incoming {
 }
 
 /// Reads a request's propagation headers and request id; generates the id when it is absent
-/// or not text.
-pub(crate) fn read(headers: &HeaderMap, rng: &mut impl Rng) -> Incoming {
-    let carried = Propagators::carried(headers);
+/// or not text. `received` is what the request arrived with.
+pub(crate) fn read(headers: &HeaderMap, received: Received, rng: &mut impl Rng) -> Incoming {
+    let carried = received.formats();
     let extracted = extract(headers, extract_formats().intersection(carried));
-    let received = headers
-        .get(request_id::HEADER)
+    let id = received
+        .has(Known::RequestId)
+        .then(|| headers.get(request_id::HEADER))
+        .flatten()
         .and_then(|value| value.to_str().ok())
         .map(str::trim)
         .filter(|id| !id.is_empty());
-    match received {
-        Some(id) => {
-            Incoming { extracted, carried, request_id: id.to_owned(), generated_request_id: false }
-        }
-        None => Incoming {
-            extracted,
-            carried,
-            request_id: request_id::generate(rng.random()),
-            generated_request_id: true,
-        },
-    }
+    let (request_id, generated_request_id) = match id {
+        Some(id) => (id.to_owned(), false),
+        None => (request_id::generate(rng.random()), true),
+    };
+    Incoming { extracted, carried, may_hold: received.may_hold(), request_id, generated_request_id }
 }
 
 /// This proxy's span.
@@ -158,22 +159,23 @@ fn random_span_id(rng: &mut impl Rng) -> SpanId {
 }
 
 /// Writes `span` into the forwarded request: the configured trace formats and those the
-/// request carried (`carried`, read before anything was written), the baggage passed through
+/// request carried (`incoming`, read before anything was written), the baggage passed through
 /// (when `configured` has it), and `request_id`.
 pub(crate) fn write(
     span: &ProxySpan,
     configured: Propagators,
-    carried: Propagators,
+    incoming: &Incoming,
     request_id: &str,
     headers: &mut HeaderMap,
 ) {
+    let carried = incoming.carried;
     let outgoing = Outgoing::new(span.context)
         .with_tracestate(&span.tracestate)
         .with_parent_span_id(span.parent)
         .with_debug(span.b3_debug);
     // The configured trace formats plus every one the request carries; baggage apart, below.
     let trace_formats = configured.union(carried).intersection(extract_formats());
-    inject(&outgoing, trace_formats, headers);
+    inject_over(&outgoing, trace_formats, incoming.may_hold, headers);
     // Without a `baggage` header there is nothing to pass through or to drop.
     if configured.contains(Propagator::Baggage) && carried.contains(Propagator::Baggage) {
         match baggage::pass_through(headers).0 {

@@ -21,17 +21,17 @@
 //! Tracing never slows or fails a request: nothing on the request path waits, and a span that
 //! does not fit in the buffer is dropped and counted.
 
-mod context;
+pub(crate) mod context;
 mod counters;
 mod export;
 mod exporter;
 mod local;
 mod observer;
 mod protobuf;
-mod sampling;
+pub(crate) mod sampling;
 mod span;
 mod stitching;
-mod tags;
+pub(crate) mod tags;
 
 use std::collections::HashMap;
 use std::sync::Arc;

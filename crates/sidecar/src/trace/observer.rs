@@ -27,13 +27,12 @@ use propagation::{Propagators, request_id};
 use super::context::{self, DECORATOR_OPERATION, ProxySpan, TraceIdLength};
 use super::counters::TraceMetrics;
 use super::export::SpanSink;
-use super::sampling::{
-    DirectionSampling, FORCE_TRACE, SamplingInput, SamplingRules, parent_decision,
-};
+use super::sampling::{DirectionSampling, SamplingInput, SamplingRules, parent_decision};
 use super::span::{self, Finished, Naming};
 use super::stitching::{Registration, Stitching};
 use super::tags::{DirectionTags, Kind, RequestInfo, ResponseInfo, span_tags};
 use crate::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
+use crate::received::Known;
 
 /// The tracing observer.
 pub(crate) struct Tracer {
@@ -137,13 +136,16 @@ impl Tracer {
         };
         let Some(tracer) = tracer else { return Traced::default() };
         let mut rng = rand::rng();
-        let incoming = context::read(&request.head.headers, &mut rng);
+        let received = request.received;
+        let incoming = context::read(&request.head.headers, received, &mut rng);
         self.metrics.rejected(&incoming.extracted.errors);
         let extracted = &incoming.extracted;
         // The caller's operation name renames an inbound span and never reaches the app.
         let decorated = match request.direction {
-            Direction::Inbound => request.head.headers.remove(DECORATOR_OPERATION),
-            Direction::Outbound => None,
+            Direction::Inbound if received.has(Known::DecoratorOperation) => {
+                request.head.headers.remove(DECORATOR_OPERATION)
+            }
+            _ => None,
         };
         let authority = request.authority().map(str::to_owned);
 
@@ -183,6 +185,7 @@ impl Tracer {
         let input = SamplingInput {
             path: request.head.uri.path(),
             headers: &request.head.headers,
+            received,
             request_id: &incoming.request_id,
             parent_sampled,
             b3_debug: extracted.b3_debug,
@@ -199,7 +202,7 @@ impl Tracer {
         );
 
         let headers = &mut request.head.headers;
-        let forced = headers.contains_key(FORCE_TRACE);
+        let forced = received.has(Known::ForceTrace);
         let caller_operation = decorated
             .as_ref()
             .and_then(|value| value.to_str().ok())
@@ -228,7 +231,7 @@ impl Tracer {
             None => HeaderValue::from_str(name).ok(),
         };
         if tracer.propagate {
-            context::write(&span, self.inject, incoming.carried, request_id, headers);
+            context::write(&span, self.inject, &incoming, request_id, headers);
             if request.direction == Direction::Outbound
                 && let Some(value) = name_header()
             {
@@ -296,6 +299,7 @@ impl Observation for Traced {
         let changes = &mut self.response_headers;
         let headers = &mut *response.headers;
         if changes.adopt_operation
+            && response.received.has(Known::DecoratorOperation)
             && let Some(operation) = headers.remove(DECORATOR_OPERATION)
             && let Some(recording) = self.recording.as_mut()
             && let Ok(operation) = operation.to_str()
@@ -350,6 +354,7 @@ mod tests {
     use http::{HeaderMap, Request, StatusCode, Version};
 
     use super::*;
+    use crate::received::Received;
     use crate::trace::{Environment, LocalInfo, TracingOptions, direction_tracer};
 
     const CONFIG: &str = "\
@@ -410,6 +415,7 @@ spec:
         cluster: &str,
     ) -> (http::request::Parts, Traced) {
         let mut head = request.body(()).unwrap().into_parts().0;
+        let received = Received::scan(&head.headers);
         let mut view = RequestView {
             direction,
             head: &mut head,
@@ -417,6 +423,7 @@ spec:
             local: "10.1.0.5:15006".parse().unwrap(),
             upstream_cluster: cluster,
             started: SystemTime::now(),
+            received,
         };
         let traced = tracer.observe(&mut view);
         (head, traced)
@@ -424,11 +431,13 @@ spec:
 
     /// The response head `headers` is about to go downstream.
     fn respond(traced: &mut Traced, headers: &mut HeaderMap) {
+        let received = Received::scan(headers);
         traced.response(&mut ResponseView {
             status: StatusCode::OK,
             version: Version::HTTP_11,
             headers,
             upstream: None,
+            received,
         });
     }
 

@@ -24,9 +24,8 @@ use propagation::{Extracted, Propagator};
 use rand::Rng;
 
 use crate::config::{DirectionSettings, HeaderMatch, PathMatch, TracingSettings};
+use crate::received::{Known, Received};
 
-/// `x-envoy-force-trace`: an internal request asks to be traced.
-pub(crate) const FORCE_TRACE: HeaderName = HeaderName::from_static("x-envoy-force-trace");
 /// `x-client-trace-id`: an external client's trace id; forces tracing like `x-envoy-force-trace`.
 pub(crate) const CLIENT_TRACE_ID: HeaderName = HeaderName::from_static("x-client-trace-id");
 
@@ -83,6 +82,8 @@ pub(crate) struct SamplingInput<'a> {
     /// The request path, without the query.
     pub(crate) path: &'a str,
     pub(crate) headers: &'a HeaderMap,
+    /// The known headers the request arrived with.
+    pub(crate) received: Received,
     /// The request id (received or generated).
     pub(crate) request_id: &'a str,
     /// The caller's decision, if it sent one ([`parent_decision`]; for a stitched request, the
@@ -127,8 +128,8 @@ impl SamplingRules {
         }
         let always = self.always_trace_paths.iter().any(|rule| rule.matches(input.path));
         let client_trace =
-            input.headers.contains_key(CLIENT_TRACE_ID) && draw(rng, direction.client_sampling);
-        let forced_by_header = input.headers.contains_key(FORCE_TRACE)
+            input.received.has(Known::ClientTraceId) && draw(rng, direction.client_sampling);
+        let forced_by_header = input.received.has(Known::ForceTrace)
             || self
                 .force_trace_headers
                 .iter()

@@ -33,10 +33,11 @@ use crate::config::{DirectionSettings, Exporter, TagValue, Workload};
 use crate::grpc::{GRPC_MESSAGE, GRPC_STATUS, is_grpc};
 use crate::observe::{Completion, RequestView, ResponseView};
 use crate::proxy::headers::X_FORWARDED_PROTO;
+use crate::received::Known;
 
-const ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
-const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
-const DOWNSTREAM_CLUSTER: HeaderName =
+pub(crate) const ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
+pub(crate) const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+pub(crate) const DOWNSTREAM_CLUSTER: HeaderName =
     HeaderName::from_static("x-envoy-downstream-service-cluster");
 
 /// An attribute name or value, borrowed from the request's recorded facts and the direction's
@@ -197,6 +198,10 @@ impl RequestInfo {
     ) -> RequestInfo {
         let head = &*view.head;
         let header = |name: &HeaderName| head.headers.get(name).cloned();
+        // Only the headers the request arrived with are looked up, and those the proxy writes.
+        let received = |known: Known, name: &HeaderName| {
+            if view.received.has(known) { header(name) } else { None }
+        };
         RequestInfo {
             method: head.method.clone(),
             uri: head.uri.clone(),
@@ -204,13 +209,13 @@ impl RequestInfo {
             headers: TagHeaders {
                 host: header(&HOST),
                 forwarded_proto: header(&X_FORWARDED_PROTO),
-                original_path: header(&ORIGINAL_PATH),
-                content_type: header(&CONTENT_TYPE),
-                grpc_timeout: header(&GRPC_TIMEOUT),
-                user_agent: header(&USER_AGENT),
-                downstream_cluster: header(&DOWNSTREAM_CLUSTER),
+                original_path: received(Known::OriginalPath, &ORIGINAL_PATH),
+                content_type: received(Known::ContentType, &CONTENT_TYPE),
+                grpc_timeout: received(Known::GrpcTimeout, &GRPC_TIMEOUT),
+                user_agent: received(Known::UserAgent, &USER_AGENT),
+                downstream_cluster: received(Known::DownstreamCluster, &DOWNSTREAM_CLUSTER),
                 request_id: header(&request_id::HEADER),
-                client_trace_id: header(&CLIENT_TRACE_ID),
+                client_trace_id: received(Known::ClientTraceId, &CLIENT_TRACE_ID),
             },
             custom: tags
                 .headers
@@ -308,7 +313,10 @@ fn protocol(version: Version) -> &'static str {
 impl ResponseInfo {
     /// Reads the response head.
     pub(crate) fn read(view: &ResponseView<'_>) -> ResponseInfo {
-        let (grpc_status, grpc_message) = grpc_response(view.headers);
+        let (grpc_status, grpc_message) = match view.received.has_any(&GRPC_RESPONSE) {
+            true => grpc_response(view.headers),
+            false => (None, None),
+        };
         ResponseInfo {
             status: view.status.as_u16(),
             upstream: view.upstream,
@@ -317,6 +325,9 @@ impl ResponseInfo {
         }
     }
 }
+
+/// The headers [`grpc_response`] reads.
+const GRPC_RESPONSE: [Known; 2] = [Known::GrpcStatus, Known::GrpcMessage];
 
 /// `grpc-status` and `grpc-message` of a header block.
 fn grpc_response(headers: &HeaderMap) -> (Option<Text<'_>>, Option<Text<'_>>) {

@@ -23,6 +23,7 @@ use otlp::proto::trace::v1::span::SpanKind;
 use otlp::proto::trace::v1::status::StatusCode as OtlpStatus;
 use sidecar::config::{SidecarConfig, load};
 use sidecar::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
+use sidecar::received::Received;
 use sidecar::trace::{DropReason, Environment, TracingOptions, TracingRuntime, observer_with};
 use support::{Collector, ZipkinCollector, attribute, eventually, find, hex, within};
 
@@ -111,6 +112,7 @@ fn request(
         Direction::Inbound => ("10.1.0.9:51234", "10.1.0.5:15006"),
         Direction::Outbound => ("127.0.0.1:40112", "127.0.0.1:15001"),
     };
+    let received = Received::scan(&head.headers);
     let mut view = RequestView {
         direction,
         head: &mut head,
@@ -118,6 +120,7 @@ fn request(
         local: local.parse().unwrap(),
         upstream_cluster: cluster,
         started: SystemTime::now(),
+        received,
     };
     let observation = observer.request(&mut view);
     Exchange { head, observation }
@@ -152,6 +155,7 @@ impl Exchange {
             version: Version::HTTP_11,
             headers: &mut headers,
             upstream: Some("10.1.0.20:9080".parse().unwrap()),
+            received: Received::default(),
         });
         self.observation.complete(&Completion {
             request_body_bytes: 0,

@@ -17,6 +17,7 @@ use super::peer_metadata::{self, PEER_METADATA, PEER_METADATA_ID};
 use super::{MeshMetrics, observer};
 use crate::config::{SidecarConfig, load};
 use crate::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
+use crate::received::Received;
 
 const PRODUCTPAGE: &str = "\
 kind: Sidecar
@@ -125,6 +126,7 @@ fn observe_request(
 ) -> Box<dyn Observation> {
     let peer: SocketAddr = "10.0.0.9:40000".parse().unwrap();
     let local: SocketAddr = "10.0.0.1:15006".parse().unwrap();
+    let received = Received::scan(&head.headers);
     let mut view = RequestView {
         direction,
         head,
@@ -132,17 +134,20 @@ fn observe_request(
         local,
         upstream_cluster: cluster,
         started: SystemTime::now(),
+        received,
     };
     observer.request(&mut view)
 }
 
 /// The response head `headers` with `status` is about to go downstream.
 fn respond(observation: &mut dyn Observation, status: u16, headers: &mut HeaderMap) {
+    let received = Received::scan(headers);
     observation.response(&mut ResponseView {
         status: StatusCode::from_u16(status).unwrap(),
         version: Version::HTTP_11,
         headers,
         upstream: None,
+        received,
     });
 }
 

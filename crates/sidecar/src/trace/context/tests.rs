@@ -33,7 +33,7 @@ fn forward(
 ) -> (ProxySpan, HeaderMap) {
     let mut rng = StdRng::seed_from_u64(1);
     let mut headers = headers(pairs);
-    let incoming = read(&headers, &mut rng);
+    let incoming = read(&headers, Received::scan(&headers), &mut rng);
     let extracted = &incoming.extracted;
     let span = new_span(
         extracted.context,
@@ -43,7 +43,7 @@ fn forward(
         TraceIdLength::Bits128,
         &mut rng,
     );
-    write(&span, configured, incoming.carried, &incoming.request_id, &mut headers);
+    write(&span, configured, &incoming, &incoming.request_id, &mut headers);
     (span, headers)
 }
 
@@ -208,13 +208,14 @@ fn baggage_is_passed_through_within_the_limits() {
 #[test]
 fn a_missing_request_id_is_generated_and_a_present_one_kept() {
     let mut rng = StdRng::seed_from_u64(3);
-    let incoming = read(&HeaderMap::new(), &mut rng);
+    let incoming = read(&HeaderMap::new(), Received::default(), &mut rng);
     assert!(incoming.generated_request_id);
     assert_eq!(incoming.request_id.len(), 36);
     assert_eq!(trace_reason(&incoming.request_id), TraceReason::NotTraceable);
 
     let id = "8c6f3a5e-29c1-9b3f-a1d2-6f0e4a9c7b11";
-    let incoming = read(&headers(&[("x-request-id", id)]), &mut rng);
+    let with_id = headers(&[("x-request-id", id)]);
+    let incoming = read(&with_id, Received::scan(&with_id), &mut rng);
     assert!(!incoming.generated_request_id);
     assert_eq!(incoming.request_id, id);
 

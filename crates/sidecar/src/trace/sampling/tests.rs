@@ -64,6 +64,7 @@ impl Case {
         let input = SamplingInput {
             path,
             headers: &headers,
+            received: Received::scan(&headers),
             request_id,
             parent_sampled: parent_decision(&extracted),
             b3_debug: extracted.b3_debug,

@@ -5,6 +5,7 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode, Version};
 use super::*;
 use crate::config::{CustomTag, SidecarConfig};
 use crate::observe::Direction;
+use crate::received::Received;
 
 fn config() -> SidecarConfig {
     let text = "kind: Sidecar\nmetadata: {name: reviews-v1, namespace: default, labels: {app: reviews, version: v1}}\n";
@@ -35,6 +36,7 @@ fn request(builder: http::request::Builder) -> http::request::Parts {
 }
 
 fn read(tags: &DirectionTags, head: &mut http::request::Parts, cluster: &str) -> RequestInfo {
+    let received = Received::scan(&head.headers);
     let view = RequestView {
         direction: Direction::Inbound,
         head,
@@ -42,6 +44,7 @@ fn read(tags: &DirectionTags, head: &mut http::request::Parts, cluster: &str) ->
         local: "10.0.0.7:15006".parse().unwrap(),
         upstream_cluster: cluster,
         started: SystemTime::now(),
+        received,
     };
     RequestInfo::read(tags, &view, false)
 }
@@ -195,11 +198,13 @@ fn a_trailers_only_grpc_response_is_read_from_the_headers() {
     let info = read(&tags, &mut head, "outbound|50051||ratings");
     let mut headers = HeaderMap::new();
     headers.insert("grpc-status", HeaderValue::from_static("12"));
+    let received = Received::scan(&headers);
     let view = ResponseView {
         status: StatusCode::OK,
         version: Version::HTTP_2,
         headers: &mut headers,
         upstream: None,
+        received,
     };
     let response = ResponseInfo::read(&view);
     let none = completion(None);
