@@ -16,6 +16,7 @@
 //! Everything here runs on the request path: no I/O, no waiting, no lock held longer than one
 //! map operation; a span that cannot be buffered is dropped and counted.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -28,9 +29,9 @@ use super::context::{self, DECORATOR_OPERATION, ProxySpan, TraceIdLength};
 use super::counters::TraceMetrics;
 use super::export::SpanSink;
 use super::sampling::{DirectionSampling, SamplingInput, SamplingRules, parent_decision};
-use super::span::{self, Finished, Naming};
+use super::span::{self, AttributeFields, Finished, Naming};
 use super::stitching::{Registration, Stitching};
-use super::tags::{DirectionTags, Kind, RequestInfo, ResponseInfo, span_tags};
+use super::tags::{DirectionTags, Kind, RequestInfo, ResponseInfo, TagSink, span_tags, write_tags};
 use crate::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
 use crate::received::Known;
 
@@ -325,16 +326,44 @@ impl Observation for Traced {
     }
 }
 
+thread_local! {
+    /// A worker's buffer for the attribute fields of the span being made, reused span after
+    /// span (a span's are about 1 KiB, over what glibc's per-thread cache keeps).
+    static ATTRIBUTES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 impl Recording {
     /// Builds the span and hands it to the export buffer (or counts it as dropped).
     fn finish(self, completion: &Completion<'_>) {
-        let tracer = &self.tracer;
-        let Some(sink) = &tracer.sink else {
-            tracer.no_exporter.inc();
+        if self.tracer.sink.is_none() {
+            self.tracer.no_exporter.inc();
             return;
+        }
+        ATTRIBUTES.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut attributes) => {
+                attributes.clear();
+                self.submit(completion, &mut attributes);
+            }
+            // Only if making a span ever made another on the same thread.
+            Err(_) => self.submit(completion, &mut Vec::new()),
+        });
+    }
+
+    /// Writes the span's attributes into `attributes` (empty), then the span into the buffer.
+    fn submit(&self, completion: &Completion<'_>, attributes: &mut Vec<u8>) {
+        let tracer = &self.tracer;
+        let Some(sink) = &tracer.sink else { return };
+        let response = self.response.as_ref();
+        let mut fields = AttributeFields(attributes);
+        let status = if tracer.tags.replaces() {
+            let list = span_tags(&tracer.tags, tracer.kind, &self.request, response, completion);
+            for (key, value) in list.attributes {
+                fields.tag(&key, value);
+            }
+            list.status
+        } else {
+            write_tags(&tracer.tags, tracer.kind, &self.request, response, completion, &mut fields)
         };
-        let tags =
-            span_tags(&tracer.tags, tracer.kind, &self.request, self.response.as_ref(), completion);
         sink.submit(&Finished {
             kind: tracer.kind,
             name: &self.name,
@@ -342,7 +371,8 @@ impl Recording {
             remote_parent: self.remote_parent,
             start: self.start,
             duration: completion.duration,
-            tags,
+            attributes,
+            status,
         });
     }
 }

@@ -10,8 +10,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[cfg(test)]
-use otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
 use otlp::proto::trace::v1::SpanFlags;
 use otlp::proto::trace::v1::span::SpanKind;
 use otlp::proto::trace::v1::status::StatusCode;
@@ -24,7 +22,7 @@ use super::export::SpanField;
 use super::protobuf::{
     bytes_len, field, length_delimited_len, put_bytes, put_length_delimited, put_string, string_len,
 };
-use super::tags::{Kind, SpanStatus, SpanTags};
+use super::tags::{Kind, SpanStatus, TagSink, Text};
 
 /// What names a span.
 pub(crate) struct Naming<'a> {
@@ -98,7 +96,33 @@ pub(crate) struct Finished<'a> {
     pub(crate) remote_parent: bool,
     pub(crate) start: SystemTime,
     pub(crate) duration: Duration,
-    pub(crate) tags: SpanTags<'a>,
+    /// The attributes, already written as `Span.attributes` fields ([`AttributeFields`]).
+    pub(crate) attributes: &'a [u8],
+    pub(crate) status: SpanStatus,
+}
+
+/// A [`TagSink`] that writes each tag as it comes, as one `Span.attributes` field (a
+/// `KeyValue` with a string `AnyValue`) at the end of the buffer: a span's dozens of tags are
+/// neither collected in a list nor copied into strings of their own first.
+pub(crate) struct AttributeFields<'b>(pub(crate) &'b mut Vec<u8>);
+
+impl<'a> TagSink<'a> for AttributeFields<'_> {
+    fn tag(&mut self, key: &'a str, value: Text<'a>) {
+        self.made(key, &[&value]);
+    }
+
+    fn made(&mut self, key: &'a str, parts: &[&str]) {
+        let out = &mut *self.0;
+        let length: usize = parts.iter().map(|part| part.len()).sum();
+        put_length_delimited(field::ATTRIBUTES, key_value_len(key, length), out);
+        put_string(field::KEY_VALUE_KEY, key, out);
+        put_length_delimited(field::KEY_VALUE_VALUE, any_string_len(length), out);
+        // A oneof member, written even when empty.
+        put_length_delimited(field::ANY_VALUE_STRING, length, out);
+        for part in parts {
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
 }
 
 /// The parts of a span that are not tags, worked out once for both passes of [`encode_field`].
@@ -127,7 +151,7 @@ impl Header {
             Kind::Server => SpanKind::Server,
             Kind::Client => SpanKind::Client,
         };
-        let status = match finished.tags.status {
+        let status = match finished.status {
             SpanStatus::Unset => StatusCode::Unset,
             SpanStatus::Error => StatusCode::Error,
         };
@@ -151,11 +175,6 @@ impl Header {
 /// `Span` and its dozens of small strings (one allocation per tag key and value) first.
 pub(crate) fn encode_field(finished: &Finished<'_>, out: &mut Vec<u8>) {
     let header = Header::new(finished);
-    let attributes = &finished.tags.attributes;
-    let attributes_len: usize = attributes
-        .iter()
-        .map(|(key, value)| length_delimited_len(field::ATTRIBUTES, key_value_len(key, value)))
-        .sum();
     // proto3 leaves out scalar fields at their default value.
     let nonzero = |value: u64, length: usize| if value == 0 { 0 } else { length };
     let status_len = nonzero(
@@ -174,7 +193,7 @@ pub(crate) fn encode_field(finished: &Finished<'_>, out: &mut Vec<u8>) {
         )
         + nonzero(header.start, fixed64::encoded_len(field::START_TIME, &header.start))
         + nonzero(header.end, fixed64::encoded_len(field::END_TIME, &header.end))
-        + attributes_len
+        + finished.attributes.len()
         + length_delimited_len(field::STATUS, status_len);
     out.reserve(length_delimited_len(field::SCOPE_SPANS_SPANS, span_len));
     put_length_delimited(field::SCOPE_SPANS_SPANS, span_len, out);
@@ -195,14 +214,7 @@ pub(crate) fn encode_field(finished: &Finished<'_>, out: &mut Vec<u8>) {
     if header.end != 0 {
         fixed64::encode(field::END_TIME, &header.end, out);
     }
-    for (key, value) in attributes {
-        put_length_delimited(field::ATTRIBUTES, key_value_len(key, value), out);
-        put_string(field::KEY_VALUE_KEY, key, out);
-        put_length_delimited(field::KEY_VALUE_VALUE, any_string_len(value), out);
-        // A oneof member, written even when empty.
-        put_length_delimited(field::ANY_VALUE_STRING, value.len(), out);
-        out.extend_from_slice(value.as_bytes());
-    }
+    out.extend_from_slice(finished.attributes);
     put_length_delimited(field::STATUS, status_len, out);
     if header.status != 0 {
         int32::encode(field::STATUS_CODE, &header.status, out);
@@ -212,15 +224,16 @@ pub(crate) fn encode_field(finished: &Finished<'_>, out: &mut Vec<u8>) {
     }
 }
 
-/// A `KeyValue { key, value: AnyValue { string_value } }` message's length.
-fn key_value_len(key: &str, value: &str) -> usize {
+/// A `KeyValue { key, value: AnyValue { string_value } }` message's length, for a value of
+/// `value_len` bytes.
+fn key_value_len(key: &str, value_len: usize) -> usize {
     string_len(field::KEY_VALUE_KEY, key)
-        + length_delimited_len(field::KEY_VALUE_VALUE, any_string_len(value))
+        + length_delimited_len(field::KEY_VALUE_VALUE, any_string_len(value_len))
 }
 
 /// `AnyValue { string_value }`: a oneof member, written even when empty.
-fn any_string_len(value: &str) -> usize {
-    length_delimited_len(field::ANY_VALUE_STRING, value.len())
+fn any_string_len(value_len: usize) -> usize {
+    length_delimited_len(field::ANY_VALUE_STRING, value_len)
 }
 
 impl SpanField for Finished<'_> {
@@ -229,22 +242,14 @@ impl SpanField for Finished<'_> {
     }
 }
 
-/// The OTLP span as prost's struct: the reference [`encode_field`] is checked against.
+/// The OTLP span as prost's struct: the reference [`encode_field`] is checked against. The
+/// attribute fields are read back as the `Span` message they are part of.
 #[cfg(test)]
+#[allow(clippy::expect_used, reason = "the fields come from the test itself")]
 pub(crate) fn build(finished: Finished<'_>) -> Span {
+    use prost::Message;
     let header = Header::new(&finished);
-    let attributes = finished
-        .tags
-        .attributes
-        .into_iter()
-        .map(|(key, value)| KeyValue {
-            key: key.into_owned(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue(value.into_owned())),
-            }),
-            ..Default::default()
-        })
-        .collect();
+    let attributes = Span::decode(finished.attributes).expect("attribute fields").attributes;
     Span {
         trace_id: header.trace_id.to_vec(),
         span_id: header.span_id.to_vec(),
@@ -271,11 +276,61 @@ fn unix_nanos(time: SystemTime) -> u64 {
 mod tests {
     use std::borrow::Cow;
 
+    use otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
     use propagation::tracestate::TraceState;
     use propagation::{SpanContext, SpanId, TraceFlags, TraceId};
+    use prost::Message;
 
-    use super::super::tags::Text;
     use super::*;
+
+    /// `pairs` as `Span.attributes` fields, written by [`AttributeFields`].
+    fn fields(pairs: &[(Text<'_>, Text<'_>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut sink = AttributeFields(&mut out);
+        for (key, value) in pairs {
+            sink.tag(key, value.clone());
+        }
+        out
+    }
+
+    /// `pairs` as prost writes them in a `Span` of nothing else.
+    fn prost_fields(pairs: &[(Text<'_>, Text<'_>)]) -> Vec<u8> {
+        let attributes = pairs
+            .iter()
+            .map(|(key, value)| KeyValue {
+                key: key.to_string(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(value.to_string())),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        Span { attributes, ..Default::default() }.encode_to_vec()
+    }
+
+    #[test]
+    fn attribute_fields_are_the_bytes_prost_writes_whole_or_in_parts() {
+        let long = "x".repeat(300);
+        let cases: Vec<Vec<(Text<'_>, Text<'_>)>> = vec![
+            Vec::new(),
+            vec![(Cow::Borrowed("component"), Cow::Borrowed("proxy"))],
+            vec![
+                (Cow::Borrowed("user_agent"), Cow::Borrowed("")),
+                (Cow::Borrowed(""), Cow::Borrowed("keyless")),
+                (Cow::Owned("k".repeat(130)), Cow::Borrowed(long.as_str())),
+            ],
+            (0..200)
+                .map(|i| (Cow::Owned(format!("tag.{i}")), Cow::Borrowed(long.as_str())))
+                .collect(),
+        ];
+        for pairs in cases {
+            assert_eq!(fields(&pairs), prost_fields(&pairs), "{} tags", pairs.len());
+        }
+        let mut joined = Vec::new();
+        AttributeFields(&mut joined).made("peer.address", &["10", ".", "1", ":", "80", ""]);
+        let whole = [(Cow::Borrowed("peer.address"), Cow::Borrowed("10.1:80"))];
+        assert_eq!(joined, prost_fields(&whole));
+    }
 
     fn name(kind: Kind, cluster: &str, authority: Option<&str>) -> String {
         let naming = Naming {
@@ -328,6 +383,7 @@ mod tests {
             b3_debug: false,
         };
         let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let attributes = fields(&[(Cow::Borrowed("component"), "proxy".into())]);
         let otlp = build(Finished {
             kind: Kind::Client,
             name: "reviews:9080/*",
@@ -335,10 +391,8 @@ mod tests {
             remote_parent: true,
             start,
             duration: Duration::from_millis(3),
-            tags: SpanTags {
-                attributes: vec![(Cow::Borrowed("component"), "proxy".into())],
-                status: SpanStatus::Error,
-            },
+            attributes: &attributes,
+            status: SpanStatus::Error,
         });
         assert_eq!(otlp.trace_id, trace.to_bytes().to_vec());
         assert_eq!(otlp.span_id, 0xabu64.to_be_bytes().to_vec());
@@ -398,7 +452,8 @@ mod tests {
             (&child, Kind::Server, "", UNIX_EPOCH, false, Vec::new(), SpanStatus::Unset),
             (&root, Kind::Server, &long, SystemTime::now(), true, many, SpanStatus::Unset),
         ];
-        for (span, kind, name, start, remote_parent, attributes, status) in cases {
+        for (span, kind, name, start, remote_parent, pairs, status) in cases {
+            let attributes = fields(&pairs);
             let finished = || Finished {
                 kind,
                 name,
@@ -406,13 +461,14 @@ mod tests {
                 remote_parent,
                 start,
                 duration: Duration::from_micros(1_234),
-                tags: SpanTags { attributes: attributes.clone(), status },
+                attributes: &attributes,
+                status,
             };
             let mut direct = Vec::new();
             encode_field(&finished(), &mut direct);
             let mut reference = Vec::new();
             build(finished()).encode_field(&mut reference);
-            assert_eq!(direct, reference, "span {name:.20} with {} tags", attributes.len());
+            assert_eq!(direct, reference, "span {name:.20} with {} tags", pairs.len());
         }
     }
 }

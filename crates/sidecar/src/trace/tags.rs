@@ -228,8 +228,9 @@ impl RequestInfo {
         }
     }
 
-    /// `<scheme>://<host><path>` as Envoy's `http.url`, the path cut at `max_path`.
-    fn url(&self, max_path: usize) -> String {
+    /// The scheme, host and path of Envoy's `http.url` (`<scheme>://<host><path>`), the path
+    /// not yet cut.
+    fn url_parts(&self) -> [Text<'_>; 3] {
         let headers = &self.headers;
         let host = self.authority();
         let scheme = text(headers.forwarded_proto.as_ref())
@@ -238,7 +239,7 @@ impl RequestInfo {
         let path = text(headers.original_path.as_ref())
             .or_else(|| self.uri.path_and_query().map(|p| Cow::Borrowed(p.as_str())))
             .unwrap_or(Cow::Borrowed("/"));
-        [&*scheme, "://", &host, truncate(&path, max_path)].concat()
+        [scheme, host, path]
     }
 
     /// `:authority`, else `Host`.
@@ -260,29 +261,36 @@ fn text(value: Option<&HeaderValue>) -> Option<Text<'_>> {
     value.map(|value| String::from_utf8_lossy(value.as_bytes()))
 }
 
-/// A number as tag text. `itoa` rather than `to_string`: a span has three numbers, and `fmt`
+/// Writes a number tag. `itoa` rather than `to_string`: a span has three numbers, and `fmt`
 /// costs several times as many instructions.
-fn decimal(number: u64) -> Text<'static> {
-    Cow::Owned(itoa::Buffer::new().format(number).to_owned())
+fn decimal<'a>(sink: &mut impl TagSink<'a>, key: &'a str, number: u64) {
+    sink.made(key, &[itoa::Buffer::new().format(number)]);
 }
 
-/// `ip:port`, as `SocketAddr`'s `Display` writes it. An IPv4 address is written without `fmt`,
-/// which took about 1,700 instructions per address (two per span); IPv6 goes through it.
-fn address(address: SocketAddr) -> Text<'static> {
+/// Writes an address tag, `ip:port` as `SocketAddr`'s `Display` writes it. An IPv4 address is
+/// written in parts without `fmt`, which took about 1,700 instructions per address (two per
+/// span); IPv6 goes through it.
+fn address<'a>(sink: &mut impl TagSink<'a>, key: &'a str, address: SocketAddr) {
     let SocketAddr::V4(v4) = address else {
-        return Cow::Owned(address.to_string());
+        sink.made(key, &[&address.to_string()]);
+        return;
     };
-    let mut text = String::with_capacity(21);
-    let mut digits = itoa::Buffer::new();
-    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-        if i > 0 {
-            text.push('.');
-        }
-        text.push_str(digits.format(octet));
-    }
-    text.push(':');
-    text.push_str(digits.format(v4.port()));
-    Cow::Owned(text)
+    let [a, b, c, d] = v4.ip().octets();
+    let [mut a_text, mut b_text, mut c_text, mut d_text, mut port_text] = [itoa::Buffer::new(); 5];
+    sink.made(
+        key,
+        &[
+            a_text.format(a),
+            ".",
+            b_text.format(b),
+            ".",
+            c_text.format(c),
+            ".",
+            d_text.format(d),
+            ":",
+            port_text.format(v4.port()),
+        ],
+    );
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary.
@@ -371,7 +379,46 @@ const STANDARD_KEYS: [&str; 26] = [
     "meshtrace.stitched",
 ];
 
-/// The attributes and status of a span.
+/// Where [`write_tags`] puts a span's tags, in order.
+pub(crate) trait TagSink<'a> {
+    /// A tag whose value lives in the request's record or the direction's tags.
+    fn tag(&mut self, key: &'a str, value: Text<'a>);
+    /// A tag whose value is made for the span (a number, an address, the URL), in parts that
+    /// are joined.
+    fn made(&mut self, key: &'a str, parts: &[&str]);
+}
+
+/// The tags as a list: for a direction whose custom tags may replace others
+/// ([`DirectionTags::replaces`]), which a sink writing them as they come cannot do, and for
+/// tests.
+struct TagList<'a> {
+    attributes: Vec<(Text<'a>, Text<'a>)>,
+    replaces: bool,
+}
+
+impl<'a> TagSink<'a> for TagList<'a> {
+    fn tag(&mut self, key: &'a str, value: Text<'a>) {
+        // The standard tags are distinct, so only a custom tag ever finds one to replace.
+        if self.replaces {
+            self.attributes.retain(|(existing, _)| existing != key);
+        }
+        self.attributes.push((Cow::Borrowed(key), value));
+    }
+
+    fn made(&mut self, key: &'a str, parts: &[&str]) {
+        self.tag(key, Cow::Owned(parts.concat()));
+    }
+}
+
+impl DirectionTags {
+    /// Whether a custom tag may replace a tag written before it: the tags must then be
+    /// gathered in a list ([`span_tags`]) before they are encoded.
+    pub(crate) fn replaces(&self) -> bool {
+        self.replaces
+    }
+}
+
+/// The attributes and status of a span, as a list.
 pub(crate) fn span_tags<'a>(
     tags: &'a DirectionTags,
     kind: Kind,
@@ -379,45 +426,61 @@ pub(crate) fn span_tags<'a>(
     response: Option<&'a ResponseInfo>,
     completion: &'a Completion<'_>,
 ) -> SpanTags<'a> {
-    let mut out: Vec<(Text<'a>, Text<'a>)> = Vec::with_capacity(32);
-    let mut add = |key: &'static str, value: Text<'a>| out.push((Cow::Borrowed(key), value));
+    let mut list = TagList { attributes: Vec::with_capacity(32), replaces: tags.replaces };
+    let status = write_tags(tags, kind, request, response, completion, &mut list);
+    SpanTags { attributes: list.attributes, status }
+}
+
+/// Writes a span's attributes into `sink`, in Envoy's order then the custom tags; returns the
+/// span's status. A custom tag replaces a tag of the same name only in a sink that can
+/// ([`TagList`]).
+pub(crate) fn write_tags<'a>(
+    tags: &'a DirectionTags,
+    kind: Kind,
+    request: &'a RequestInfo,
+    response: Option<&'a ResponseInfo>,
+    completion: &'a Completion<'_>,
+    sink: &mut impl TagSink<'a>,
+) -> SpanStatus {
     let borrowed = |value: &'a str| -> Text<'a> { Cow::Borrowed(value) };
     let headers = &request.headers;
-    add("node_id", borrowed(&tags.node_id));
+    sink.tag("node_id", borrowed(&tags.node_id));
     if let Some(zone) = &tags.zone {
-        add("zone", borrowed(zone));
+        sink.tag("zone", borrowed(zone));
     }
     if let Some(id) = text(headers.request_id.as_ref()).filter(|id| !id.is_empty()) {
-        add("guid:x-request-id", id);
+        sink.tag("guid:x-request-id", id);
     }
     if let Some(client) = text(headers.client_trace_id.as_ref()) {
-        add("guid:x-client-trace-id", client);
+        sink.tag("guid:x-client-trace-id", client);
     }
-    add("http.url", Cow::Owned(request.url(tags.max_path_tag_length)));
-    add("http.method", borrowed(request.method.as_str()));
-    add("http.protocol", borrowed(protocol(request.version)));
-    add("downstream_cluster", text(headers.downstream_cluster.as_ref()).unwrap_or(borrowed("-")));
-    add("user_agent", text(headers.user_agent.as_ref()).unwrap_or(borrowed("-")));
-    add("request_size", decimal(completion.request_body_bytes));
-    add("response_size", decimal(completion.response_body_bytes));
-    add("peer.address", address(request.peer));
+    let [scheme, host, path] = request.url_parts();
+    sink.made("http.url", &[&scheme, "://", &host, truncate(&path, tags.max_path_tag_length)]);
+    sink.tag("http.method", borrowed(request.method.as_str()));
+    sink.tag("http.protocol", borrowed(protocol(request.version)));
+    let downstream_cluster = text(headers.downstream_cluster.as_ref()).unwrap_or(borrowed("-"));
+    sink.tag("downstream_cluster", downstream_cluster);
+    sink.tag("user_agent", text(headers.user_agent.as_ref()).unwrap_or(borrowed("-")));
+    decimal(sink, "request_size", completion.request_body_bytes);
+    decimal(sink, "response_size", completion.response_body_bytes);
+    address(sink, "peer.address", request.peer);
     if let Some(upstream) = response.and_then(|r| r.upstream) {
-        add("upstream_address", address(upstream));
+        address(sink, "upstream_address", upstream);
     }
-    add("upstream_cluster", borrowed(&request.upstream_cluster));
-    add("upstream_cluster.name", borrowed(&request.upstream_cluster));
+    sink.tag("upstream_cluster", borrowed(&request.upstream_cluster));
+    sink.tag("upstream_cluster.name", borrowed(&request.upstream_cluster));
     let status_code = response.map(|r| r.status);
-    add("http.status_code", decimal(u64::from(status_code.unwrap_or(0))));
-    add("response_flags", borrowed(completion.response_flags));
-    add("component", borrowed("proxy"));
+    decimal(sink, "http.status_code", u64::from(status_code.unwrap_or(0)));
+    sink.tag("response_flags", borrowed(completion.response_flags));
+    sink.tag("component", borrowed("proxy"));
     let mut error = status_code.is_none_or(|code| code >= 500);
     let mut grpc_code = None;
     if let Some(content_type) = request.grpc_content_type() {
-        add("grpc.path", borrowed(request.uri.path()));
-        add("grpc.authority", request.authority());
-        add("grpc.content_type", text(Some(content_type)).unwrap_or_default());
+        sink.tag("grpc.path", borrowed(request.uri.path()));
+        sink.tag("grpc.authority", request.authority());
+        sink.tag("grpc.content_type", text(Some(content_type)).unwrap_or_default());
         if let Some(timeout) = text(headers.grpc_timeout.as_ref()) {
-            add("grpc.timeout", timeout);
+            sink.tag("grpc.timeout", timeout);
         }
         let (status, message) = match completion.trailers.filter(|t| !t.is_empty()) {
             Some(trailers) => grpc_response(trailers),
@@ -428,38 +491,33 @@ pub(crate) fn span_tags<'a>(
         grpc_code = status.as_deref().and_then(|s| s.trim().parse::<u32>().ok());
         error |= grpc_code.is_some_and(|code| GRPC_SERVER_ERRORS.contains(&code));
         if let Some(status) = status {
-            add("grpc.status_code", status);
+            sink.tag("grpc.status_code", status);
         }
         if let Some(message) = message {
-            add("grpc.message", message);
+            sink.tag("grpc.message", message);
         }
     }
     if error {
-        add("error", borrowed("true"));
+        sink.tag("error", borrowed("true"));
     }
     if request.stitched {
-        add("meshtrace.stitched", borrowed("true"));
+        sink.tag("meshtrace.stitched", borrowed("true"));
     }
-    debug_assert!(out.iter().all(|(key, _)| STANDARD_KEYS.contains(&key.as_ref())));
-    let fixed = tags.fixed.iter().map(|(key, value)| (key, Cow::Borrowed(value.as_str())));
+    for (key, value) in &tags.fixed {
+        sink.tag(key, borrowed(value));
+    }
     // A request-header tag takes the header as forwarded, else its default; empty sets none.
-    let from_headers =
-        tags.headers.iter().zip(&request.custom).filter_map(|((key, _, default), value)| {
-            let value = text(value.as_ref()).or_else(|| default.as_deref().map(Cow::Borrowed))?;
-            (!value.is_empty()).then_some((key, value))
-        });
-    for (key, value) in fixed.chain(from_headers) {
-        if tags.replaces {
-            out.retain(|(existing, _)| existing != key);
+    for ((key, _, default), value) in tags.headers.iter().zip(&request.custom) {
+        let value = text(value.as_ref()).or_else(|| default.as_deref().map(Cow::Borrowed));
+        if let Some(value) = value.filter(|value| !value.is_empty()) {
+            sink.tag(key, value);
         }
-        out.push((borrowed(key), value));
     }
-    let status = if tags.status_follows_error_tag {
+    if tags.status_follows_error_tag {
         if error { SpanStatus::Error } else { SpanStatus::Unset }
     } else {
         status(kind, status_code, grpc_code)
-    };
-    SpanTags { attributes: out, status }
+    }
 }
 
 /// Envoy's OpenTelemetry span status rules.

@@ -6,6 +6,7 @@ use super::*;
 use crate::config::{CustomTag, SidecarConfig};
 use crate::observe::Direction;
 use crate::received::Received;
+use crate::trace::span::AttributeFields;
 
 fn config() -> SidecarConfig {
     let text = "kind: Sidecar\nmetadata: {name: reviews-v1, namespace: default, labels: {app: reviews, version: v1}}\n";
@@ -339,10 +340,18 @@ fn grpc_web_is_not_grpc_to_the_tracer_as_to_envoy() {
     assert_eq!(value(&span, "grpc.content_type"), Some("application/grpc+proto"));
 }
 
+/// The one tag a writer puts into a list.
+fn written(write: impl FnOnce(&mut TagList<'static>)) -> String {
+    let mut list = TagList { attributes: Vec::new(), replaces: false };
+    write(&mut list);
+    assert_eq!(list.attributes.len(), 1);
+    list.attributes.remove(0).1.into_owned()
+}
+
 #[test]
 fn numbers_and_addresses_read_as_their_display() {
     for number in [0, 7, 10, 200, 65_535, u64::MAX] {
-        assert_eq!(decimal(number), number.to_string());
+        assert_eq!(written(|list| decimal(list, "n", number)), number.to_string());
     }
     let addresses = [
         "0.0.0.0:0",
@@ -355,6 +364,85 @@ fn numbers_and_addresses_read_as_their_display() {
     ];
     for text in addresses {
         let parsed: SocketAddr = text.parse().unwrap();
-        assert_eq!(address(parsed), parsed.to_string(), "{text}");
+        assert_eq!(written(|list| address(list, "a", parsed)), parsed.to_string(), "{text}");
+    }
+}
+
+/// A span's tags as the tracer writes them, straight into attribute fields: the same fields as
+/// the list [`span_tags`] makes, and the same status.
+#[test]
+fn tags_written_as_they_come_are_the_listed_ones() {
+    let tag = |name: &str, value: TagValue| CustomTag { name: name.into(), value };
+    let custom = vec![
+        tag("literal", TagValue::Literal("v".into())),
+        tag("from.env", TagValue::Environment { name: "CLUSTER".into(), default_value: None }),
+        tag(
+            "from.header",
+            TagValue::RequestHeader { name: "x-team".into(), default_value: Some("-".into()) },
+        ),
+    ];
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("14"));
+    trailers.insert("grpc-message", HeaderValue::from_static("unavailable"));
+    let done = completion(Some(&trailers));
+    let none = completion(None);
+    let mut with_team = request(Request::get("/x").header("x-team", "checkout"));
+    with_team.headers.insert("user-agent", HeaderValue::from_static("curl/8"));
+    for tags in [default_tags(), direction_tags(custom, true, 4)] {
+        assert!(!tags.replaces());
+        let cases = [
+            (read(&tags, &mut grpc_head(), "outbound|50051||ratings"), Kind::Client, &done),
+            (read(&tags, &mut with_team.clone(), "inbound|80||"), Kind::Server, &none),
+        ];
+        for (info, kind, completion) in &cases {
+            for response in [None, Some(response(200)), Some(response(503))] {
+                let listed = span_tags(&tags, *kind, info, response.as_ref(), completion);
+                let mut expected = Vec::new();
+                let mut sink = AttributeFields(&mut expected);
+                for (key, value) in listed.attributes.clone() {
+                    sink.tag(&key, value);
+                }
+                let mut fields = Vec::new();
+                let status = write_tags(
+                    &tags,
+                    *kind,
+                    info,
+                    response.as_ref(),
+                    completion,
+                    &mut AttributeFields(&mut fields),
+                );
+                assert_eq!(fields, expected, "{:?}", as_pairs(&listed));
+                assert_eq!(status, listed.status);
+            }
+        }
+    }
+}
+
+/// Only the names in `STANDARD_KEYS` are checked for replacement: every tag written before
+/// the custom ones must be there.
+#[test]
+fn every_standard_tag_is_listed_as_one() {
+    let tags = direction_tags(Vec::new(), false, 256);
+    let mut head = grpc_head();
+    for (name, value) in [
+        ("x-request-id", "r1"),
+        ("x-client-trace-id", "c1"),
+        ("x-envoy-downstream-service-cluster", "productpage"),
+        ("grpc-timeout", "1S"),
+        ("user-agent", "grpc-go"),
+    ] {
+        head.headers.insert(name, HeaderValue::from_static(value));
+    }
+    let mut info = read(&tags, &mut head, "outbound|50051||ratings");
+    info.stitched = true;
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("13"));
+    trailers.insert("grpc-message", HeaderValue::from_static("internal"));
+    let done = completion(Some(&trailers));
+    let unavailable = response(503);
+    let span = span_tags(&tags, Kind::Client, &info, Some(&unavailable), &done);
+    assert!(span.attributes.len() >= 25, "{:?}", as_pairs(&span));
+    for (key, _) in &span.attributes {
+        assert!(STANDARD_KEYS.contains(&key.as_ref()), "{key}");
     }
 }
