@@ -22,7 +22,7 @@ use super::export::SpanField;
 use super::protobuf::{
     bytes_len, field, length_delimited_len, put_bytes, put_length_delimited, put_string, string_len,
 };
-use super::tags::{Kind, SpanStatus, TagSink, Text};
+use super::tags::{ConstantTags, Kind, SpanStatus, TagSink, Text};
 
 /// What names a span.
 pub(crate) struct Naming<'a> {
@@ -122,6 +122,10 @@ impl<'a> TagSink<'a> for AttributeFields<'_> {
         for part in parts {
             out.extend_from_slice(part.as_bytes());
         }
+    }
+
+    fn constant(&mut self, tags: &'a ConstantTags) {
+        self.0.extend_from_slice(tags.fields());
     }
 }
 
