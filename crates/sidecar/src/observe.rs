@@ -50,12 +50,18 @@ pub struct RequestView<'a> {
     pub started: SystemTime,
     /// The known headers the request arrived with, scanned before anything was written.
     pub received: Received,
+    /// The authority the proxy routed by, when the request named one (its URI's, else its
+    /// `Host`): [`authority`](Self::authority) without looking it up again.
+    pub routed_authority: Option<&'a str>,
 }
 
 impl RequestView<'_> {
     /// The request's `:authority` (absolute form, HTTP/2), else its `Host`; `None` without
     /// either or when `Host` is not text.
     pub fn authority(&self) -> Option<&str> {
+        if let Some(authority) = self.routed_authority {
+            return Some(authority);
+        }
         match self.head.uri.authority() {
             Some(authority) => Some(authority.as_str()),
             None => self.head.headers.get(http::header::HOST).and_then(|host| host.to_str().ok()),

@@ -131,6 +131,10 @@ impl Forwarder {
                 upstream_cluster: cluster,
                 started,
                 received,
+                routed_authority: route
+                    .as_ref()
+                    .filter(|route| route.named)
+                    .map(|route| route.authority.as_str()),
             };
             shielded("request", || self.observer.request(&mut view))
         };

@@ -62,6 +62,9 @@ pub(crate) struct Route {
     /// The authority to put in the forwarded request's URI: the pool key, `:authority` for
     /// HTTP/2 and `Host` for HTTP/1 requests that had none.
     pub(crate) authority: Authority,
+    /// Whether the request named [`authority`](Self::authority) (its URI or `Host`), rather
+    /// than the inbound app's address standing in for it.
+    pub(crate) named: bool,
 }
 
 impl Router {
@@ -99,16 +102,16 @@ impl Router {
         if head.method == Method::CONNECT {
             return None;
         }
-        let named = requested_authority(head);
+        let requested = requested_authority(head);
         if let Some(app) = &self.app {
-            let authority = match named {
-                Some(authority) => authority,
-                None => app.target.to_string().parse().ok()?,
+            let (authority, named) = match requested {
+                Some(authority) => (authority, true),
+                None => (app.target.to_string().parse().ok()?, false),
             };
-            return Some(Route { cluster: app.cluster.clone(), authority });
+            return Some(Route { cluster: app.cluster.clone(), authority, named });
         }
-        let authority = named?;
-        Some(Route { cluster: self.cluster_of(&authority), authority })
+        let authority = requested?;
+        Some(Route { cluster: self.cluster_of(&authority), authority, named: true })
     }
 
     /// Routes an outbound `CONNECT`: its target (`host:port`, the port required) through the
@@ -120,7 +123,11 @@ impl Router {
         }
         let authority = head.uri.authority()?;
         authority.port_u16()?;
-        Some(Route { cluster: self.cluster_of(authority), authority: authority.clone() })
+        Some(Route {
+            cluster: self.cluster_of(authority),
+            authority: authority.clone(),
+            named: true,
+        })
     }
 
     /// The cluster of an outbound authority: its service's, or the passthrough.
@@ -258,6 +265,9 @@ mod tests {
         );
         assert_eq!(cluster("/", Some("example.com:8080")).as_deref(), Some(PASSTHROUGH_CLUSTER));
         assert_eq!(cluster("/", None), None);
+        let named = |uri: &str, host: Option<&str>| router.route(&head(uri, host)).map(|r| r.named);
+        assert_eq!(named("/", Some("web")), Some(true));
+        assert_eq!(named("http://reviews.default:9080/x", None), Some(true));
         let connect = http::Request::connect("example.com:443").body(()).map(|r| r.into_parts().0);
         assert!(router.route(&connect.unwrap_or_else(|e| panic!("{e}"))).is_none());
 
@@ -274,8 +284,11 @@ mod tests {
         let route = router.route(&head("/", None)).unwrap_or_else(|| panic!("no route"));
         assert_eq!(&*route.cluster, "inbound|9080||");
         assert_eq!(route.authority.as_str(), "127.0.0.1:9080");
-        let route = router.route(&head("/", Some("productpage:9080"))).map(|r| r.authority);
-        assert_eq!(route.map(|a| a.to_string()).as_deref(), Some("productpage:9080"));
+        assert!(!route.named, "the app's address stands in; observers see no authority");
+        let route = router.route(&head("/", Some("productpage:9080")));
+        let route = route.unwrap_or_else(|| panic!("no route"));
+        assert_eq!(route.authority.as_str(), "productpage:9080");
+        assert!(route.named);
         assert_eq!(router.target(None), Some(Endpoint::new("127.0.0.1", 9080)));
     }
 }

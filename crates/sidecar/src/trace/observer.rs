@@ -454,6 +454,7 @@ spec:
             upstream_cluster: cluster,
             started: SystemTime::now(),
             received,
+            routed_authority: None,
         };
         let traced = tracer.observe(&mut view);
         (head, traced)

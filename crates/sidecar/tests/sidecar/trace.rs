@@ -121,6 +121,7 @@ fn request(
         upstream_cluster: cluster,
         started: SystemTime::now(),
         received,
+        routed_authority: None,
     };
     let observation = observer.request(&mut view);
     Exchange { head, observation }

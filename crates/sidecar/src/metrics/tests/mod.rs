@@ -135,6 +135,7 @@ fn observe_request(
         upstream_cluster: cluster,
         started: SystemTime::now(),
         received,
+        routed_authority: None,
     };
     observer.request(&mut view)
 }

@@ -46,6 +46,7 @@ fn read(tags: &DirectionTags, head: &mut http::request::Parts, cluster: &str) ->
         upstream_cluster: cluster,
         started: SystemTime::now(),
         received,
+        routed_authority: None,
     };
     RequestInfo::read(tags, &view, false)
 }
