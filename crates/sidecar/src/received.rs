@@ -157,7 +157,7 @@ impl Known {
         Some(known)
     }
 
-    fn bit(self) -> u32 {
+    const fn bit(self) -> u32 {
         1 << self as u32
     }
 }
@@ -189,32 +189,31 @@ impl Received {
     /// The trace formats whose context headers it holds, as [`Propagators::carried`] finds
     /// them: `traceparent`, `b3`, any `X-B3-*`, `baggage`.
     pub fn formats(self) -> Propagators {
-        self.formats_with(self.has(Known::Traceparent))
+        self.formats_with(Known::Traceparent.bit())
     }
 
     /// The trace formats any of whose headers it holds: as [`formats`](Self::formats), and
     /// W3C trace context for a `tracestate` without a `traceparent` too. Writing a format
     /// removes its stale headers only where the message may hold them.
     pub fn may_hold(self) -> Propagators {
-        self.formats_with(self.has_any(&[Known::Traceparent, Known::Tracestate]))
+        self.formats_with(Known::Traceparent.bit() | Known::Tracestate.bit())
     }
 
-    fn formats_with(self, trace_context: bool) -> Propagators {
-        let b3_multi = [
-            Known::B3TraceId,
-            Known::B3SpanId,
-            Known::B3ParentSpanId,
-            Known::B3Sampled,
-            Known::B3Flags,
-        ];
+    /// The formats, W3C trace context counted for any of the `trace_context` headers.
+    fn formats_with(self, trace_context: u32) -> Propagators {
+        const B3_MULTI: u32 = Known::B3TraceId.bit()
+            | Known::B3SpanId.bit()
+            | Known::B3ParentSpanId.bit()
+            | Known::B3Sampled.bit()
+            | Known::B3Flags.bit();
         let mut formats = Propagators::NONE;
-        for (held, format) in [
+        for (headers, format) in [
             (trace_context, Propagator::TraceContext),
-            (self.has(Known::B3), Propagator::B3Single),
-            (self.has_any(&b3_multi), Propagator::B3Multi),
-            (self.has(Known::Baggage), Propagator::Baggage),
+            (Known::B3.bit(), Propagator::B3Single),
+            (B3_MULTI, Propagator::B3Multi),
+            (Known::Baggage.bit(), Propagator::Baggage),
         ] {
-            if held {
+            if self.0 & headers != 0 {
                 formats = formats.with(format);
             }
         }
