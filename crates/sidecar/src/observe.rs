@@ -12,7 +12,10 @@
 //!
 //! Both heads are the ones the proxy sends on, after its own hop-by-hop rules: what an observer
 //! adds reaches the other side, what it removes does not. [`Observers`] call their observers in
-//! order, each seeing the head as the previous ones left it.
+//! order, each seeing the head as the previous ones left it. Each view also carries which of
+//! the headers the proxy and its observers consult the head held after the hop-by-hop rules
+//! ([`Received`]); an observer's own changes are not in it, so a header one observer writes
+//! for another is looked up, not asked of the set.
 //!
 //! Observers run on the request path: they must not block, and must never fail a request.
 
@@ -48,7 +51,8 @@ pub struct RequestView<'a> {
     pub upstream_cluster: &'a str,
     /// When the request head was received.
     pub started: SystemTime,
-    /// The known headers the request arrived with, scanned before anything was written.
+    /// The known headers the request holds after the proxy's hop-by-hop rules, before any
+    /// observer wrote to it: a header not in it is absent unless an observer has added it.
     pub received: Received,
     /// The authority the proxy routed by, when the request named one (its URI's, else its
     /// `Host`): [`authority`](Self::authority) without looking it up again.
@@ -78,7 +82,8 @@ pub struct ResponseView<'a> {
     pub headers: &'a mut HeaderMap,
     /// The upstream address actually used, if a connection was made.
     pub upstream: Option<SocketAddr>,
-    /// The known headers of the response as it came, before any observer changed it.
+    /// The known headers of the response after the proxy's hop-by-hop rules, before any
+    /// observer changed it.
     pub received: Received,
 }
 
@@ -158,5 +163,49 @@ impl Observation for Many {
         for observation in self.0 {
             observation.complete(completion);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authority(uri: &str, host: Option<&str>, routed: Option<&str>) -> Option<String> {
+        let mut builder = http::Request::builder().uri(uri);
+        if let Some(host) = host {
+            builder = builder.header("host", host);
+        }
+        let mut head = builder.body(()).unwrap().into_parts().0;
+        let received = Received::scan(&head.headers);
+        let view = RequestView {
+            direction: Direction::Inbound,
+            head: &mut head,
+            peer: "10.0.0.9:40000".parse().unwrap(),
+            local: "10.0.0.1:15006".parse().unwrap(),
+            upstream_cluster: "inbound|9080||",
+            started: SystemTime::now(),
+            received,
+            routed_authority: routed,
+        };
+        view.authority().map(str::to_owned)
+    }
+
+    /// The routed authority is what the request named, so reading it gives what looking the
+    /// request up gives; without one, the request is looked up.
+    #[test]
+    fn the_authority_is_the_routed_one_else_the_uri_else_host() {
+        let cases = [
+            ("/", Some("reviews:9080"), Some("reviews:9080")),
+            ("http://ratings:9080/x", Some("ignored"), Some("ratings:9080")),
+            ("/", None, None),
+            ("/", Some("a b"), None),
+            ("/", Some(":80"), None),
+        ];
+        for (uri, host, routed) in cases {
+            let looked_up = authority(uri, host, None);
+            assert_eq!(authority(uri, host, routed), looked_up, "{uri} {host:?}");
+        }
+        assert_eq!(authority("/", Some("a b"), None).as_deref(), Some("a b"));
+        assert_eq!(authority("/", None, None), None);
     }
 }

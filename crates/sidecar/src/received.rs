@@ -7,9 +7,11 @@
 //! about 250 instructions a lookup, those misses cost a traced request more than the scan that
 //! rules them out (BENCHMARKS.md, "Sidecar").
 //!
-//! The set is exact for the message as scanned. A header the proxy writes afterwards (the
-//! propagation headers, `x-request-id`, `x-forwarded-proto`, `Host`) is not in it, so a reader
-//! of such a header looks it up instead of asking the set.
+//! The set is exact for the message as scanned, and the proxy's hop-by-hop rules take out what
+//! they remove (including the headers a `Connection` header names). A header the proxy or an
+//! observer writes afterwards (the propagation headers, `x-request-id`, `x-forwarded-proto`,
+//! `Host`, Istio's peer metadata) is not in it, so a reader of such a header looks it up
+//! instead of asking the set.
 
 use http::HeaderMap;
 use http::header::HeaderName;
@@ -174,6 +176,16 @@ impl Received {
 
     fn bit_of(name: &HeaderName) -> u32 {
         Known::of(name.as_str()).map_or(0, Known::bit)
+    }
+
+    /// The set without `name`, which has been removed from the message.
+    pub(crate) fn forget(&mut self, name: &HeaderName) {
+        self.0 &= !Received::bit_of(name);
+    }
+
+    /// The set with `name`, which the proxy has added to the message.
+    pub(crate) fn remember(&mut self, name: &HeaderName) {
+        self.0 |= Received::bit_of(name);
     }
 
     /// Whether the message holds `header`.

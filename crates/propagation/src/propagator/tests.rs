@@ -213,6 +213,11 @@ fn seed_composite_injects_tracecontext_baggage_and_b3_multi() {
 }
 
 #[test]
+fn every_is_every_format() {
+    assert_eq!(Propagators::EVERY, all(), "a format missing here would keep its stale headers");
+}
+
+#[test]
 fn propagator_lists() {
     assert_eq!(
         Propagators::parse_list("tracecontext, baggage,b3multi"),

@@ -111,7 +111,7 @@ impl Forwarder {
         let grpc = received.has(Known::ContentType)
             && head.headers.get(header::CONTENT_TYPE).is_some_and(is_grpc);
         let route = if tunnel { self.router.tunnel_route(&head) } else { self.router.route(&head) };
-        headers::strip_request(&mut head.headers, received, downstream.is_some());
+        let received = headers::strip_request(&mut head.headers, received, downstream.is_some());
         headers::add_forwarded_proto(&mut head.headers);
         if version != Version::HTTP_2
             && let Some(authority) = head.uri.authority()
@@ -257,8 +257,7 @@ fn relay(
     idle: Option<Duration>,
 ) -> Response<ResponseBody> {
     let (mut head, body) = response.into_parts();
-    let received = Received::scan(&head.headers);
-    headers::strip_response(&mut head.headers, received, false);
+    let received = headers::strip_response(&mut head.headers, false);
     head.version = version;
     exchange.response(head.status, version, &mut head.headers, received, Some(upstream));
     Response::from_parts(head, ResponseBody::upstream(body, exchange, idle))

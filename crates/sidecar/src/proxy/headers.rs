@@ -38,11 +38,17 @@ pub(crate) fn is_upgrade_request(head: &Parts) -> bool {
 }
 
 /// Removes hop-by-hop headers from a request about to be forwarded; `received` is what it held
-/// (each rule touches the map only for a header that is there).
-pub(crate) fn strip_request(headers: &mut HeaderMap, received: Received, upgrade: bool) {
-    strip_common(headers, received, upgrade);
+/// (each rule touches the map only for a header that is there). Returns `received` without the
+/// headers removed, for the observers that read the request next.
+pub(crate) fn strip_request(
+    headers: &mut HeaderMap,
+    mut received: Received,
+    upgrade: bool,
+) -> Received {
+    strip_common(headers, &mut received, upgrade);
     if received.has(Known::ProxyAuthorization) {
         headers.remove(header::PROXY_AUTHORIZATION);
+        received.forget(&header::PROXY_AUTHORIZATION);
     }
     if received.has(Known::Expect)
         && headers
@@ -50,17 +56,20 @@ pub(crate) fn strip_request(headers: &mut HeaderMap, received: Received, upgrade
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
     {
         headers.remove(header::EXPECT);
+        received.forget(&header::EXPECT);
     }
-    if received.has(Known::Te) {
-        strip_te(headers);
+    if received.has(Known::Te) && !strip_te(headers) {
+        received.forget(&header::TE);
     }
+    received
 }
 
-/// Keeps only `TE: trailers` (gRPC's), and leaves the usual lone `trailers` as it is.
-fn strip_te(headers: &mut HeaderMap) {
+/// Keeps only `TE: trailers` (gRPC's), and leaves the usual lone `trailers` as it is; returns
+/// whether a `TE` header is left.
+fn strip_te(headers: &mut HeaderMap) -> bool {
     let mut values = headers.get_all(header::TE).iter();
     if values.next().is_some_and(|value| value == "trailers") && values.next().is_none() {
-        return;
+        return true;
     }
     let keeps_trailers = headers.get_all(header::TE).iter().any(|value| {
         value.to_str().is_ok_and(|text| {
@@ -74,12 +83,16 @@ fn strip_te(headers: &mut HeaderMap) {
     if keeps_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
+    keeps_trailers
 }
 
 /// Removes hop-by-hop headers from a response about to be sent downstream; `upgrade` keeps
 /// the `Upgrade` header of a `101 Switching Protocols`.
-pub(crate) fn strip_response(headers: &mut HeaderMap, received: Received, upgrade: bool) {
-    strip_common(headers, received, upgrade);
+/// Returns the known headers the response holds then, for the observers that read it next.
+pub(crate) fn strip_response(headers: &mut HeaderMap, upgrade: bool) -> Received {
+    let mut received = Received::scan(headers);
+    strip_common(headers, &mut received, upgrade);
+    received
 }
 
 /// Sets `x-forwarded-proto: http` unless the caller already set it.
@@ -89,7 +102,7 @@ pub(crate) fn add_forwarded_proto(headers: &mut HeaderMap) {
     }
 }
 
-fn strip_common(headers: &mut HeaderMap, received: Received, upgrade: bool) {
+fn strip_common(headers: &mut HeaderMap, received: &mut Received, upgrade: bool) {
     if received.has(Known::Connection) {
         let mut named: Vec<HeaderName> = Vec::new();
         for value in headers.get_all(header::CONNECTION) {
@@ -109,23 +122,30 @@ fn strip_common(headers: &mut HeaderMap, received: Received, upgrade: bool) {
             }
         }
         for name in named {
-            headers.remove(name);
+            headers.remove(&name);
+            received.forget(&name);
         }
         headers.remove(header::CONNECTION);
+        received.forget(&header::CONNECTION);
     }
     if received.has(Known::KeepAlive) {
         headers.remove(KEEP_ALIVE);
+        received.forget(&KEEP_ALIVE);
     }
     if received.has(Known::ProxyConnection) {
         headers.remove(PROXY_CONNECTION);
+        received.forget(&PROXY_CONNECTION);
     }
     if received.has(Known::TransferEncoding) {
         headers.remove(header::TRANSFER_ENCODING);
+        received.forget(&header::TRANSFER_ENCODING);
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        received.remember(&header::CONNECTION);
     } else if received.has(Known::Upgrade) {
         headers.remove(header::UPGRADE);
+        received.forget(&header::UPGRADE);
     }
 }
 
@@ -143,11 +163,13 @@ mod tests {
 
     /// The rules as the proxy applies them: on the message as it was received.
     fn strip_request(headers: &mut HeaderMap, upgrade: bool) {
-        super::strip_request(headers, Received::scan(headers), upgrade);
+        let left = super::strip_request(headers, Received::scan(headers), upgrade);
+        assert_eq!(left, Received::scan(headers), "the set follows what was removed");
     }
 
     fn strip_response(headers: &mut HeaderMap, upgrade: bool) {
-        super::strip_response(headers, Received::scan(headers), upgrade);
+        let left = super::strip_response(headers, upgrade);
+        assert_eq!(left, Received::scan(headers), "the set follows what was removed");
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

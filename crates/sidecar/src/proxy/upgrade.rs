@@ -51,8 +51,7 @@ pub(crate) fn splice(
 ) -> Response<ResponseBody> {
     let (mut head, _empty) = response.into_parts();
     debug_assert_eq!(head.status, StatusCode::SWITCHING_PROTOCOLS);
-    let received = Received::scan(&head.headers);
-    headers::strip_response(&mut head.headers, received, true);
+    let received = headers::strip_response(&mut head.headers, true);
     exchange.response(
         head.status,
         head.version,
@@ -88,14 +87,8 @@ pub(crate) fn connect(
     let mut response = Response::new(ResponseBody::empty());
     *response.version_mut() = version;
     let address = upstream.peer_addr().ok();
-    // The proxy's own `200`, with no header yet.
-    exchange.response(
-        StatusCode::OK,
-        version,
-        response.headers_mut(),
-        Received::default(),
-        address,
-    );
+    let received = Received::scan(response.headers());
+    exchange.response(StatusCode::OK, version, response.headers_mut(), received, address);
     tokio::spawn(async move {
         let Some(downstream) = client_side(downstream, &mut exchange).await else { return };
         run(downstream, upstream, exchange, settings).await;

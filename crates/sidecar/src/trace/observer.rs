@@ -332,6 +332,10 @@ thread_local! {
     static ATTRIBUTES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The most a worker's [`ATTRIBUTES`] buffer keeps between spans: one span with a huge tag
+/// (a long URL, a large custom header) must not hold its memory for the worker's life.
+const ATTRIBUTES_KEPT: usize = 16 * 1024;
+
 impl Recording {
     /// Builds the span and hands it to the export buffer (or counts it as dropped).
     fn finish(self, completion: &Completion<'_>) {
@@ -343,6 +347,8 @@ impl Recording {
             Ok(mut attributes) => {
                 attributes.clear();
                 self.submit(completion, &mut attributes);
+                attributes.clear();
+                attributes.shrink_to(ATTRIBUTES_KEPT);
             }
             // Only if making a span ever made another on the same thread.
             Err(_) => self.submit(completion, &mut Vec::new()),
@@ -352,6 +358,7 @@ impl Recording {
     /// Writes the span's attributes into `attributes` (empty), then the span into the buffer.
     fn submit(&self, completion: &Completion<'_>, attributes: &mut Vec<u8>) {
         let tracer = &self.tracer;
+        // `finish` has counted a direction without an exporter; nothing to write then.
         let Some(sink) = &tracer.sink else { return };
         let response = self.response.as_ref();
         let mut fields = AttributeFields(attributes);
@@ -437,7 +444,8 @@ spec:
         }
     }
 
-    /// The proxy read `request` on the `direction` listener; returns the head as forwarded.
+    /// The proxy read `request` on the `direction` listener and applied its hop-by-hop rules;
+    /// returns the head as forwarded.
     fn request(
         tracer: &Tracer,
         direction: Direction,
@@ -446,6 +454,7 @@ spec:
     ) -> (http::request::Parts, Traced) {
         let mut head = request.body(()).unwrap().into_parts().0;
         let received = Received::scan(&head.headers);
+        let received = crate::proxy::headers::strip_request(&mut head.headers, received, false);
         let mut view = RequestView {
             direction,
             head: &mut head,
@@ -521,6 +530,34 @@ spec:
         let mut headers = HeaderMap::new();
         respond(&mut plain, &mut headers);
         assert!(headers.is_empty(), "{headers:?}");
+    }
+
+    /// Headers a `Connection` header names are the caller's hop-by-hop headers: gone before the
+    /// tracer looks, they neither force a trace nor make their format one to write.
+    #[test]
+    fn headers_named_in_connection_are_gone_before_the_tracer_reads() {
+        let tracer = tracer();
+        let id = "5b0e8a86-4d1e-4c7b-9f0a-2c61e1a5e6d4";
+        let (head, mut traced) = request(
+            &tracer,
+            Direction::Inbound,
+            Request::get("/reviews/0")
+                .header("connection", "b3, x-envoy-force-trace, x-client-trace-id")
+                .header("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1")
+                .header("x-envoy-force-trace", "true")
+                .header("x-client-trace-id", "client-1")
+                .header("x-request-id", id),
+            "inbound|9080||",
+        );
+        assert!(!head.headers.contains_key("b3"), "b3 single is not configured");
+        assert!(!head.headers.contains_key("x-envoy-force-trace"));
+        // Sampled by the request id at 100 %, not forced: `9`, not `a` (nor `b`), is packed.
+        assert_eq!(head.headers["x-request-id"], "5b0e8a86-4d1e-9c7b-9f0a-2c61e1a5e6d4");
+        let trace_id = head.headers["traceparent"].to_str().unwrap().split('-').nth(1).unwrap();
+        assert_ne!(trace_id, "80f198ee56343ba864fe8b2a57d3eff7", "the b3 context was not read");
+        let mut headers = HeaderMap::new();
+        respond(&mut traced, &mut headers);
+        assert!(!headers.contains_key("x-request-id"), "only a forced request gets it back");
     }
 
     #[test]
