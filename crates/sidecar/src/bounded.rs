@@ -1,9 +1,10 @@
 //! A string-keyed, read-mostly map whose entries come out of a shared budget, so label values
 //! taken from requests (hosts, clusters, peers) cannot grow a map without bound.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::request_map::RequestMap;
 
 /// How many more entries the maps sharing it may remember.
 pub(crate) struct Budget(AtomicUsize);
@@ -23,13 +24,13 @@ impl Budget {
 
 /// A string-keyed map whose entries come out of a shared [`Budget`].
 pub(crate) struct Bounded<V> {
-    map: RwLock<HashMap<Box<str>, V>>,
+    map: RwLock<RequestMap<Box<str>, V>>,
     budget: Arc<Budget>,
 }
 
 impl<V: Clone> Bounded<V> {
     pub(crate) fn new(budget: &Arc<Budget>) -> Self {
-        Bounded { map: RwLock::new(HashMap::new()), budget: budget.clone() }
+        Bounded { map: RwLock::new(RequestMap::default()), budget: budget.clone() }
     }
 
     /// The value for `key`, made and remembered on first use; `None` once the budget is spent.

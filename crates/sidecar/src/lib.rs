@@ -30,4 +30,5 @@ pub mod metrics;
 pub mod observe;
 pub mod proxy;
 pub mod received;
+mod request_map;
 pub mod trace;

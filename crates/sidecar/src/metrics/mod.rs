@@ -38,7 +38,6 @@ mod service;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use prometheus_client::encoding::text;
@@ -51,6 +50,7 @@ use self::labels::{HttpSeries, TcpSeries};
 use self::observer::MeshObserver;
 use crate::config::SidecarConfig;
 use crate::observe::Observer;
+use crate::request_map::RequestMap;
 
 /// The `Content-Type` of [`MeshMetrics::encode`]'s text: OpenMetrics 1.0, which Prometheus
 /// scrapes natively. The text also parses as Prometheus' classic text format (its `# EOF`
@@ -89,7 +89,7 @@ pub struct MeshMetrics {
     /// The four metrics of each HTTP series seen, found with one lookup instead of four: each
     /// family lookup hashes and compares the whole label set. The handles share their values
     /// with the families' (prometheus-client metrics are `Arc`s inside).
-    http_series: RwLock<HashMap<HttpSeries, HttpMetrics>>,
+    http_series: RwLock<RequestMap<HttpSeries, HttpMetrics>>,
 }
 
 /// One HTTP series' metrics.
@@ -155,7 +155,7 @@ impl MeshMetrics {
             tcp_connections_closed,
             tcp_sent_bytes,
             tcp_received_bytes,
-            http_series: RwLock::new(HashMap::new()),
+            http_series: RwLock::new(RequestMap::default()),
         }
     }
 

@@ -25,7 +25,6 @@
 //! retried it. Connections idle for longer than the idle timeout are closed by a sweep that
 //! runs every half timeout, so an idle connection lives at most 1.5 timeouts.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -39,6 +38,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use super::connect::{ConnectError, Connector};
 use super::exchange::RequestBody;
+use crate::request_map::RequestMap;
 
 /// A request's hold on an [`Opener`]. Dropping it (also when the request is abandoned) drops
 /// the pool's entry once no request holds it: a failure is only kept for those that waited.
@@ -103,9 +103,9 @@ pub(crate) struct Pool {
     protocol: Protocol,
     connector: Arc<Connector>,
     idle_timeout: Duration,
-    connections: Mutex<HashMap<Key, Vec<Connection>>>,
+    connections: Mutex<RequestMap<Key, Vec<Connection>>>,
     /// HTTP/2: the authorities a connection is being opened to, while requests wait for it.
-    openers: Mutex<HashMap<Key, Arc<Opener>>>,
+    openers: Mutex<RequestMap<Key, Arc<Opener>>>,
 }
 
 /// Takes turns opening an HTTP/2 connection to one authority; holds how the last open that
@@ -191,8 +191,8 @@ impl Pool {
             protocol,
             connector,
             idle_timeout,
-            connections: Mutex::new(HashMap::new()),
-            openers: Mutex::new(HashMap::new()),
+            connections: Mutex::new(RequestMap::default()),
+            openers: Mutex::new(RequestMap::default()),
         });
         tokio::spawn(sweep(Arc::downgrade(&pool), (idle_timeout / 2).max(SWEEP_FLOOR)));
         pool
@@ -401,7 +401,7 @@ impl Pool {
         });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Vec<Connection>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RequestMap<Key, Vec<Connection>>> {
         // The lock is never held across an await or user code that could panic mid-update.
         self.connections.lock().unwrap_or_else(PoisonError::into_inner)
     }

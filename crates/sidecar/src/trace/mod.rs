@@ -33,7 +33,6 @@ mod span;
 mod stitching;
 pub(crate) mod tags;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +43,7 @@ pub use counters::{DropReason, MAX_SERVICES, TraceMetrics};
 pub use local::{Environment, LocalInfo};
 
 pub use crate::config::CANONICAL_REVISION_LABEL;
+use crate::request_map::RequestMap;
 
 use self::context::TraceIdLength;
 use self::export::{BatchSettings, ExportQueue, SpanSink, export_queue};
@@ -283,7 +283,7 @@ fn known_names(
     kind: Kind,
     config: &SidecarConfig,
     local: &LocalInfo,
-) -> HashMap<Box<str>, KnownName> {
+) -> RequestMap<Box<str>, KnownName> {
     let clusters: Vec<String> = match direction {
         Direction::Inbound => config
             .listeners

@@ -17,7 +17,6 @@
 //! map operation; a span that cannot be buffered is dropped and counted.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -34,6 +33,7 @@ use super::stitching::{Registration, Stitching};
 use super::tags::{DirectionTags, Kind, RequestInfo, ResponseInfo, TagSink, span_tags, write_tags};
 use crate::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
 use crate::received::Known;
+use crate::request_map::RequestMap;
 
 /// The tracing observer.
 pub(crate) struct Tracer {
@@ -67,7 +67,7 @@ pub(crate) struct DirectionTracer {
     pub(crate) no_exporter: Counter,
     /// The span names of the clusters known up front (the inbound app's, the services
     /// table's), by cluster; other clusters are named per request.
-    pub(crate) names: HashMap<Box<str>, KnownName>,
+    pub(crate) names: RequestMap<Box<str>, KnownName>,
 }
 
 /// A span name worked out once, with its header value.

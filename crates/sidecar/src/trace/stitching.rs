@@ -9,16 +9,19 @@
 //! exchange ends: [`Registration`] removes it on drop, so an exchange the proxy abandons
 //! without calling `complete` cannot leak one.
 //!
-//! Each id is hashed once per operation, with a keyed hash (SipHash, random key): the hash
-//! picks the shard and is the shard's map key; the entry keeps the id, so a lookup whose hash
-//! matches another id's finds nothing (a missed stitch, at odds of 2⁻⁶⁴ that a caller cannot
-//! raise without the key). A registration holds the hash, not a copy of the id.
+//! Each id is hashed once per operation, with the request path's keyed hash (foldhash, seeded
+//! at random; [`crate::request_map`]): the hash picks the shard and is the shard's map key; the
+//! entry keeps the id, so a lookup whose hash matches another id's finds nothing (a missed
+//! stitch, never a wrong one; a caller cannot aim for one without the seed). A registration
+//! holds the hash, not a copy of the id.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use propagation::{SpanContext, SpanId};
+
+use crate::request_map::RequestHasher;
 
 /// Shards: enough that concurrent requests rarely wait for one another.
 const SHARDS: usize = 16;
@@ -35,7 +38,7 @@ struct Entry {
 pub(crate) struct Stitching {
     shards: Vec<Mutex<Shard>>,
     per_shard: usize,
-    hasher: RandomState,
+    hasher: RequestHasher,
 }
 
 /// An inbound request's entry; removes it when dropped.
@@ -53,7 +56,7 @@ impl Stitching {
         Arc::new(Stitching {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
-            hasher: RandomState::new(),
+            hasher: RequestHasher::default(),
         })
     }
 
