@@ -260,9 +260,14 @@ impl RequestInfo {
     }
 }
 
-/// A header value as tag text (invalid UTF-8 replaced), borrowed when it is valid.
+/// A header value as tag text (invalid UTF-8 replaced), borrowed when it is valid. Checked with
+/// `str::from_utf8` first: header values are nearly always ASCII, which it checks a word at a
+/// time, where `from_utf8_lossy`'s chunk iterator took about 200 instructions per value.
 fn text(value: Option<&HeaderValue>) -> Option<Text<'_>> {
-    value.map(|value| String::from_utf8_lossy(value.as_bytes()))
+    value.map(|value| match std::str::from_utf8(value.as_bytes()) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(value.as_bytes()),
+    })
 }
 
 /// Writes a number tag. `itoa` rather than `to_string`: a span has three numbers, and `fmt`

@@ -454,3 +454,17 @@ fn every_standard_tag_is_listed_as_one() {
     standard.sort_unstable();
     assert_eq!(keys, standard, "every standard tag once, and only those");
 }
+
+#[test]
+fn header_values_that_are_not_utf8_become_text_with_replacement_characters() {
+    let tags = default_tags();
+    let mut head = request(Request::get("/").header("host", "reviews:9080"));
+    let latin1 = HeaderValue::from_bytes(b"caf\xe9-agent").unwrap();
+    head.headers.insert("user-agent", latin1);
+    head.headers.insert("x-envoy-downstream-service-cluster", HeaderValue::from_static("web"));
+    let info = read(&tags, &mut head, "inbound|9080||");
+    let (ok, none) = (response(200), completion(None));
+    let span = span_tags(&tags, Kind::Server, &info, Some(&ok), &none);
+    assert_eq!(value(&span, "user_agent"), Some("caf\u{fffd}-agent"));
+    assert_eq!(value(&span, "downstream_cluster"), Some("web"));
+}
