@@ -63,7 +63,7 @@ impl Propagator {
         Self::ALL.into_iter().find(|p| p.name() == name)
     }
 
-    fn bit(self) -> u8 {
+    const fn bit(self) -> u8 {
         match self {
             Self::TraceContext => 1,
             Self::Baggage => 2,
@@ -98,7 +98,12 @@ impl Propagators {
     pub const NONE: Self = Self(0);
 
     /// Every format.
-    pub const EVERY: Self = Self(1 | 2 | 4 | 8);
+    pub const EVERY: Self = Self(
+        Propagator::TraceContext.bit()
+            | Propagator::Baggage.bit()
+            | Propagator::B3Single.bit()
+            | Propagator::B3Multi.bit(),
+    );
 
     /// The OpenTelemetry SDK default: `tracecontext,baggage`.
     pub fn otel_default() -> Self {

@@ -47,16 +47,14 @@ pub(crate) fn strip_request(
 ) -> Received {
     strip_common(headers, &mut received, upgrade);
     if received.has(Known::ProxyAuthorization) {
-        headers.remove(header::PROXY_AUTHORIZATION);
-        received.forget(&header::PROXY_AUTHORIZATION);
+        remove(headers, &mut received, &header::PROXY_AUTHORIZATION);
     }
     if received.has(Known::Expect)
         && headers
             .get(header::EXPECT)
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"))
     {
-        headers.remove(header::EXPECT);
-        received.forget(&header::EXPECT);
+        remove(headers, &mut received, &header::EXPECT);
     }
     if received.has(Known::Te) && !strip_te(headers) {
         received.forget(&header::TE);
@@ -102,6 +100,12 @@ pub(crate) fn add_forwarded_proto(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes `name` from the message and from what it is known to hold.
+fn remove(headers: &mut HeaderMap, received: &mut Received, name: &HeaderName) {
+    headers.remove(name);
+    received.forget(name);
+}
+
 fn strip_common(headers: &mut HeaderMap, received: &mut Received, upgrade: bool) {
     if received.has(Known::Connection) {
         let mut named: Vec<HeaderName> = Vec::new();
@@ -122,30 +126,24 @@ fn strip_common(headers: &mut HeaderMap, received: &mut Received, upgrade: bool)
             }
         }
         for name in named {
-            headers.remove(&name);
-            received.forget(&name);
+            remove(headers, received, &name);
         }
-        headers.remove(header::CONNECTION);
-        received.forget(&header::CONNECTION);
+        remove(headers, received, &header::CONNECTION);
     }
     if received.has(Known::KeepAlive) {
-        headers.remove(KEEP_ALIVE);
-        received.forget(&KEEP_ALIVE);
+        remove(headers, received, &KEEP_ALIVE);
     }
     if received.has(Known::ProxyConnection) {
-        headers.remove(PROXY_CONNECTION);
-        received.forget(&PROXY_CONNECTION);
+        remove(headers, received, &PROXY_CONNECTION);
     }
     if received.has(Known::TransferEncoding) {
-        headers.remove(header::TRANSFER_ENCODING);
-        received.forget(&header::TRANSFER_ENCODING);
+        remove(headers, received, &header::TRANSFER_ENCODING);
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         received.remember(&header::CONNECTION);
     } else if received.has(Known::Upgrade) {
-        headers.remove(header::UPGRADE);
-        received.forget(&header::UPGRADE);
+        remove(headers, received, &header::UPGRADE);
     }
 }
 

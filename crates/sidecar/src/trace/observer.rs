@@ -339,27 +339,25 @@ const ATTRIBUTES_KEPT: usize = 16 * 1024;
 impl Recording {
     /// Builds the span and hands it to the export buffer (or counts it as dropped).
     fn finish(self, completion: &Completion<'_>) {
-        if self.tracer.sink.is_none() {
+        let Some(sink) = &self.tracer.sink else {
             self.tracer.no_exporter.inc();
             return;
-        }
+        };
         ATTRIBUTES.with(|buffer| match buffer.try_borrow_mut() {
             Ok(mut attributes) => {
                 attributes.clear();
-                self.submit(completion, &mut attributes);
+                self.submit(sink, completion, &mut attributes);
                 attributes.clear();
                 attributes.shrink_to(ATTRIBUTES_KEPT);
             }
             // Only if making a span ever made another on the same thread.
-            Err(_) => self.submit(completion, &mut Vec::new()),
+            Err(_) => self.submit(sink, completion, &mut Vec::new()),
         });
     }
 
-    /// Writes the span's attributes into `attributes` (empty), then the span into the buffer.
-    fn submit(&self, completion: &Completion<'_>, attributes: &mut Vec<u8>) {
+    /// Writes the span's attributes into `attributes` (empty), then the span into `sink`.
+    fn submit(&self, sink: &SpanSink, completion: &Completion<'_>, attributes: &mut Vec<u8>) {
         let tracer = &self.tracer;
-        // `finish` has counted a direction without an exporter; nothing to write then.
-        let Some(sink) = &tracer.sink else { return };
         let response = self.response.as_ref();
         let mut fields = AttributeFields(attributes);
         let status = if tracer.tags.replaces() {
