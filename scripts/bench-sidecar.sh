@@ -33,8 +33,10 @@
 #
 # Environment: RATE (1000), CONNECTIONS (10), DURATION (30), WARMUP (3), SLICE (1), ROUNDS (1),
 # QUIET_WAIT (600), QUIET_LOAD (0.8), PROFILE (1 when perf is installed), PROFILE_SECONDS (15),
-# BUILD (1; 0 to use the binaries already built), CARGO_PROFILE (sidecar: the build for
-# sidecars, size-optimised with fat LTO; `release` builds faster).
+# BUILD (1; 0 to use the binaries already built), PGO (1: the sidecars run the build to deploy,
+# scripts/build-sidecar.sh's profile-guided target/sidecar-pgo/meshtrace; 0: the cargo profile
+# below, as built), CARGO_PROFILE (with PGO=0; sidecar: size-optimised with fat LTO; `release`
+# builds faster).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -57,6 +59,7 @@ QUIET_WAIT=${QUIET_WAIT:-600}
 QUIET_LOAD=${QUIET_LOAD:-0.8}
 PROFILE_SECONDS=${PROFILE_SECONDS:-15}
 BUILD=${BUILD:-1}
+PGO=${PGO:-1}
 CARGO_PROFILE=${CARGO_PROFILE:-sidecar}
 if command -v perf >/dev/null 2>&1; then PROFILE=${PROFILE:-1}; else PROFILE=0; fi
 
@@ -69,7 +72,13 @@ mkdir -p "$WORK"
 exec > >(tee "$LOG") 2>&1
 
 LOADGEN=target/release/meshtrace-loadgen
-MESHTRACE=target/$CARGO_PROFILE/meshtrace
+if [ "$PGO" != 0 ]; then
+    MESHTRACE=target/sidecar-pgo/meshtrace
+    BUILT="profile-guided (scripts/build-sidecar.sh)"
+else
+    MESHTRACE=target/$CARGO_PROFILE/meshtrace
+    BUILT="cargo profile $CARGO_PROFILE"
+fi
 APP=127.0.0.1:18080
 SINK=127.0.0.1:14317
 SINK_STATS=127.0.0.1:14318
@@ -80,7 +89,11 @@ SERVICE=echo.bench.svc.cluster.local:9080
 
 if [ "$BUILD" != 0 ]; then
     echo "== build"
-    cargo build --profile "$CARGO_PROFILE" -p meshtrace
+    if [ "$PGO" != 0 ]; then
+        scripts/build-sidecar.sh
+    else
+        cargo build --profile "$CARGO_PROFILE" -p meshtrace
+    fi
     cargo build --release -p loadgen
 fi
 ensure_nginx
@@ -94,7 +107,7 @@ echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo
 echo "kernel: $(uname -r)"
 echo "rustc:  $(rustc --version)"
 echo "nginx:  $(nginx -v 2>&1 || echo 'not installed')"
-echo "build:  meshtrace: cargo profile $CARGO_PROFILE; load tool, app, sink: release"
+echo "build:  meshtrace: $BUILT; load tool, app, sink: release"
 echo "clock:  $(getconf CLK_TCK) ticks/s"
 echo "tree:   $(tree_description)"
 
