@@ -16,8 +16,15 @@
 # keep-alive to the app, no access log) relaying the same requests, when nginx is installed or
 # can be (`nginx-light`).
 #
+# With CACHE_SIM=1, callgrind also simulates the caches (`--cache-sim=yes`, about twice as
+# slow) and the table adds level-1 instruction-cache misses and data-cache misses (reads and
+# writes) per request: a request path that runs through much code once misses the instruction
+# cache, which costs time the instruction count does not show.
+#
 # Environment: REQUESTS (2000), RATE (200), BUILD (1; 0 to use target/release as it is),
-# MESHTRACE (target/release/meshtrace; another build of it, to compare two trees in one run).
+# MESHTRACE (target/release/meshtrace; another build of it, to compare two trees in one run:
+# target/sidecar-pgo/meshtrace is the build to deploy, see scripts/build-sidecar.sh),
+# CACHE_SIM (0).
 # Ports as in bench-sidecar.sh (14317/14318 sink, 18080 app, 18000/18001/18006 sidecar B).
 set -euo pipefail
 
@@ -32,6 +39,9 @@ source scripts/lib/nginx.sh
 REQUESTS=${REQUESTS:-2000}
 RATE=${RATE:-200}
 BUILD=${BUILD:-1}
+CACHE_SIM=${CACHE_SIM:-0}
+CALLGRIND=(valgrind --tool=callgrind)
+if [ "$CACHE_SIM" != 0 ]; then CALLGRIND+=(--cache-sim=yes); fi
 LOADGEN=target/release/meshtrace-loadgen
 MESHTRACE=${MESHTRACE:-target/release/meshtrace}
 WORK=target/bench/instructions-$(date -u +%Y%m%dT%H%M%SZ)
@@ -71,7 +81,7 @@ load() { # target label requests
 # Runs the sidecar with $1's config under callgrind, sends $2 requests, prints the total.
 instructions() {
     local config=$1 requests=$2 out="$WORK/callgrind-$1-$2.out"
-    valgrind --tool=callgrind --callgrind-out-file="$out" \
+    "${CALLGRIND[@]}" --callgrind-out-file="$out" \
         "$MESHTRACE" sidecar --config "$WORK/$config.yaml" --concurrency 1 \
         >"$WORK/sidecar-$config-$requests.log" 2>&1 &
     local pid=$!
@@ -91,7 +101,7 @@ sent() { sed -n 's/.* ok=\([0-9]*\) .*/\1/p' "$WORK/load-$1.txt"; }
 nginx_instructions() {
     local requests=$1 out="$WORK/callgrind-nginx-$1.out" dir="$PWD/$WORK/nginx-$1"
     write_nginx_conf "$dir" 127.0.0.1:18206 127.0.0.1:18080 off
-    valgrind --tool=callgrind --callgrind-out-file="$out" nginx -c "$dir/nginx.conf" -p "$dir" \
+    "${CALLGRIND[@]}" --callgrind-out-file="$out" nginx -c "$dir/nginx.conf" -p "$dir" \
         >"$dir/nginx.log" 2>&1 &
     local pid=$!
     wait_port 127.0.0.1:18206
@@ -104,20 +114,37 @@ nginx_instructions() {
     sed -n 's/^totals: //p' "$out"
 }
 
+# One row: configuration, requests, then callgrind's idle and loaded totals. With the cache
+# simulation the totals are "Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw".
+row() { # configuration requests idle-totals loaded-totals
+    awk -v name="$1" -v requests="$2" -v idle="$3" -v loaded="$4" -v cache="$CACHE_SIM" 'BEGIN {
+        split(idle, i, " "); split(loaded, l, " ")
+        line = sprintf("| %s | %d | %.0f | %.0f | %.0f |", name, requests, i[1], l[1], (l[1] - i[1]) / requests)
+        if (cache != 0) {
+            line = line sprintf(" %.0f | %.0f |", (l[4] - i[4]) / requests,
+                (l[5] + l[6] - i[5] - i[6]) / requests)
+        }
+        print line
+    }'
+}
+
 echo
-echo "| configuration | requests | instructions, idle | instructions, loaded | per request |"
-echo "|---|---:|---:|---:|---:|"
+if [ "$CACHE_SIM" != 0 ]; then
+    echo "| configuration | requests | instructions, idle | instructions, loaded | per request | I1 misses per request | D1 misses per request |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+else
+    echo "| configuration | requests | instructions, idle | instructions, loaded | per request |"
+    echo "|---|---:|---:|---:|---:|"
+fi
 for config in baseline traced; do
     idle=$(instructions "$config" 0)
     loaded=$(instructions "$config" "$REQUESTS")
-    requests=$(sent "$config")
-    echo "| $config | $requests | $idle | $loaded | $(( (loaded - idle) / requests )) |"
+    row "$config" "$(sent "$config")" "$idle" "$loaded"
 done
 if command -v nginx >/dev/null 2>&1; then
     idle=$(nginx_instructions 0)
     loaded=$(nginx_instructions "$REQUESTS")
-    requests=$(sent nginx)
-    echo "| nginx | $requests | $idle | $loaded | $(( (loaded - idle) / requests )) |"
+    row nginx "$(sent nginx)" "$idle" "$loaded"
 fi
 echo
 echo "spans the sink counted (traced run only): $(curl -sS http://127.0.0.1:14318/count)"
