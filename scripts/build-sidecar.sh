@@ -61,8 +61,11 @@ find_profdata() {
 }
 if ! PROFDATA=$(find_profdata); then
     echo "== installing llvm-$llvm_major for llvm-profdata (rustc uses LLVM $llvm_major)"
-    apt_install --no-install-recommends "llvm-$llvm_major" ||
-        { echo "llvm-profdata for LLVM $llvm_major is needed and could not be installed" >&2; exit 1; }
+    apt_install --no-install-recommends "llvm-$llvm_major" || {
+        echo "llvm-profdata for LLVM $llvm_major is needed and could not be installed;" \
+            "\`cargo build --profile sidecar\` builds without a profile" >&2
+        exit 1
+    }
     PROFDATA=$(find_profdata) ||
         { echo "llvm-$llvm_major is installed but has no llvm-profdata" >&2; exit 1; }
 fi

@@ -1,6 +1,7 @@
-//! A string-keyed, read-mostly map whose entries come out of a shared budget, so label values
-//! taken from requests (hosts, clusters, peers) cannot grow a map without bound.
+//! A read-mostly map, keyed by text or bytes, whose entries come out of a shared budget, so label
+//! values taken from requests (hosts, clusters, peers) cannot grow a map without bound.
 
+use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -22,20 +23,24 @@ impl Budget {
     }
 }
 
-/// A string-keyed map whose entries come out of a shared [`Budget`].
-pub(crate) struct Bounded<V> {
-    map: RwLock<RequestMap<Box<str>, V>>,
+/// A map whose entries come out of a shared [`Budget`], keyed by `str` or, for values that need
+/// not be text (a header's bytes, so they are not checked as text on every request), `[u8]`.
+pub(crate) struct Bounded<V, K: ?Sized = str> {
+    map: RwLock<RequestMap<Box<K>, V>>,
     budget: Arc<Budget>,
 }
 
-impl<V: Clone> Bounded<V> {
+impl<V: Clone, K: ?Sized + Hash + Eq> Bounded<V, K>
+where
+    for<'a> Box<K>: From<&'a K>,
+{
     pub(crate) fn new(budget: &Arc<Budget>) -> Self {
         Bounded { map: RwLock::new(RequestMap::default()), budget: budget.clone() }
     }
 
     /// The value for `key`, made and remembered on first use; `None` once the budget is spent.
     /// `make` runs under the write lock, once per key.
-    pub(crate) fn get_or_insert_with(&self, key: &str, make: impl FnOnce() -> V) -> Option<V> {
+    pub(crate) fn get_or_insert_with(&self, key: &K, make: impl FnOnce() -> V) -> Option<V> {
         if let Some(value) = self.map.read().unwrap_or_else(PoisonError::into_inner).get(key) {
             return Some(value.clone());
         }

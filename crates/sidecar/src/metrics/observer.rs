@@ -343,7 +343,9 @@ struct Route {
     service: Option<DestinationService>,
     /// The labels when the peer sent no metadata.
     anonymous: Arc<SourceDestination>,
-    with_peer: Bounded<Arc<SourceDestination>>,
+    /// Keyed by the metadata header's bytes: a peer sends the same value on every request, and
+    /// checking it as text (a few hundred bytes) cost more than the rest of the lookup.
+    with_peer: Bounded<Arc<SourceDestination>, [u8]>,
 }
 
 impl Route {
@@ -364,11 +366,16 @@ impl Route {
         local: &LocalWorkload,
         metadata: Option<&HeaderValue>,
     ) -> Arc<SourceDestination> {
-        let Some(metadata) = metadata.and_then(|value| value.to_str().ok()) else {
+        // A value too long to decode is not remembered either: the map's budget bounds its
+        // entries, and this bounds their size.
+        let Some(metadata) = metadata
+            .map(HeaderValue::as_bytes)
+            .filter(|bytes| bytes.len() <= peer_metadata::MAX_ENCODED_LEN)
+        else {
             return self.anonymous.clone();
         };
         self.with_peer
-            .get_or_insert_with(metadata, || match peer_metadata::decode(metadata.as_bytes()) {
+            .get_or_insert_with(metadata, || match peer_metadata::decode(metadata) {
                 Some(peer) => Arc::new(SourceDestination::new(
                     direction,
                     local,

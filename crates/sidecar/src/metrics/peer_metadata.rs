@@ -27,7 +27,7 @@ pub(crate) const PEER_METADATA: HeaderName = HeaderName::from_static("x-envoy-pe
 pub(crate) const PEER_METADATA_ID: HeaderName = HeaderName::from_static("x-envoy-peer-metadata-id");
 
 /// Longest header value decoded; Istio's own values are a few hundred bytes.
-const MAX_ENCODED_LEN: usize = 8 * 1024;
+pub(crate) const MAX_ENCODED_LEN: usize = 8 * 1024;
 
 const NAMESPACE: &str = "NAMESPACE";
 const WORKLOAD_NAME: &str = "WORKLOAD_NAME";

@@ -51,6 +51,10 @@ pub(crate) struct Incoming {
     pub(crate) request_id: String,
     /// Whether [`request_id`](Self::request_id) was generated here.
     pub(crate) generated_request_id: bool,
+    /// Whether the request holds [`request_id`](Self::request_id) as its only `x-request-id`,
+    /// byte for byte: forwarding it unchanged then needs no write. Every hop after a mesh's
+    /// first receives its id this way.
+    pub(crate) request_id_as_received: bool,
 }
 
 /// Reads a request's propagation headers and request id; generates the id when it is absent
@@ -58,18 +62,27 @@ pub(crate) struct Incoming {
 pub(crate) fn read(headers: &HeaderMap, received: Received, rng: &mut impl Rng) -> Incoming {
     let carried = received.formats();
     let extracted = extract(headers, extract_formats().intersection(carried));
-    let id = received
-        .has(Known::RequestId)
-        .then(|| headers.get(request_id::HEADER))
-        .flatten()
-        .and_then(|value| value.to_str().ok())
-        .map(str::trim)
-        .filter(|id| !id.is_empty());
-    let (request_id, generated_request_id) = match id {
-        Some(id) => (id.to_owned(), false),
-        None => (request_id::generate(rng.random()), true),
+    let (first, only) = match received.has(Known::RequestId) {
+        true => {
+            let mut values = headers.get_all(request_id::HEADER).iter();
+            (values.next(), values.next().is_none())
+        }
+        false => (None, true),
     };
-    Incoming { extracted, carried, may_hold: received.may_hold(), request_id, generated_request_id }
+    let text = first.and_then(|value| value.to_str().ok());
+    let id = text.map(str::trim).filter(|id| !id.is_empty());
+    let (request_id, generated_request_id, request_id_as_received) = match id {
+        Some(id) => (id.to_owned(), false, only && text.is_some_and(|text| text.len() == id.len())),
+        None => (request_id::generate(rng.random()), true, false),
+    };
+    Incoming {
+        extracted,
+        carried,
+        may_hold: received.may_hold(),
+        request_id,
+        generated_request_id,
+        request_id_as_received,
+    }
 }
 
 /// This proxy's span.
@@ -160,7 +173,7 @@ fn random_span_id(rng: &mut impl Rng) -> SpanId {
 
 /// Writes `span` into the forwarded request: the configured trace formats and those the
 /// request carried (`incoming`, read before anything was written), the baggage passed through
-/// (when `configured` has it), and `request_id`.
+/// (when `configured` has it), and `request_id` (see [`write_request_id`]).
 pub(crate) fn write(
     span: &ProxySpan,
     configured: Propagators,
@@ -187,11 +200,15 @@ pub(crate) fn write(
             }
         }
     }
-    write_request_id(request_id, headers);
+    write_request_id(incoming, request_id, headers);
 }
 
-/// Sets `x-request-id` (replacing every value received).
-pub(crate) fn write_request_id(request_id: &str, headers: &mut HeaderMap) {
+/// Sets `x-request-id` to `request_id` (replacing every value received), unless the request
+/// already holds exactly that.
+pub(crate) fn write_request_id(incoming: &Incoming, request_id: &str, headers: &mut HeaderMap) {
+    if incoming.request_id_as_received && request_id == incoming.request_id {
+        return;
+    }
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert(request_id::HEADER, value);
     }

@@ -239,7 +239,7 @@ impl Tracer {
                 headers.insert(DECORATOR_OPERATION, value);
             }
         } else {
-            context::write_request_id(request_id, headers);
+            context::write_request_id(&incoming, request_id, headers);
         }
 
         // Envoy's ingress decorator goes back to the caller unless the caller named the

@@ -188,6 +188,30 @@ fn outbound_sends_metadata_to_mesh_services_and_reads_the_reply() {
 }
 
 #[test]
+fn metadata_too_long_to_decode_is_anonymous_and_does_not_spend_the_bound() {
+    let (observer, metrics) = sidecar(REVIEWS);
+    let too_long = "A".repeat(8 * 1024 + 1);
+    for i in 0..ENTRIES_PER_DIRECTION + 10 {
+        Call::inbound("reviews:9080")
+            .header("x-envoy-peer-metadata", &format!("{too_long}{i}"))
+            .run(&*observer);
+    }
+    let caller = peer_metadata::WorkloadIdentity {
+        workload: "productpage-v1".into(),
+        namespace: "default".into(),
+        ..Default::default()
+    };
+    Call::inbound("reviews:9080")
+        .header("x-envoy-peer-metadata", &peer_metadata::encode(&caller))
+        .run(&*observer);
+    let requests = series(&metrics.encode(), "istio_requests_total");
+    let count =
+        |workload: &str| requests.iter().filter(|s| s["source_workload"] == workload).count();
+    assert_eq!(count("unknown"), 1, "every over-long value is the anonymous caller");
+    assert_eq!(count("productpage-v1"), 1, "a real caller after them is still told apart");
+}
+
+#[test]
 fn authorities_past_the_bound_share_one_series() {
     let (observer, metrics) = sidecar(REVIEWS);
     for i in 0..ENTRIES_PER_DIRECTION + 100 {

@@ -224,3 +224,28 @@ fn a_missing_request_id_is_generated_and_a_present_one_kept() {
     let (_, out) = forward(&[], w3c(), true);
     assert_eq!(get(&out, "x-request-id").map(str::len), Some(36), "generated and forwarded");
 }
+
+#[test]
+fn a_request_id_is_rewritten_only_when_the_request_does_not_hold_it_as_forwarded() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let id = "8c6f3a5e-29c1-9b3f-a1d2-6f0e4a9c7b11";
+    let as_received = |pairs: &[(&str, &str)], rng: &mut StdRng| {
+        let headers = headers(pairs);
+        read(&headers, Received::scan(&headers), rng).request_id_as_received
+    };
+    assert!(as_received(&[("x-request-id", id)], &mut rng));
+    assert!(!as_received(&[("x-request-id", &format!(" {id} "))], &mut rng), "padded");
+    assert!(!as_received(&[("x-request-id", id), ("x-request-id", "other")], &mut rng), "two");
+    assert!(!as_received(&[], &mut rng), "generated");
+
+    // What is forwarded is one value, trimmed, whichever way it got there.
+    for pairs in [
+        vec![("x-request-id", id)],
+        vec![("x-request-id", " 8c6f3a5e-29c1-9b3f-a1d2-6f0e4a9c7b11 ")],
+        vec![("x-request-id", id), ("x-request-id", "other")],
+    ] {
+        let (_, out) = forward(&pairs, w3c(), true);
+        let values: Vec<_> = out.get_all("x-request-id").iter().collect();
+        assert_eq!(values, [id], "{pairs:?}");
+    }
+}
