@@ -110,6 +110,10 @@ echo "nginx:  $(nginx -v 2>&1 || echo 'not installed')"
 echo "build:  meshtrace: $BUILT; load tool, app, sink: release"
 echo "clock:  $(getconf CLK_TCK) ticks/s"
 echo "tree:   $(tree_description)"
+if [ "$PGO" != 0 ]; then
+    # With BUILD=0 the binary may be older than the tree: say what it was built from.
+    echo "sidecar binary built from: $(cat "$MESHTRACE.tree" 2>/dev/null || echo 'unknown')"
+fi
 
 # Everything started here is stopped on exit, by pid.
 require_free_ports 14317 14318 18080 18206 18000 18001 18006 18100 18101 18106

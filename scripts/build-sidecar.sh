@@ -6,15 +6,16 @@
 # Why: a sidecar's request path runs once per request through a lot of code (hyper's HTTP/1
 # server and client, tokio, the tracer), and at opt-level "s" the compiler cannot tell the hot
 # part from the rest. With the profile it inlines and lays out the hot path for speed and keeps
-# the rest small. callgrind counted 64,309 → 45,704 user-space instructions per traced request,
-# and 2,788 → 1,800 instruction-cache misses (BENCHMARKS.md, "Sidecar", "A profile-guided
+# the rest small. callgrind counted 64,251 → 44,605 user-space instructions per traced request,
+# and 2,798 → 1,897 instruction-cache misses (BENCHMARKS.md, "Sidecar", "A profile-guided
 # build").
 #
 # Three steps, each in its own target directory so that the usual builds' caches stay intact:
 #   1. an instrumented build (target/pgo-generate), whose sidecars write raw profiles;
 #   2. a training run: two instrumented sidecars relay a short mixed load (below) while the
 #      counting sink takes their spans; the raw profiles are merged with llvm-profdata;
-#   3. the build that uses the merged profile (target/pgo-use), copied to target/sidecar-pgo.
+#   3. the build that uses the merged profile (target/pgo-use), copied to target/sidecar-pgo,
+#      with meshtrace.tree naming the commit it was built from.
 # About 7 minutes on 2 cores: two fat-LTO builds.
 #
 # The training load, on the benchmark's fixed loopback ports (scripts/bench-sidecar.sh):
@@ -63,12 +64,17 @@ if ! PROFDATA=$(find_profdata); then
     echo "== installing llvm-$llvm_major for llvm-profdata (rustc uses LLVM $llvm_major)"
     apt_install --no-install-recommends "llvm-$llvm_major" || {
         echo "llvm-profdata for LLVM $llvm_major is needed and could not be installed;" \
-            "\`cargo build --profile sidecar\` builds without a profile" >&2
+            "\`cargo build --profile sidecar\` builds without a profile" \
+            "(scripts/bench-sidecar.sh: PGO=0)" >&2
         exit 1
     }
     PROFDATA=$(find_profdata) ||
         { echo "llvm-$llvm_major is installed but has no llvm-profdata" >&2; exit 1; }
 fi
+
+# The training's ports, checked before minutes of building.
+TRAINING_PORTS=(14317 14318 18080 18000 18001 18006 18100 18101 18106)
+require_free_ports "${TRAINING_PORTS[@]}"
 
 echo "== 1/3: instrumented build ($GENERATE)"
 cargo build --release -p loadgen
@@ -80,7 +86,7 @@ rm -rf "$RAW"
 mkdir -p "$RAW"
 
 echo "== 2/3: training"
-require_free_ports 14317 14318 18080 18000 18001 18006 18100 18101 18106
+require_free_ports "${TRAINING_PORTS[@]}"
 LOG="$GENERATE/training"
 mkdir -p "$LOG"
 "$LOADGEN" sink --listen 127.0.0.1:14317 --protocol grpc --stats 127.0.0.1:14318 \
@@ -107,7 +113,7 @@ done
 requests() { # COUNT URL [curl arguments]: COUNT requests to URL1 .. URLCOUNT
     local count=$1 url=$2
     shift 2
-    curl -sS -o /dev/null --fail-with-body "$@" "$url[1-$count]"
+    curl -sS -o /dev/null --fail-with-body --fail-early "$@" "$url[1-$count]"
 }
 # gRPC over HTTP/2 with prior knowledge, through sidecar A to the sink (an empty OTLP export).
 # One connection each: this curl fails the second request on a prior-knowledge connection.
@@ -136,7 +142,9 @@ refused=$(curl -sS -o /dev/null -w '%{http_code}\n' --proxy http://127.0.0.1:181
 [ "$refused" = 503 ] || { echo "refused upstream answered $refused, not 503" >&2; exit 1; }
 # SIGTERM: the sidecars drain, export their spans and write their profiles as they exit.
 for pid in "${sidecars[@]}"; do kill -TERM "$pid"; done
-for pid in "${sidecars[@]}"; do wait "$pid"; done
+for pid in "${sidecars[@]}"; do
+    wait "$pid" || { echo "instrumented sidecar $pid exited with status $?" >&2; exit 1; }
+done
 cleanup
 shopt -s nullglob
 profiles=("$RAW"/*.profraw)
@@ -148,4 +156,5 @@ echo "== 3/3: optimised build ($USE)"
 RUSTFLAGS="-Cprofile-use=$PROFILE" CARGO_TARGET_DIR=$USE cargo build --profile sidecar -p meshtrace
 mkdir -p "$OUT"
 cp "$USE/sidecar/meshtrace" "$OUT/meshtrace"
-echo "built $OUT/meshtrace"
+tree_description >"$OUT/meshtrace.tree"
+echo "built $OUT/meshtrace from $(cat "$OUT/meshtrace.tree")"

@@ -3,11 +3,13 @@
 
 PIDS=()
 
-# Stops everything in PIDS (SIGTERM: meshtrace, the load tools and nginx all shut down on it)
-# and waits for it. Installed on EXIT; call it directly to stop earlier.
+# Stops everything in PIDS (SIGTERM: meshtrace, the load tools and nginx all shut down on it),
+# waits for it and empties PIDS. Installed on EXIT; call it directly to stop earlier.
 cleanup() {
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # Forgotten once reaped: a later call (the EXIT trap) must not signal a reused pid.
+    PIDS=()
 }
 trap cleanup EXIT
 

@@ -16,6 +16,10 @@ impl Budget {
         Budget(AtomicUsize::new(entries))
     }
 
+    fn spent(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == 0
+    }
+
     fn take(&self) -> bool {
         self.0
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1))
@@ -41,6 +45,17 @@ where
     /// The value for `key`, made and remembered on first use; `None` once the budget is spent.
     /// `make` runs under the write lock, once per key.
     pub(crate) fn get_or_insert_with(&self, key: &K, make: impl FnOnce() -> V) -> Option<V> {
+        self.get_or_try_insert_with(key, || Some(make()))
+    }
+
+    /// Like [`Bounded::get_or_insert_with`], but `make` may have no value for `key`: then
+    /// nothing is remembered and no budget is spent, so keys without a value (a header that
+    /// does not decode) cannot use up the map. `make` runs again on the key's next use.
+    pub(crate) fn get_or_try_insert_with(
+        &self,
+        key: &K,
+        make: impl FnOnce() -> Option<V>,
+    ) -> Option<V> {
         if let Some(value) = self.map.read().unwrap_or_else(PoisonError::into_inner).get(key) {
             return Some(value.clone());
         }
@@ -48,10 +63,13 @@ where
         if let Some(value) = map.get(key) {
             return Some(value.clone());
         }
+        if self.budget.spent() {
+            return None;
+        }
+        let value = make()?;
         if !self.budget.take() {
             return None;
         }
-        let value = make();
         map.insert(Box::from(key), value.clone());
         Some(value)
     }

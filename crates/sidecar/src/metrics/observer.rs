@@ -366,8 +366,8 @@ impl Route {
         local: &LocalWorkload,
         metadata: Option<&HeaderValue>,
     ) -> Arc<SourceDestination> {
-        // A value too long to decode is not remembered either: the map's budget bounds its
-        // entries, and this bounds their size.
+        // Only values that decode are remembered, so the map's budget goes to real peers, and
+        // a key is at most the longest value decoded.
         let Some(metadata) = metadata
             .map(HeaderValue::as_bytes)
             .filter(|bytes| bytes.len() <= peer_metadata::MAX_ENCODED_LEN)
@@ -375,14 +375,14 @@ impl Route {
             return self.anonymous.clone();
         };
         self.with_peer
-            .get_or_insert_with(metadata, || match peer_metadata::decode(metadata) {
-                Some(peer) => Arc::new(SourceDestination::new(
+            .get_or_try_insert_with(metadata, || {
+                let peer = peer_metadata::decode(metadata)?;
+                Some(Arc::new(SourceDestination::new(
                     direction,
                     local,
                     self.service.as_ref(),
                     Some(&peer),
-                )),
-                None => self.anonymous.clone(),
+                )))
             })
             .unwrap_or_else(|| self.anonymous.clone())
     }

@@ -188,10 +188,13 @@ fn outbound_sends_metadata_to_mesh_services_and_reads_the_reply() {
 }
 
 #[test]
-fn metadata_too_long_to_decode_is_anonymous_and_does_not_spend_the_bound() {
+fn metadata_that_does_not_decode_is_anonymous_and_does_not_spend_the_bound() {
     let (observer, metrics) = sidecar(REVIEWS);
     let too_long = "A".repeat(8 * 1024 + 1);
     for i in 0..ENTRIES_PER_DIRECTION + 10 {
+        Call::inbound("reviews:9080")
+            .header("x-envoy-peer-metadata", &format!("not base64 {i}"))
+            .run(&*observer);
         Call::inbound("reviews:9080")
             .header("x-envoy-peer-metadata", &format!("{too_long}{i}"))
             .run(&*observer);
@@ -207,7 +210,7 @@ fn metadata_too_long_to_decode_is_anonymous_and_does_not_spend_the_bound() {
     let requests = series(&metrics.encode(), "istio_requests_total");
     let count =
         |workload: &str| requests.iter().filter(|s| s["source_workload"] == workload).count();
-    assert_eq!(count("unknown"), 1, "every over-long value is the anonymous caller");
+    assert_eq!(count("unknown"), 1, "every value that does not decode is the anonymous caller");
     assert_eq!(count("productpage-v1"), 1, "a real caller after them is still told apart");
 }
 
