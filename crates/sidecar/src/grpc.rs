@@ -1,7 +1,10 @@
 //! gRPC over HTTP as Envoy's `Grpc::Common` and `Grpc::Utility` see it, shared by the proxy's
 //! local replies and both observers.
 
-use http::header::{HeaderName, HeaderValue};
+use http::HeaderMap;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+
+use crate::received::{Known, Received};
 
 /// The status header (or trailer) of a gRPC response.
 pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
@@ -17,6 +20,12 @@ pub(crate) fn is_grpc(content_type: &HeaderValue) -> bool {
         Some(rest) => matches!(rest.first(), None | Some(b'+')),
         None => false,
     }
+}
+
+/// Envoy's `isGrpcRequestHeaders`: the request's `content-type` is gRPC's. `received` is what
+/// `headers` holds, so a request without `content-type` costs no lookup.
+pub(crate) fn is_grpc_request(headers: &HeaderMap, received: Received) -> bool {
+    received.has(Known::ContentType) && headers.get(CONTENT_TYPE).is_some_and(is_grpc)
 }
 
 /// gRPC's status for an HTTP status (Envoy `Grpc::Utility::httpToGrpcStatus`), for gRPC

@@ -57,6 +57,8 @@ pub struct RequestView<'a> {
     /// The authority the proxy routed by, when the request named one (its URI's, else its
     /// `Host`): [`authority`](Self::authority) without looking it up again.
     pub routed_authority: Option<&'a str>,
+    /// Whether it is a gRPC request ([`crate::grpc::is_grpc_request`]), as the proxy decided.
+    pub grpc: bool,
 }
 
 impl RequestView<'_> {
@@ -186,6 +188,7 @@ mod tests {
             started: SystemTime::now(),
             received,
             routed_authority: routed,
+            grpc: false,
         };
         view.authority().map(str::to_owned)
     }

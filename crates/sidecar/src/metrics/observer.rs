@@ -21,7 +21,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue};
 
 use super::MeshMetrics;
@@ -158,7 +157,7 @@ impl Observer for MeshObserver {
             direction,
             route,
             parties,
-            grpc: received.has(Known::ContentType) && is_grpc(headers),
+            grpc: request.grpc,
             answer,
             response_code: 0,
             header_grpc_status: None,
@@ -199,11 +198,6 @@ fn index(direction: Direction) -> usize {
         Direction::Inbound => 0,
         Direction::Outbound => 1,
     }
-}
-
-/// Envoy's `isGrpcRequestHeaders`: `content-type` is gRPC's.
-fn is_grpc(headers: &HeaderMap) -> bool {
-    headers.get(CONTENT_TYPE).is_some_and(grpc::is_grpc)
 }
 
 /// A `grpc-status` value as Envoy reads it: absent when empty, `-1` when not a known code.

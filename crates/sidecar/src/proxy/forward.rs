@@ -37,7 +37,7 @@ use super::local_reply::{self, Failure};
 use super::pool::{Pool, Protocol, SendError, Sent};
 use super::upgrade::{self, TunnelSettings};
 use super::upstream::{Route, Router};
-use crate::grpc::is_grpc;
+use crate::grpc::is_grpc_request;
 use crate::observe::{Observer, RequestView};
 use crate::received::{Known, Received};
 
@@ -100,16 +100,13 @@ impl Forwarder {
         let started = SystemTime::now();
         let (mut head, body) = request.into_parts();
         let tunnel = head.method == Method::CONNECT;
-        // hyper keeps the handle to the upgraded connection in the request's extensions.
-        let downstream = if tunnel || headers::is_upgrade_request(&head) {
-            head.extensions.remove::<OnUpgrade>()
-        } else {
-            None
-        };
-        let version = head.version;
         let received = Received::scan(&head.headers);
-        let grpc = received.has(Known::ContentType)
-            && head.headers.get(header::CONTENT_TYPE).is_some_and(is_grpc);
+        // hyper keeps the handle to the upgraded connection in the request's extensions.
+        let upgrade = received.has(Known::Upgrade) && headers::is_upgrade_request(&head);
+        let downstream =
+            if tunnel || upgrade { head.extensions.remove::<OnUpgrade>() } else { None };
+        let version = head.version;
+        let grpc = is_grpc_request(&head.headers, received);
         let route = if tunnel { self.router.tunnel_route(&head) } else { self.router.route(&head) };
         let received = headers::strip_request(&mut head.headers, received, downstream.is_some());
         headers::add_forwarded_proto(&mut head.headers);
@@ -135,6 +132,8 @@ impl Forwarder {
                     .as_ref()
                     .filter(|route| route.named)
                     .map(|route| route.authority.as_str()),
+                // A `content-type` the request's `Connection` named is gone upstream.
+                grpc: grpc && received.has(Known::ContentType),
             };
             shielded("request", || self.observer.request(&mut view))
         };
@@ -299,7 +298,7 @@ mod tests {
 
     #[test]
     fn grpc_content_types() {
-        let grpc = |text: &'static str| is_grpc(&HeaderValue::from_static(text));
+        let grpc = |text: &'static str| crate::grpc::is_grpc(&HeaderValue::from_static(text));
         assert!(grpc("application/grpc"));
         assert!(grpc("application/grpc+proto"));
         assert!(!grpc("application/grpc; charset=utf-8"));

@@ -87,8 +87,14 @@ pub(crate) fn connect(
     let mut response = Response::new(ResponseBody::empty());
     *response.version_mut() = version;
     let address = upstream.peer_addr().ok();
-    let received = Received::scan(response.headers());
-    exchange.response(StatusCode::OK, version, response.headers_mut(), received, address);
+    // The response was just made: it holds no header.
+    exchange.response(
+        StatusCode::OK,
+        version,
+        response.headers_mut(),
+        Received::default(),
+        address,
+    );
     tokio::spawn(async move {
         let Some(downstream) = client_side(downstream, &mut exchange).await else { return };
         run(downstream, upstream, exchange, settings).await;

@@ -453,6 +453,7 @@ spec:
         let mut head = request.body(()).unwrap().into_parts().0;
         let received = Received::scan(&head.headers);
         let received = crate::proxy::headers::strip_request(&mut head.headers, received, false);
+        let grpc = crate::grpc::is_grpc_request(&head.headers, received);
         let mut view = RequestView {
             direction,
             head: &mut head,
@@ -462,6 +463,7 @@ spec:
             started: SystemTime::now(),
             received,
             routed_authority: None,
+            grpc,
         };
         let traced = tracer.observe(&mut view);
         (head, traced)

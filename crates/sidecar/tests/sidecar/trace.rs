@@ -122,6 +122,8 @@ fn request(
         started: SystemTime::now(),
         received,
         routed_authority: None,
+        // These exchanges are plain HTTP.
+        grpc: false,
     };
     let observation = observer.request(&mut view);
     Exchange { head, observation }

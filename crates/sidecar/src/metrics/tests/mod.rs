@@ -127,6 +127,7 @@ fn observe_request(
     let peer: SocketAddr = "10.0.0.9:40000".parse().unwrap();
     let local: SocketAddr = "10.0.0.1:15006".parse().unwrap();
     let received = Received::scan(&head.headers);
+    let grpc = crate::grpc::is_grpc_request(&head.headers, received);
     let mut view = RequestView {
         direction,
         head,
@@ -136,6 +137,7 @@ fn observe_request(
         started: SystemTime::now(),
         received,
         routed_authority: None,
+        grpc,
     };
     observer.request(&mut view)
 }

@@ -38,6 +38,7 @@ fn request(builder: http::request::Builder) -> http::request::Parts {
 
 fn read(tags: &DirectionTags, head: &mut http::request::Parts, cluster: &str) -> RequestInfo {
     let received = Received::scan(&head.headers);
+    let grpc = crate::grpc::is_grpc_request(&head.headers, received);
     let view = RequestView {
         direction: Direction::Inbound,
         head,
@@ -47,6 +48,7 @@ fn read(tags: &DirectionTags, head: &mut http::request::Parts, cluster: &str) ->
         started: SystemTime::now(),
         received,
         routed_authority: None,
+        grpc,
     };
     RequestInfo::read(tags, &view, false)
 }
