@@ -42,11 +42,9 @@ pub(crate) const DECORATOR_OPERATION: HeaderName =
 pub(crate) struct Incoming {
     /// The propagation headers.
     pub(crate) extracted: Extracted,
-    /// The formats whose headers it holds, valid or not.
-    pub(crate) carried: Propagators,
-    /// The formats any of whose headers it holds (a lone `tracestate` too): only their stale
-    /// headers need removing when the context is written.
-    pub(crate) may_hold: Propagators,
+    /// The known headers it arrived with: the formats it carries, and those whose stale
+    /// headers need removing when the context is written ([`Received::may_hold`]).
+    pub(crate) received: Received,
     /// The received `x-request-id`, or a generated one.
     pub(crate) request_id: String,
     /// Whether [`request_id`](Self::request_id) was generated here.
@@ -60,8 +58,7 @@ pub(crate) struct Incoming {
 /// Reads a request's propagation headers and request id; generates the id when it is absent
 /// or not text. `received` is what the request arrived with.
 pub(crate) fn read(headers: &HeaderMap, received: Received, rng: &mut impl Rng) -> Incoming {
-    let carried = received.formats();
-    let extracted = extract(headers, extract_formats().intersection(carried));
+    let extracted = extract(headers, extract_formats().intersection(received.formats()));
     let (first, only) = match received.has(Known::RequestId) {
         true => {
             let mut values = headers.get_all(request_id::HEADER).iter();
@@ -75,14 +72,7 @@ pub(crate) fn read(headers: &HeaderMap, received: Received, rng: &mut impl Rng) 
         Some(id) => (id.to_owned(), false, only && text.is_some_and(|text| text.len() == id.len())),
         None => (request_id::generate(rng.random()), true, false),
     };
-    Incoming {
-        extracted,
-        carried,
-        may_hold: received.may_hold(),
-        request_id,
-        generated_request_id,
-        request_id_as_received,
-    }
+    Incoming { extracted, received, request_id, generated_request_id, request_id_as_received }
 }
 
 /// This proxy's span.
@@ -181,14 +171,14 @@ pub(crate) fn write(
     request_id: &str,
     headers: &mut HeaderMap,
 ) {
-    let carried = incoming.carried;
+    let carried = incoming.received.formats();
     let outgoing = Outgoing::new(span.context)
         .with_tracestate(&span.tracestate)
         .with_parent_span_id(span.parent)
         .with_debug(span.b3_debug);
     // The configured trace formats plus every one the request carries; baggage apart, below.
     let trace_formats = configured.union(carried).intersection(extract_formats());
-    inject_over(&outgoing, trace_formats, incoming.may_hold, headers);
+    inject_over(&outgoing, trace_formats, incoming.received.may_hold(), headers);
     // Without a `baggage` header there is nothing to pass through or to drop.
     if configured.contains(Propagator::Baggage) && carried.contains(Propagator::Baggage) {
         match baggage::pass_through(headers).0 {
