@@ -60,10 +60,7 @@ echo "binary: $MESHTRACE"
 require_free_ports 14317 14318 18080 18000 18001 18006 18206
 ensure_nginx
 
-"$LOADGEN" sink --listen 127.0.0.1:14317 --protocol grpc --stats 127.0.0.1:14318 >"$WORK/sink.log" 2>&1 &
-PIDS+=($!)
-"$LOADGEN" echo --listen 127.0.0.1:18080 >"$WORK/app.log" 2>&1 &
-PIDS+=($!)
+start_sink_and_app "$LOADGEN" "$WORK"
 wait_port 127.0.0.1:14317
 wait_port 127.0.0.1:18080
 

@@ -120,10 +120,7 @@ require_free_ports 14317 14318 18080 18206 18000 18001 18006 18100 18101 18106
 
 echo
 echo "== start"
-"$LOADGEN" sink --listen "$SINK" --protocol grpc --stats "$SINK_STATS" >"$WORK/sink.log" 2>&1 &
-PIDS+=($!)
-"$LOADGEN" echo --listen "$APP" >"$WORK/app.log" 2>&1 &
-PIDS+=($!)
+start_sink_and_app "$LOADGEN" "$WORK"
 NGINX_PID=
 NGINX_MASTER=
 if command -v nginx >/dev/null 2>&1; then

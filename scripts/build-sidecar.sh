@@ -89,11 +89,7 @@ echo "== 2/3: training"
 require_free_ports "${TRAINING_PORTS[@]}"
 LOG="$GENERATE/training"
 mkdir -p "$LOG"
-"$LOADGEN" sink --listen 127.0.0.1:14317 --protocol grpc --stats 127.0.0.1:14318 \
-    >"$LOG/sink.log" 2>&1 &
-PIDS+=($!)
-"$LOADGEN" echo --listen 127.0.0.1:18080 >"$LOG/app.log" 2>&1 &
-PIDS+=($!)
+start_sink_and_app "$LOADGEN" "$LOG"
 sidecars=()
 for side in a b; do
     LLVM_PROFILE_FILE="$RAW/sidecar-%p.profraw" "$GENERATE/sidecar/meshtrace" sidecar \

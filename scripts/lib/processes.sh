@@ -13,6 +13,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Starts the sidecar benchmarks' counting OTLP/gRPC sink (127.0.0.1:14317, its count on
+# 127.0.0.1:14318) and their app (`meshtrace-loadgen echo`, 127.0.0.1:18080), logging to DIR,
+# with the load tool at LOADGEN. The callers wait for the ports they need.
+start_sink_and_app() { # LOADGEN DIR
+    "$1" sink --listen 127.0.0.1:14317 --protocol grpc --stats 127.0.0.1:14318 \
+        >"$2/sink.log" 2>&1 &
+    PIDS+=($!)
+    "$1" echo --listen 127.0.0.1:18080 >"$2/app.log" 2>&1 &
+    PIDS+=($!)
+}
+
 # Waits up to 30 s for something to listen on host:port.
 wait_port() {
     for _ in $(seq 1 300); do
