@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use prometheus_client::registry::Registry;
+use propagation::Propagator;
 use serde_json::{Value, json};
 
 use crate::config::{
@@ -204,6 +205,7 @@ pub(crate) fn config_dump(config: &SidecarConfig, listeners: Value, proxy: Value
                 "service_account": linkerd.service_account,
             })),
             "stitching": tracing.stitching,
+            "propagators": tracing.propagators.iter().map(Propagator::name).collect::<Vec<_>>(),
         },
         "warnings": config.warnings,
     })

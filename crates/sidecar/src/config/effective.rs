@@ -30,6 +30,7 @@
 //! it).
 
 use ::config::{ConfigError, ConfigErrors};
+use propagation::Propagators;
 
 use super::custom_tags::overlay;
 use super::documents::{Document, Documents};
@@ -132,6 +133,7 @@ impl Documents {
                     errors.push(error);
                     None
                 });
+        let mut linkerd_traced = false;
         if let Some(linkerd) = &linkerd {
             let proxy = &mesh.proxy;
             let istio_tracing = !entries.is_empty()
@@ -146,6 +148,7 @@ impl Documents {
                      file's Istio or Envoy resources configure this workload's tracing"
                 ));
             } else {
+                linkerd_traced = true;
                 for settings in [&mut inbound, &mut outbound] {
                     linkerd_mode(settings, linkerd);
                 }
@@ -162,6 +165,11 @@ impl Documents {
         }
         errors.into_result()?;
         let rules = &sidecar.tracing;
+        let propagators = rules.propagators.unwrap_or(if linkerd_traced {
+            Propagators::NONE
+        } else {
+            Propagators::seed_composite()
+        });
         Ok(SidecarConfig {
             tracing: TracingSettings {
                 service_name,
@@ -172,6 +180,7 @@ impl Documents {
                 always_trace_paths: rules.always_trace_paths.clone(),
                 linkerd,
                 stitching: rules.stitching,
+                propagators,
             },
             workload,
             listeners: sidecar.listeners.clone(),

@@ -14,6 +14,7 @@
 //!     neverTracePaths: [{exact: /healthz}, {prefix: /app-health/}]
 //!     alwaysTracePaths: [{prefix: /checkout}]
 //!     stitching: true
+//!     propagators: [tracecontext, baggage, b3multi]
 //! ```
 //!
 //! This is meshtrace's own document, not Istio's `networking.istio.io` Sidecar resource (which
@@ -22,6 +23,7 @@
 use std::collections::BTreeMap;
 
 use ::config::{ConfigError, ConfigErrors, ListenAddress, Value};
+use propagation::{Propagator, Propagators, UnknownPropagator};
 use serde::Deserialize;
 
 use super::object_meta::ObjectMeta;
@@ -48,6 +50,9 @@ pub(crate) struct SidecarTracing {
     pub(crate) never_trace_paths: Vec<PathMatch>,
     pub(crate) always_trace_paths: Vec<PathMatch>,
     pub(crate) stitching: bool,
+    /// The trace formats written on every forwarded request; `None`: the default of the mode
+    /// the workload is traced in (see `TracingSettings::propagators`).
+    pub(crate) propagators: Option<Propagators>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +144,8 @@ struct TracingSpec {
     always_trace_paths: Vec<PathMatch>,
     #[serde(default)]
     stitching: Option<bool>,
+    #[serde(default)]
+    propagators: Option<Vec<String>>,
 }
 
 /// A request header to match: by name (any value) or by name and exact value.
@@ -248,12 +255,42 @@ fn check_tracing(spec: TracingSpec, path: &str, errors: &mut ConfigErrors) -> Si
     let never = spec.never_trace_paths.unwrap_or_else(default_never_trace_paths);
     check_paths(&never, &format!("{path}.neverTracePaths"), errors);
     check_paths(&spec.always_trace_paths, &format!("{path}.alwaysTracePaths"), errors);
+    let propagators = spec
+        .propagators
+        .map(|names| check_propagators(&names, &format!("{path}.propagators"), errors));
     SidecarTracing {
         force_trace_headers,
         never_trace_paths: never,
         always_trace_paths: spec.always_trace_paths,
         stitching: spec.stitching.unwrap_or(true),
+        propagators,
     }
+}
+
+/// Reads a list of `OTEL_PROPAGATORS` names (`tracecontext`, `baggage`, `b3`, `b3multi`), as
+/// an OpenTelemetry SDK reads that variable; `[none]` or `[]` writes no format the request did
+/// not arrive with.
+fn check_propagators(names: &[String], path: &str, errors: &mut ConfigErrors) -> Propagators {
+    let mut set = Propagators::NONE;
+    for (i, name) in names.iter().enumerate() {
+        if name == "none" {
+            if names.len() > 1 {
+                errors.push(ConfigError::new(
+                    format!("{path}[{i}]"),
+                    "\"none\" must be the only entry: it means no format",
+                ));
+            }
+            continue;
+        }
+        match Propagator::from_name(name) {
+            Some(propagator) => set = set.with(propagator),
+            None => errors.push(ConfigError::new(
+                format!("{path}[{i}]"),
+                UnknownPropagator(name.clone()).to_string(),
+            )),
+        }
+    }
+    set
 }
 
 fn check_paths(rules: &[PathMatch], path: &str, errors: &mut ConfigErrors) {

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use propagation::Propagators;
+
 use super::custom_tags::CustomTag;
 use super::sampling::SamplingPercentage;
 use super::settings::Endpoint;
@@ -39,6 +41,11 @@ pub struct TracingSettings {
     /// them when the app does not forward trace headers (Sidecar `spec.tracing.stitching`,
     /// default on).
     pub stitching: bool,
+    /// The trace formats written on every forwarded request, besides those it arrived with
+    /// (Sidecar `spec.tracing.propagators`, `OTEL_PROPAGATORS` names). Default: the first
+    /// seed's composite propagator, `tracecontext,baggage,b3multi`; for a workload traced the
+    /// Linkerd way, none, since linkerd-proxy rewrites only the formats a request carries.
+    pub propagators: Propagators,
 }
 
 impl TracingSettings {

@@ -37,7 +37,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipeline::telemetry::Telemetry;
-use propagation::Propagators;
 
 pub use counters::{DropReason, MAX_SERVICES, TraceMetrics};
 pub use local::{Environment, LocalInfo};
@@ -69,12 +68,9 @@ impl TracingError {
     }
 }
 
-/// What the config does not say: propagation formats, buffer sizes, the environment.
+/// What the config does not say: buffer sizes, the environment.
 #[derive(Clone, Debug)]
 pub struct TracingOptions {
-    /// The trace formats written on every forwarded request, besides those it arrived with.
-    /// Default: the first seed's composite propagator, `tracecontext,baggage,b3multi`.
-    pub inject: Propagators,
     /// Where environment custom tags, exporter headers from `envName`, `OTEL_RESOURCE_ATTRIBUTES`
     /// and the pod variables of [`LocalInfo::new`] are read, once, at set-up.
     pub environment: Environment,
@@ -97,7 +93,6 @@ pub struct TracingOptions {
 impl Default for TracingOptions {
     fn default() -> Self {
         TracingOptions {
-            inject: Propagators::seed_composite(),
             environment: Environment::Process,
             local: None,
             buffer_spans: 2048,
@@ -175,7 +170,7 @@ pub fn observer_with(
         outbound,
         rules: SamplingRules::new(rules),
         stitching: rules.stitching.then(|| Stitching::new(options.stitching_capacity)),
-        inject: options.inject,
+        inject: rules.propagators,
         inbound_host: local.inbound_host.clone(),
         inbound_port: config.listeners.inbound.as_ref().map(|inbound| inbound.app.port),
         metrics: metrics.clone(),

@@ -435,7 +435,7 @@ spec:
             outbound: direction(Direction::Outbound, &rules.outbound),
             rules: SamplingRules::new(rules),
             stitching: None,
-            inject: options.inject,
+            inject: rules.propagators,
             inbound_host: local.inbound_host.clone(),
             inbound_port: Some(9080),
             metrics: metrics.clone(),

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use propagation::{Propagator, Propagators};
+
 use sidecar::config::{
     CustomTag, DirectionSettings, Endpoint, ExportHeader, Exporter, HeaderMatch, HeaderValueSource,
     OtlpExporter, OtlpProtocol, PathMatch, ResourceDetector, SamplingPercentage, SidecarConfig,
@@ -423,6 +425,49 @@ fn native_rules_replace_the_envoy_filters() {
     assert!(tracing.stitching);
     let doc = "kind: Sidecar\nmetadata: {name: web}\nspec: {tracing: {neverTracePaths: []}}\n";
     assert!(settings(&[doc]).tracing.never_trace_paths.is_empty());
+}
+
+#[test]
+fn propagators_name_the_formats_written_as_otel_propagators_does() {
+    let with = |list: &str| {
+        let doc = format!(
+            "kind: Sidecar\nmetadata: {{name: web}}\nspec: {{tracing: {{propagators: {list}}}}}\n"
+        );
+        settings(&[&doc]).tracing.propagators
+    };
+    assert_eq!(with("[b3]"), Propagators::NONE.with(Propagator::B3Single));
+    assert_eq!(
+        with("[tracecontext, b3multi]"),
+        Propagators::NONE.with(Propagator::TraceContext).with(Propagator::B3Multi)
+    );
+    assert_eq!(with("[none]"), Propagators::NONE);
+    assert_eq!(with("[]"), Propagators::NONE);
+    // Default: the first seed's composite propagator.
+    assert_eq!(settings(&[PRODUCTPAGE]).tracing.propagators, Propagators::seed_composite());
+    let bad = "kind: Sidecar\nmetadata: {name: web}\nspec: {tracing: {propagators: [tracecontext, jaeger, none]}}\n";
+    assert_eq!(
+        error(&[bad]),
+        "document 1 (Sidecar web).spec.tracing.propagators[1]: unknown propagator \"jaeger\": \
+         expected tracecontext, baggage, b3, b3multi or none\n\
+         document 1 (Sidecar web).spec.tracing.propagators[2]: \"none\" must be the only entry: it \
+         means no format"
+    );
+}
+
+#[test]
+fn traced_the_linkerd_way_the_sidecar_writes_only_the_formats_a_request_carries() {
+    let api = sidecar("api-server", "default", "{app: api-server}");
+    let config = settings(&[&api, &seed("deployment-with-linkerd.yaml")]);
+    assert_eq!(config.tracing.propagators, Propagators::NONE, "as linkerd-proxy");
+    // Unless the Sidecar document says otherwise.
+    let api = format!("{api}  tracing: {{propagators: [tracecontext]}}\n");
+    let config = settings(&[&api, &seed("deployment-with-linkerd.yaml")]);
+    assert_eq!(config.tracing.propagators, Propagators::NONE.with(Propagator::TraceContext));
+    // With Istio in charge, Istio's default holds.
+    let api = sidecar("api-server", "default", "{app: api-server}");
+    let config =
+        settings(&[&api, &seed("deployment-with-linkerd.yaml"), &seed("istio-config.yaml")]);
+    assert_eq!(config.tracing.propagators, Propagators::seed_composite());
 }
 
 #[test]

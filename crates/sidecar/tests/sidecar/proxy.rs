@@ -982,6 +982,8 @@ async fn admin_serves_ready_stats_and_config_dump() {
     let headers = &dump["tracing"]["outbound"]["exporter"]["otlp"]["headers"];
     assert_eq!(headers[0]["name"], "x-token");
     assert!(!body.contains("s3cret"), "{body}");
+    let propagators = serde_json::json!(["tracecontext", "b3multi", "baggage"]);
+    assert_eq!(dump["tracing"]["propagators"], propagators, "extraction order");
 
     let (head, _) = send(&mut client, get("/nope", "admin")).await;
     assert_eq!(head.status, StatusCode::NOT_FOUND);

@@ -646,6 +646,69 @@ spec:
 }
 
 #[tokio::test]
+async fn propagators_choose_the_formats_written_besides_those_a_request_carries() {
+    let collector = Collector::start().await;
+    let text = format!(
+        "\
+kind: Sidecar
+metadata: {{name: productpage-v1, namespace: default, labels: {{app: productpage}}}}
+spec:
+  inbound: {{app: 127.0.0.1:9080}}
+  services: {{{COLLECTOR_HOST}:4317: {collector}}}
+  tracing: {{propagators: [b3]}}
+---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  meshConfig:
+    extensionProviders:
+    - {{name: otel, opentelemetry: {{service: {COLLECTOR_HOST}, port: 4317}}}}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {{name: mesh-default, namespace: istio-system}}
+spec:
+  tracing:
+  - providers: [{{name: otel}}]
+    randomSamplingPercentage: 100
+",
+        collector = collector.grpc,
+    );
+    let config = load(&text, "sidecar.yaml").unwrap_or_else(|errors| panic!("{errors}"));
+    let (observer, mut runtime) = start_tracing(&config, options()).await;
+
+    // No context: a new trace, written as the one configured format.
+    let fresh = request(&*observer, Direction::Inbound, Request::get("/"), "inbound|9080||");
+    let b3 = fresh.header("b3").unwrap().to_owned();
+    let fields: Vec<&str> = b3.split('-').collect();
+    assert_eq!((fields.len(), fields[0].len(), fields[2]), (3, 32, "1"), "{b3}");
+    for header in ["traceparent", "x-b3-traceid", "x-b3-spanid", "baggage"] {
+        assert_eq!(fresh.header(header), None, "{header} is not configured");
+    }
+    assert_eq!(fresh.header("x-request-id").map(str::len), Some(36));
+    let fresh_span = fields[1].to_owned();
+    fresh.finish(200);
+
+    // A W3C caller keeps its format, rewritten, and gets the configured one besides.
+    let caller = request(
+        &*observer,
+        Direction::Inbound,
+        Request::get("/").header("traceparent", format!("00-{TRACE}-{CALLER}-01")),
+        "inbound|9080||",
+    );
+    let span = caller.forwarded_parent();
+    assert_eq!(caller.header("b3"), Some(format!("{TRACE}-{span}-1-{CALLER}").as_str()));
+    assert_eq!(caller.header("x-b3-traceid"), None);
+    caller.finish(200);
+
+    let spans = collector.spans(2).await;
+    assert_eq!(hex(&find(&spans, &fresh_span).trace_id), fields[0]);
+    assert_eq!(hex(&find(&spans, &span).parent_span_id), CALLER);
+    within("tracing shutdown", runtime.shutdown(Instant::now() + Duration::from_secs(5))).await;
+    collector.stop().await;
+}
+
+#[tokio::test]
 async fn linkerd_annotations_alone_continue_callers_traces_and_never_start_one() {
     let collector = Collector::start().await;
     let text = format!(
@@ -687,6 +750,9 @@ spec:
     assert!(forwarded.starts_with(&format!("00-{TRACE}-")) && forwarded.ends_with("-01"));
     let server_span = sampled.forwarded_parent();
     assert_ne!(server_span, CALLER);
+    for header in ["x-b3-traceid", "x-b3-spanid", "b3"] {
+        assert_eq!(sampled.header(header), None, "{header}: only the formats it carried");
+    }
     sampled.finish(200);
 
     // An unsampled caller: a new span id goes on, no span is recorded.

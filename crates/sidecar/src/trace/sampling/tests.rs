@@ -17,6 +17,7 @@ fn settings(force: Vec<HeaderMatch>, always: Vec<PathMatch>) -> TracingSettings 
         always_trace_paths: always,
         linkerd: None,
         stitching: true,
+        propagators: Propagators::seed_composite(),
     }
 }
 
