@@ -23,6 +23,7 @@ use std::time::SystemTime;
 use http::header::HeaderValue;
 use prometheus_client::metrics::counter::Counter;
 use propagation::{Propagators, request_id};
+use rand::Rng;
 
 use super::context::{self, DECORATOR_OPERATION, ProxySpan, TraceIdLength};
 use super::counters::TraceMetrics;
@@ -120,6 +121,20 @@ struct Recording {
     response: Option<ResponseInfo>,
 }
 
+/// Sets a generated `x-request-id` on a request that has none, as Envoy's connection manager
+/// does for every request whether or not its listener traces (`generate_request_id`, default
+/// true, which Istio leaves on): apps and access logs get a request id with tracing off too.
+/// The id carries no trace decision (`'4'` at index 14, a plain UUIDv4).
+fn set_missing_request_id(request: &mut RequestView<'_>) {
+    if request.received.has(Known::RequestId) {
+        return;
+    }
+    let id = request_id::generate(rand::rng().random());
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        request.head.headers.insert(request_id::HEADER, value);
+    }
+}
+
 // === impl Tracer ===
 
 impl Observer for Tracer {
@@ -135,7 +150,10 @@ impl Tracer {
             Direction::Inbound => self.inbound.as_ref(),
             Direction::Outbound => self.outbound.as_ref(),
         };
-        let Some(tracer) = tracer else { return Traced::default() };
+        let Some(tracer) = tracer else {
+            set_missing_request_id(request);
+            return Traced::default();
+        };
         let mut rng = rand::rng();
         let received = request.received;
         let incoming = context::read(&request.head.headers, received, &mut rng);

@@ -612,11 +612,29 @@ spec:
     assert!(!config.tracing.inbound.enabled && config.tracing.outbound.disable_context_propagation);
     let (observer, mut runtime) = start_tracing(&config, options()).await;
 
-    // Inbound has no tracing at all, as when Istio gives the listener no tracing block.
+    // Inbound has no tracing at all, as when Istio gives the listener no tracing block; Envoy
+    // still sets a missing request id, one that carries no trace decision, and keeps a
+    // caller's.
     let inbound = request(&*observer, Direction::Inbound, Request::get("/"), "inbound|9080||");
     assert_eq!(inbound.header("traceparent"), None);
-    assert_eq!(inbound.header("x-request-id"), None);
+    let id = inbound.header("x-request-id").unwrap();
+    assert_eq!((id.len(), &id[14..15]), (36, "4"), "{id}");
     inbound.finish(200);
+    let kept = request(
+        &*observer,
+        Direction::Inbound,
+        Request::get("/")
+            .header("x-request-id", "caller-id")
+            .header("traceparent", format!("00-{TRACE}-{CALLER}-01")),
+        "inbound|9080||",
+    );
+    assert_eq!(kept.header("x-request-id"), Some("caller-id"));
+    assert_eq!(
+        kept.header("traceparent"),
+        Some(format!("00-{TRACE}-{CALLER}-01").as_str()),
+        "untouched"
+    );
+    kept.finish(200);
 
     // Outbound records its span but writes no trace context; the request id still goes.
     let outbound = request(
