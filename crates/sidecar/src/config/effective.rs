@@ -231,7 +231,7 @@ fn workload(
 fn legacy(mesh: &Mesh, services: &[ServiceRoute], errors: &mut ConfigErrors) -> DirectionSettings {
     let proxy = &mesh.proxy;
     let mut settings = DirectionSettings::off();
-    settings.sampling = proxy.sampling.unwrap_or(SamplingPercentage::ISTIO_DEFAULT);
+    settings.sampling = proxy.sampling.unwrap_or(mesh.pilot_trace_sampling);
     settings.custom_tags = proxy.custom_tags.clone().unwrap_or_default();
     settings.enable_istio_tags = proxy.enable_istio_tags.unwrap_or(true);
     settings.max_path_tag_length = proxy.max_path_tag_length.unwrap_or(DEFAULT_MAX_PATH_TAG_LENGTH);

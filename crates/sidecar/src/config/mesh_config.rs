@@ -6,8 +6,9 @@
 //! (`opentelemetry` and `zipkin` fully; the other kinds are accepted and refused only if a
 //! Telemetry selects them for tracing), and from `defaultConfig` (ProxyConfig):
 //! `tracingServiceName`, `serviceCluster`, `zipkinAddress` and `tracing` (`sampling`,
-//! `customTags`, `maxPathTagLength`, `enableIstioTags`, `zipkin.address`). The fields listed in
-//! `istio_fields.rs` are accepted and ignored; any other key is an error.
+//! `customTags`, `maxPathTagLength`, `enableIstioTags`, `zipkin.address`); from an
+//! `IstioOperator`'s Helm `values`, `pilot.traceSampling` (istiod's `PILOT_TRACE_SAMPLING`).
+//! The fields listed in `istio_fields.rs` are accepted and ignored; any other key is an error.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +30,10 @@ pub const ISTIO_OPERATOR_API_VERSION: &str = "install.istio.io/v1alpha1";
 pub(crate) struct MeshConfigSource {
     pub(crate) path: String,
     pub(crate) mesh: MeshConfig,
+    /// `values.pilot.traceSampling` of an `IstioOperator`, and where it is written: the Helm
+    /// value istiod reads as `PILOT_TRACE_SAMPLING`, the last fallback of the sampling rate
+    /// (mesh-tracing-spec §2.3).
+    pub(crate) pilot_trace_sampling: Option<(f64, String)>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -171,14 +176,35 @@ pub(crate) fn parse_istio_operator(
     value: &Value,
     label: &str,
 ) -> Result<MeshConfigSource, ConfigErrors> {
+    let pilot_trace_sampling = pilot_trace_sampling(value, label)?;
     let mut stripped = value.clone();
     strip_istio_operator(&mut stripped);
     read(&stripped, label, |document: IstioOperatorDocument| {
         let mesh = document.spec.mesh_config.unwrap_or_default();
         let path = format!("{label}.spec.meshConfig");
         check(&mesh, &path)?;
-        Ok(MeshConfigSource { path, mesh })
+        Ok(MeshConfigSource { path, mesh, pilot_trace_sampling: pilot_trace_sampling.clone() })
     })
+}
+
+/// `spec.values.pilot.traceSampling`, when set; the rest of `values` installs Istio and is not
+/// read. Helm writes it as a number; anything else is an error.
+fn pilot_trace_sampling(
+    document: &Value,
+    label: &str,
+) -> Result<Option<(f64, String)>, ConfigErrors> {
+    let Some(value) = document.get_path(&["spec", "values", "pilot", "traceSampling"]) else {
+        return Ok(None);
+    };
+    let path = format!("{label}.spec.values.pilot.traceSampling");
+    match value.as_f64() {
+        Some(percent) => Ok(Some((percent, path))),
+        None => Err(ConfigError::new(
+            path,
+            format!("expected a number (percent, 0 to 100), found {}", value.kind()),
+        )
+        .into()),
+    }
 }
 
 /// Parses a document whose only key is `meshConfig`.
@@ -193,7 +219,7 @@ pub(crate) fn parse_bare_mesh_config(
     read(&stripped, label, |document: BareMeshConfigDocument| {
         let path = format!("{label}.meshConfig");
         check(&document.mesh_config, &path)?;
-        Ok(MeshConfigSource { path, mesh: document.mesh_config })
+        Ok(MeshConfigSource { path, mesh: document.mesh_config, pilot_trace_sampling: None })
     })
 }
 
@@ -206,7 +232,7 @@ pub(crate) fn parse_mesh_config(
     strip_mesh_config(&mut stripped);
     read(&stripped, label, |mesh: MeshConfig| {
         check(&mesh, label)?;
-        Ok(MeshConfigSource { path: label.to_owned(), mesh })
+        Ok(MeshConfigSource { path: label.to_owned(), mesh, pilot_trace_sampling: None })
     })
 }
 

@@ -30,6 +30,10 @@ pub(crate) struct Mesh {
     /// Every extension provider and where it is defined.
     pub(crate) providers: Vec<(ExtensionProvider, String)>,
     pub(crate) proxy: Proxy,
+    /// istiod's `PILOT_TRACE_SAMPLING` (an IstioOperator's `values.pilot.traceSampling`):
+    /// the rate when neither Telemetry nor `defaultConfig.tracing.sampling` sets one. Default
+    /// 1 %.
+    pub(crate) pilot_trace_sampling: SamplingPercentage,
 }
 
 /// The merged `defaultConfig` (ProxyConfig), tracing part.
@@ -75,8 +79,12 @@ pub(crate) fn merge(
         default_provider: None,
         providers: Vec::new(),
         proxy: Proxy::default(),
+        pilot_trace_sampling: SamplingPercentage::ISTIO_DEFAULT,
     };
     for source in sources {
+        if let Some((percent, at)) = &source.pilot_trace_sampling {
+            mesh.pilot_trace_sampling = pilot_trace_sampling(*percent, at, warnings);
+        }
         let config = &source.mesh;
         let path = &source.path;
         if let Some(enable) = config.enable_tracing {
@@ -124,6 +132,19 @@ pub(crate) fn merge(
     Ok(mesh)
 }
 
+/// The rate istiod takes from `PILOT_TRACE_SAMPLING`. The Helm chart sets that variable only
+/// for a non-zero `traceSampling`, and istiod replaces a value outside 0 to 100 by its default,
+/// 1 %, with a warning; so does the sidecar.
+fn pilot_trace_sampling(percent: f64, at: &str, warnings: &mut Vec<String>) -> SamplingPercentage {
+    if percent == 0.0 {
+        return SamplingPercentage::ISTIO_DEFAULT;
+    }
+    SamplingPercentage::from_percent(percent).unwrap_or_else(|problem| {
+        warnings.push(format!("{at}: {problem}; istiod samples at its default, 1 %"));
+        SamplingPercentage::ISTIO_DEFAULT
+    })
+}
+
 fn merge_proxy(
     into: &mut Proxy,
     proxy: &super::mesh_config::ProxyConfig,
@@ -145,8 +166,9 @@ fn merge_proxy(
     let path = format!("{path}.tracing");
     match tracing.sampling {
         Some(SamplingPercentage::ZERO) => warnings.push(format!(
-            "{path}.sampling: 0 means \"not set\" to Istio, so the default 1% applies; \
-             use a Telemetry randomSamplingPercentage: 0 to stop sampling"
+            "{path}.sampling: 0 means \"not set\" to Istio, so istiod's default applies \
+             (1%, or values.pilot.traceSampling); use a Telemetry randomSamplingPercentage: 0 \
+             to stop sampling"
         )),
         Some(sampling) => into.sampling = Some(sampling),
         None => {}

@@ -182,8 +182,7 @@ fn direction(
 ) -> DirectionSettings {
     let proxy = &mesh.proxy;
     let mut settings = DirectionSettings::off();
-    settings.sampling =
-        spec.sampling.or(proxy.sampling).unwrap_or(SamplingPercentage::ISTIO_DEFAULT);
+    settings.sampling = spec.sampling.or(proxy.sampling).unwrap_or(mesh.pilot_trace_sampling);
     settings.custom_tags = match &spec.custom_tags {
         Some(tags) if !tags.is_empty() => tags.clone(),
         _ => proxy.custom_tags.clone().unwrap_or_default(),

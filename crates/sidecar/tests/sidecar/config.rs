@@ -719,13 +719,57 @@ fn sampling_precedence_telemetry_then_default_config_then_one_percent() {
     assert_eq!(
         config.warnings,
         [
-            "document 2 (IstioOperator).spec.meshConfig.defaultConfig.tracing.sampling: 0 means \"not set\" to Istio, so the default 1% applies; use a Telemetry randomSamplingPercentage: 0 to stop sampling"
+            "document 2 (IstioOperator).spec.meshConfig.defaultConfig.tracing.sampling: 0 means \"not set\" to Istio, so istiod's default applies (1%, or values.pilot.traceSampling); use a Telemetry randomSamplingPercentage: 0 to stop sampling"
         ]
     );
     // 0.01 % steps, rounded as Envoy does.
     assert_eq!(
         settings(&[PRODUCTPAGE, &mesh("0.125"), &root]).tracing.inbound.sampling.hundredths(),
         13
+    );
+}
+
+#[test]
+fn istiods_trace_sampling_value_is_the_last_fallback() {
+    // `istioctl install --set values.pilot.traceSampling=100`: istiod's PILOT_TRACE_SAMPLING.
+    let values = |sampling: &str| {
+        format!(
+            "{TWO_PROVIDERS}  values: {{pilot: {{traceSampling: {sampling}}}, global: {{hub: docker.io/istio}}}}\n"
+        )
+    };
+    let root =
+        telemetry("mesh-default", "istio-system", "  tracing:\n  - providers: [{name: a}]\n");
+    let config = settings(&[PRODUCTPAGE, &values("100"), &root]);
+    assert_eq!(config.tracing.inbound.sampling, SamplingPercentage::HUNDRED);
+    assert_eq!(config.tracing.outbound.sampling, SamplingPercentage::HUNDRED);
+    // The legacy path (no Telemetry, no default provider) falls back to it too.
+    let legacy = "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  values: {pilot: {traceSampling: 12.5}}\n";
+    assert_eq!(settings(&[PRODUCTPAGE, legacy]).tracing.inbound.sampling, percent(12.5));
+    // Below defaultConfig.tracing.sampling and Telemetry.
+    let both = format!(
+        "{TWO_PROVIDERS}    defaultConfig: {{tracing: {{sampling: 7}}}}\n  values: {{pilot: {{traceSampling: 100}}}}\n"
+    );
+    assert_eq!(settings(&[PRODUCTPAGE, &both, &root]).tracing.inbound.sampling, percent(7.0));
+    let with_rate = telemetry("n", "default", &sampling_entry("3"));
+    let config = settings(&[PRODUCTPAGE, &values("100"), &root, &with_rate]);
+    assert_eq!(config.tracing.inbound.sampling, percent(3.0));
+    // 0 is not written to istiod's environment by the Helm chart; out of range, istiod warns
+    // and keeps 1 %.
+    assert_eq!(
+        settings(&[PRODUCTPAGE, &values("0"), &root]).tracing.inbound.sampling,
+        percent(1.0)
+    );
+    let config = settings(&[PRODUCTPAGE, &values("150"), &root]);
+    assert_eq!(config.tracing.inbound.sampling, percent(1.0));
+    assert_eq!(
+        config.warnings,
+        [
+            "document 2 (IstioOperator).spec.values.pilot.traceSampling: 150 is out of range: expected 0 to 100; istiod samples at its default, 1 %"
+        ]
+    );
+    assert_eq!(
+        error(&[PRODUCTPAGE, &values("high")]),
+        "document 2 (IstioOperator).spec.values.pilot.traceSampling: expected a number (percent, 0 to 100), found string"
     );
 }
 
