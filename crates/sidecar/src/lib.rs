@@ -25,6 +25,7 @@
 pub mod admin;
 mod bounded;
 pub mod config;
+pub mod environment;
 mod grpc;
 pub mod metrics;
 pub mod observe;

@@ -182,6 +182,7 @@ impl Documents {
                 stitching: rules.stitching,
                 propagators,
             },
+            mesh: mesh.identity(),
             workload,
             listeners: sidecar.listeners.clone(),
             services: sidecar.services.clone(),

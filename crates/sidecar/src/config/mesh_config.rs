@@ -34,6 +34,29 @@ pub(crate) struct MeshConfigSource {
     /// value istiod reads as `PILOT_TRACE_SAMPLING`, the last fallback of the sampling rate
     /// (mesh-tracing-spec §2.3).
     pub(crate) pilot_trace_sampling: Option<(f64, String)>,
+    /// `values.global.meshID` and `values.global.multiCluster.clusterName` of an
+    /// `IstioOperator`: what Istio's injector sets as istio-proxy's `ISTIO_META_MESH_ID` and
+    /// `ISTIO_META_CLUSTER_ID`.
+    pub(crate) global: GlobalValues,
+}
+
+/// The Helm `values.global` fields that name the mesh and the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct GlobalValues {
+    pub(crate) mesh_id: Option<String>,
+    pub(crate) cluster_name: Option<String>,
+}
+
+impl GlobalValues {
+    fn read(document: &Value) -> GlobalValues {
+        let text = |path: &[&str]| {
+            document.get_path(path).and_then(Value::scalar_text).filter(|text| !text.is_empty())
+        };
+        GlobalValues {
+            mesh_id: text(&["spec", "values", "global", "meshID"]),
+            cluster_name: text(&["spec", "values", "global", "multiCluster", "clusterName"]),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -49,6 +72,9 @@ pub(crate) struct MeshConfig {
     pub(crate) extension_providers: Vec<ExtensionProvider>,
     #[serde(default)]
     pub(crate) default_providers: Option<DefaultProviders>,
+    /// The mesh id's last fallback, as Istio's sidecar injector takes it.
+    #[serde(default, alias = "trust_domain")]
+    pub(crate) trust_domain: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -77,6 +103,20 @@ pub(crate) struct ProxyConfig {
     /// Deprecated in Istio for `tracing.zipkin.address`; read the same way.
     #[serde(default)]
     pub(crate) zipkin_address: Option<String>,
+    /// `istio.mesh_id`, below `proxyMetadata.ISTIO_META_MESH_ID`.
+    #[serde(default, alias = "mesh_id")]
+    pub(crate) mesh_id: Option<String>,
+    /// Environment variables of istio-proxy; the sidecar reads `ISTIO_META_MESH_ID` and
+    /// `ISTIO_META_CLUSTER_ID` from it (the others configure istio-proxy itself).
+    #[serde(default, alias = "proxy_metadata")]
+    pub(crate) proxy_metadata: BTreeMap<String, Value>,
+}
+
+impl ProxyConfig {
+    /// A `proxyMetadata` variable's value, when it is set and not empty.
+    pub(crate) fn metadata(&self, name: &str) -> Option<String> {
+        self.proxy_metadata.get(name).and_then(Value::scalar_text).filter(|text| !text.is_empty())
+    }
 }
 
 /// How Istio names the sidecar's service (`defaultConfig.tracingServiceName`).
@@ -183,7 +223,12 @@ pub(crate) fn parse_istio_operator(
         let mesh = document.spec.mesh_config.unwrap_or_default();
         let path = format!("{label}.spec.meshConfig");
         check(&mesh, &path)?;
-        Ok(MeshConfigSource { path, mesh, pilot_trace_sampling: pilot_trace_sampling.clone() })
+        Ok(MeshConfigSource {
+            path,
+            mesh,
+            pilot_trace_sampling: pilot_trace_sampling.clone(),
+            global: GlobalValues::read(value),
+        })
     })
 }
 
@@ -219,7 +264,12 @@ pub(crate) fn parse_bare_mesh_config(
     read(&stripped, label, |document: BareMeshConfigDocument| {
         let path = format!("{label}.meshConfig");
         check(&document.mesh_config, &path)?;
-        Ok(MeshConfigSource { path, mesh: document.mesh_config, pilot_trace_sampling: None })
+        Ok(MeshConfigSource {
+            path,
+            mesh: document.mesh_config,
+            pilot_trace_sampling: None,
+            global: GlobalValues::default(),
+        })
     })
 }
 
@@ -232,7 +282,12 @@ pub(crate) fn parse_mesh_config(
     strip_mesh_config(&mut stripped);
     read(&stripped, label, |mesh: MeshConfig| {
         check(&mesh, label)?;
-        Ok(MeshConfigSource { path: label.to_owned(), mesh, pilot_trace_sampling: None })
+        Ok(MeshConfigSource {
+            path: label.to_owned(),
+            mesh,
+            pilot_trace_sampling: None,
+            global: GlobalValues::default(),
+        })
     })
 }
 

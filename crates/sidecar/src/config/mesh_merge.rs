@@ -12,12 +12,19 @@ use ::config::{ConfigError, ConfigErrors};
 
 use super::custom_tags::CustomTag;
 use super::extension_providers::ExtensionProvider;
-use super::mesh_config::{MeshConfigSource, TracingServiceName};
+use super::mesh_config::{GlobalValues, MeshConfigSource, TracingServiceName};
 use super::sampling::SamplingPercentage;
-use super::settings::Workload;
+use super::settings::{MeshIdentity, Workload};
 
 /// Istio's default root namespace (`meshConfig.rootNamespace`).
 pub const DEFAULT_ROOT_NAMESPACE: &str = "istio-system";
+
+/// Istio's default trust domain (`meshConfig.trustDomain`), the injector's last fallback for
+/// the mesh id.
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+
+/// The cluster name Istio uses when `values.global.multiCluster.clusterName` is not set.
+pub const DEFAULT_CLUSTER_ID: &str = "Kubernetes";
 
 /// The merged mesh configuration.
 #[derive(Debug, Clone)]
@@ -34,6 +41,10 @@ pub(crate) struct Mesh {
     /// the rate when neither Telemetry nor `defaultConfig.tracing.sampling` sets one. Default
     /// 1 %.
     pub(crate) pilot_trace_sampling: SamplingPercentage,
+    /// `meshConfig.trustDomain`.
+    pub(crate) trust_domain: Option<String>,
+    /// The IstioOperators' `values.global` names of the mesh and the cluster.
+    pub(crate) global: GlobalValues,
 }
 
 /// The merged `defaultConfig` (ProxyConfig), tracing part.
@@ -48,9 +59,32 @@ pub(crate) struct Proxy {
     pub(crate) zipkin_address: Option<(String, String)>,
     pub(crate) tracing_service_name: Option<TracingServiceName>,
     pub(crate) service_cluster: Option<String>,
+    /// `meshId`.
+    pub(crate) mesh_id: Option<String>,
+    /// `proxyMetadata.ISTIO_META_MESH_ID` and `proxyMetadata.ISTIO_META_CLUSTER_ID`.
+    pub(crate) metadata_mesh_id: Option<String>,
+    pub(crate) metadata_cluster_id: Option<String>,
 }
 
 impl Mesh {
+    /// The mesh and cluster ids as Istio's sidecar injector sets them on istio-proxy
+    /// (`ISTIO_META_MESH_ID`, `ISTIO_META_CLUSTER_ID`): `proxyMetadata` first, then
+    /// `defaultConfig.meshId` (mesh only), then the Helm `values.global` names, then the trust
+    /// domain (mesh) and Istio's default cluster name, `Kubernetes`.
+    pub(crate) fn identity(&self) -> MeshIdentity {
+        let proxy = &self.proxy;
+        let mesh_id =
+            [&proxy.metadata_mesh_id, &proxy.mesh_id, &self.global.mesh_id, &self.trust_domain]
+                .into_iter()
+                .find_map(Clone::clone)
+                .unwrap_or_else(|| DEFAULT_TRUST_DOMAIN.to_owned());
+        let cluster_id = [&proxy.metadata_cluster_id, &self.global.cluster_name]
+            .into_iter()
+            .find_map(Clone::clone)
+            .unwrap_or_else(|| DEFAULT_CLUSTER_ID.to_owned());
+        MeshIdentity { mesh_id, cluster_id }
+    }
+
     /// The provider called `name`.
     pub(crate) fn provider(&self, name: &str) -> Option<&ExtensionProvider> {
         self.providers.iter().map(|(provider, _)| provider).find(|provider| provider.name == name)
@@ -80,8 +114,19 @@ pub(crate) fn merge(
         providers: Vec::new(),
         proxy: Proxy::default(),
         pilot_trace_sampling: SamplingPercentage::ISTIO_DEFAULT,
+        trust_domain: None,
+        global: GlobalValues::default(),
     };
     for source in sources {
+        if source.global.mesh_id.is_some() {
+            mesh.global.mesh_id.clone_from(&source.global.mesh_id);
+        }
+        if source.global.cluster_name.is_some() {
+            mesh.global.cluster_name.clone_from(&source.global.cluster_name);
+        }
+        if let Some(domain) = source.mesh.trust_domain.as_ref().filter(|d| !d.is_empty()) {
+            mesh.trust_domain = Some(domain.clone());
+        }
         if let Some((percent, at)) = &source.pilot_trace_sampling {
             mesh.pilot_trace_sampling = pilot_trace_sampling(*percent, at, warnings);
         }
@@ -159,6 +204,15 @@ fn merge_proxy(
     }
     if let Some(address) = proxy.zipkin_address.as_ref().filter(|a| !a.is_empty()) {
         into.zipkin_address = Some((address.clone(), format!("{path}.zipkinAddress")));
+    }
+    if let Some(id) = proxy.mesh_id.as_ref().filter(|id| !id.is_empty()) {
+        into.mesh_id = Some(id.clone());
+    }
+    if let Some(id) = proxy.metadata("ISTIO_META_MESH_ID") {
+        into.metadata_mesh_id = Some(id);
+    }
+    if let Some(id) = proxy.metadata("ISTIO_META_CLUSTER_ID") {
+        into.metadata_cluster_id = Some(id);
     }
     let Some(tracing) = &proxy.tracing else {
         return;

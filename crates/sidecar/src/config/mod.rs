@@ -55,10 +55,15 @@ pub use documents::{Documents, parse_documents};
 pub use exporters::DEFAULT_OTLP_ENDPOINT;
 pub use linkerd::{TRACE_COLLECTOR, TRACE_COLLECTOR_SERVICE_ACCOUNT};
 pub use mesh_config::TracingServiceName;
-pub use mesh_merge::{CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, DEFAULT_ROOT_NAMESPACE};
+pub use mesh_merge::{
+    CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, DEFAULT_CLUSTER_ID, DEFAULT_ROOT_NAMESPACE,
+    DEFAULT_TRUST_DOMAIN,
+};
 pub use object_meta::ObjectMeta;
 pub use sampling::SamplingPercentage;
-pub use settings::{Endpoint, InboundListener, Listeners, ServiceRoute, SidecarConfig, Workload};
+pub use settings::{
+    Endpoint, InboundListener, Listeners, MeshIdentity, ServiceRoute, SidecarConfig, Workload,
+};
 pub use sidecar_resource::{
     HeaderMatch, PathMatch, SIDECAR_API_VERSION, default_never_trace_paths,
 };

@@ -9,6 +9,7 @@ use ::config::ListenAddress;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use super::tracing_settings::TracingSettings;
+use crate::environment::Environment;
 
 /// Everything the sidecar needs, after parsing, validation and merging.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,9 @@ pub struct SidecarConfig {
     pub services: Vec<ServiceRoute>,
     /// How to trace, merged from every document in Istio's order.
     pub tracing: TracingSettings,
+    /// The mesh and cluster this sidecar belongs to, as the config names them; istio-proxy's
+    /// environment overrides them at start-up ([`MeshIdentity::with_environment`]).
+    pub mesh: MeshIdentity,
     /// Things that are accepted but worth telling the operator at start-up (for example a
     /// Telemetry resource that can never apply to a sidecar).
     pub warnings: Vec<String>,
@@ -145,4 +149,25 @@ pub(crate) fn resolve(services: &[ServiceRoute], host: &str, port: u16) -> Endpo
         .find(|route| route.host == host && route.port == port)
         .map(|route| route.target.clone())
         .unwrap_or_else(|| Endpoint::new(host, port))
+}
+
+/// The mesh and the cluster a sidecar belongs to: the `istio.mesh_id` and `istio.cluster_id`
+/// span tags, and the `source_cluster`/`destination_cluster` metric labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshIdentity {
+    pub mesh_id: String,
+    pub cluster_id: String,
+}
+
+impl MeshIdentity {
+    /// These ids, overridden by `ISTIO_META_MESH_ID` and `ISTIO_META_CLUSTER_ID` in `env`:
+    /// the variables Istio's injector sets on istio-proxy, which win over the config as they
+    /// do in Istio.
+    pub fn with_environment(&self, env: &Environment) -> MeshIdentity {
+        let var = |name: &str| env.var(name).filter(|value| !value.is_empty());
+        MeshIdentity {
+            mesh_id: var("ISTIO_META_MESH_ID").unwrap_or_else(|| self.mesh_id.clone()),
+            cluster_id: var("ISTIO_META_CLUSTER_ID").unwrap_or_else(|| self.cluster_id.clone()),
+        }
+    }
 }

@@ -9,8 +9,8 @@
 //! * The sidecar's own side comes from the workload ([`LocalWorkload`]): name, namespace,
 //!   `app` and `version` labels (empty when absent, as Istio's node metadata gives them), the
 //!   canonical service and revision as Istio's injector derives them
-//!   (`pkg/kube/labels/labels.go`), and the cluster `Kubernetes` (Istio's default cluster id;
-//!   the sidecar config has none).
+//!   (`pkg/kube/labels/labels.go`), and the cluster id of the config's
+//!   [`MeshIdentity`](crate::config::MeshIdentity), `Kubernetes` by default, as in Istio.
 //! * The peer's side comes from its `x-envoy-peer-metadata` header (`peer_metadata.rs`); what
 //!   is missing is `unknown`, except canonical revisions, which default to `latest`.
 //! * Principals are `unknown` and `connection_security_policy` is `none` inbound and `unknown`
@@ -33,8 +33,6 @@ use super::service::DestinationService;
 use crate::config::{CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, Workload};
 use crate::observe::Direction;
 
-/// Istio's default cluster id (`CLUSTER_ID` when the mesh sets none).
-pub(crate) const DEFAULT_CLUSTER_ID: &str = "Kubernetes";
 const UNKNOWN: &str = "unknown";
 const LATEST: &str = "latest";
 
@@ -77,7 +75,8 @@ pub(crate) struct LocalWorkload {
 }
 
 impl LocalWorkload {
-    pub(crate) fn new(workload: &Workload) -> LocalWorkload {
+    /// The workload's labels, in `cluster`.
+    pub(crate) fn new(workload: &Workload, cluster: &str) -> LocalWorkload {
         let labels = &workload.labels;
         let first = |keys: &[&str]| keys.iter().find_map(|key| labels.get(*key));
         let canonical_service = first(&[CANONICAL_NAME_LABEL, "app.kubernetes.io/name", "app"])
@@ -95,7 +94,7 @@ impl LocalWorkload {
             canonical_revision: Arc::from(canonical_revision),
             app: label(labels, "app"),
             version: label(labels, "version"),
-            cluster: Arc::from(DEFAULT_CLUSTER_ID),
+            cluster: Arc::from(cluster),
         }
     }
 
@@ -320,18 +319,22 @@ mod tests {
 
     #[test]
     fn canonical_labels_follow_istio_s_injector() {
-        let bare = LocalWorkload::new(&workload(&[]));
+        let bare = LocalWorkload::new(&workload(&[]), "Kubernetes");
         assert_eq!((&*bare.canonical_service, &*bare.canonical_revision), ("reviews-v2", "latest"));
         assert_eq!((&*bare.app, &*bare.version), ("", ""));
-        let app = LocalWorkload::new(&workload(&[("app", "reviews"), ("version", "v2")]));
+        let app =
+            LocalWorkload::new(&workload(&[("app", "reviews"), ("version", "v2")]), "Kubernetes");
         assert_eq!((&*app.canonical_service, &*app.canonical_revision), ("reviews", "v2"));
-        let explicit = LocalWorkload::new(&workload(&[
-            ("app", "reviews"),
-            ("app.kubernetes.io/name", "reviews-k8s"),
-            (CANONICAL_NAME_LABEL, "reviews-canonical"),
-            ("version", "v2"),
-            ("app.kubernetes.io/version", "2.0"),
-        ]));
+        let explicit = LocalWorkload::new(
+            &workload(&[
+                ("app", "reviews"),
+                ("app.kubernetes.io/name", "reviews-k8s"),
+                (CANONICAL_NAME_LABEL, "reviews-canonical"),
+                ("version", "v2"),
+                ("app.kubernetes.io/version", "2.0"),
+            ]),
+            "Kubernetes",
+        );
         assert_eq!(
             (&*explicit.canonical_service, &*explicit.canonical_revision),
             ("reviews-canonical", "2.0")
@@ -340,7 +343,7 @@ mod tests {
 
     #[test]
     fn equal_labels_are_equal_keys() {
-        let local = LocalWorkload::new(&workload(&[]));
+        let local = LocalWorkload::new(&workload(&[]), "Kubernetes");
         let a = SourceDestination::new(Direction::Outbound, &local, None, None);
         let b = SourceDestination::new(Direction::Outbound, &local, None, None);
         let c = SourceDestination::new(Direction::Inbound, &local, None, None);

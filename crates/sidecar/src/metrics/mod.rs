@@ -49,6 +49,7 @@ use prometheus_client::registry::Registry;
 use self::labels::{HttpSeries, TcpSeries};
 use self::observer::MeshObserver;
 use crate::config::SidecarConfig;
+use crate::environment::Environment;
 use crate::observe::Observer;
 use crate::request_map::RequestMap;
 
@@ -65,10 +66,19 @@ pub const BUCKETS: [f64; 19] = [
 ];
 
 /// Builds the metrics for the workload `config` describes, and the observer that records
-/// them. Hand the observer to the proxy and the metrics to the admin endpoint.
+/// them. Hand the observer to the proxy and the metrics to the admin endpoint. The cluster id
+/// may come from the process environment (`ISTIO_META_CLUSTER_ID`).
 pub fn observer(config: &SidecarConfig) -> (Arc<dyn Observer>, Arc<MeshMetrics>) {
+    observer_with(config, &Environment::Process)
+}
+
+/// [`observer`], reading `env` instead of the process environment.
+pub fn observer_with(
+    config: &SidecarConfig,
+    env: &Environment,
+) -> (Arc<dyn Observer>, Arc<MeshMetrics>) {
     let metrics = Arc::new(MeshMetrics::new());
-    let observer = MeshObserver::new(config, metrics.clone());
+    let observer = MeshObserver::new(config, env, metrics.clone());
     (Arc::new(observer), metrics)
 }
 

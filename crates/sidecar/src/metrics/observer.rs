@@ -29,6 +29,7 @@ use super::peer_metadata::{self, PEER_METADATA, PEER_METADATA_ID};
 use super::service::{self, DestinationService};
 use crate::bounded::{Bounded, Budget};
 use crate::config::{ServiceRoute, SidecarConfig};
+use crate::environment::Environment;
 use crate::grpc::{self, GRPC_STATUS};
 use crate::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
 use crate::received::Known;
@@ -60,8 +61,13 @@ struct Shared {
 }
 
 impl MeshObserver {
-    pub(crate) fn new(config: &SidecarConfig, metrics: Arc<MeshMetrics>) -> MeshObserver {
-        let local = LocalWorkload::new(&config.workload);
+    pub(crate) fn new(
+        config: &SidecarConfig,
+        env: &Environment,
+        metrics: Arc<MeshMetrics>,
+    ) -> MeshObserver {
+        let cluster = config.mesh.with_environment(env).cluster_id;
+        let local = LocalWorkload::new(&config.workload, &cluster);
         let services = config.services.clone();
         let identity = local.identity();
         // Istio's node id shape (`sidecar~<pod IP>~<pod>.<namespace>~<namespace>.svc.cluster.local`);

@@ -15,11 +15,11 @@ use pipeline::telemetry::Telemetry;
 use pipeline::{BuildContext, ComponentId, Consumer, Factory, Kind, Lifecycle};
 
 use super::TracingError;
-use super::local::Environment;
 use crate::config::{
     Exporter, HeaderValueSource, OtlpExporter, OtlpProtocol, ResourceDetector, Workload,
     ZipkinExporter,
 };
+use crate::environment::Environment;
 
 /// A built exporter.
 pub(crate) struct BuiltExporter {

@@ -3,30 +3,10 @@
 //! the workload and the process environment (the variables Istio's injector sets on
 //! istio-proxy), so nothing on the request path reads the environment.
 
-use std::collections::BTreeMap;
-
-use crate::config::{CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, SidecarConfig, Workload};
-
-/// Where environment variables come from: the process (what the sidecar does), or a fixed map
-/// (tests, embedding).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Environment {
-    /// `std::env::var`.
-    #[default]
-    Process,
-    /// These variables and no others.
-    Fixed(BTreeMap<String, String>),
-}
-
-impl Environment {
-    /// The variable's value, if it is set (and valid UTF-8).
-    pub fn var(&self, name: &str) -> Option<String> {
-        match self {
-            Environment::Process => std::env::var(name).ok(),
-            Environment::Fixed(vars) => vars.get(name).cloned(),
-        }
-    }
-}
+use crate::config::{
+    CANONICAL_NAME_LABEL, CANONICAL_REVISION_LABEL, MeshIdentity, SidecarConfig, Workload,
+};
+use crate::environment::Environment;
 
 /// The sidecar's identity in its spans.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,9 +15,10 @@ pub struct LocalInfo {
     pub node_id: String,
     /// The `zone` tag; not written when unknown.
     pub zone: Option<String>,
-    /// `istio.mesh_id` (`unknown` when not set).
+    /// `istio.mesh_id` (by default the trust domain, `cluster.local`, as Istio's injector sets
+    /// it).
     pub mesh_id: String,
-    /// `istio.cluster_id` (`unknown` when not set).
+    /// `istio.cluster_id` (by default `Kubernetes`, Istio's default cluster name).
     pub cluster_id: String,
     /// The service host inbound spans are named after when the cluster name carries none
     /// (`<app>.<namespace>.svc.cluster.local`).
@@ -47,8 +28,9 @@ pub struct LocalInfo {
 impl LocalInfo {
     /// The identity of `config`'s workload, completed from `env`: `INSTANCE_IP` and `POD_NAME`
     /// (the pod's IP and name, which Istio's injector passes to istio-proxy) build the node id,
-    /// `ISTIO_META_MESH_ID` and `ISTIO_META_CLUSTER_ID` the mesh and cluster ids. Without them
-    /// the node id uses `127.0.0.1` and the workload name.
+    /// `ISTIO_META_MESH_ID` and `ISTIO_META_CLUSTER_ID` the mesh and cluster ids, over the
+    /// config's ([`MeshIdentity::with_environment`]). Without them the node id uses
+    /// `127.0.0.1` and the workload name.
     pub fn new(config: &SidecarConfig, env: &Environment) -> LocalInfo {
         let workload = &config.workload;
         let namespace = &workload.namespace;
@@ -56,12 +38,12 @@ impl LocalInfo {
         let pod = env.var("POD_NAME").filter(|pod| !pod.is_empty());
         let ip = ip.as_deref().unwrap_or("127.0.0.1");
         let pod = pod.as_deref().unwrap_or(&workload.name);
-        let known = |name: &str| env.var(name).filter(|value| !value.is_empty());
+        let MeshIdentity { mesh_id, cluster_id } = config.mesh.with_environment(env);
         LocalInfo {
             node_id: format!("sidecar~{ip}~{pod}.{namespace}~{namespace}.svc.cluster.local"),
             zone: None,
-            mesh_id: known("ISTIO_META_MESH_ID").unwrap_or_else(|| "unknown".to_owned()),
-            cluster_id: known("ISTIO_META_CLUSTER_ID").unwrap_or_else(|| "unknown".to_owned()),
+            mesh_id,
+            cluster_id,
             inbound_host: format!("{}.{namespace}.svc.cluster.local", app_name(workload)),
         }
     }
@@ -103,6 +85,8 @@ pub(crate) fn istio_tags(workload: &Workload, local: &LocalInfo) -> Vec<(String,
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn workload(labels: &[(&str, &str)]) -> Workload {
@@ -146,7 +130,17 @@ mod tests {
             bare.node_id,
             "sidecar~127.0.0.1~reviews-v2.bookinfo~bookinfo.svc.cluster.local"
         );
-        assert_eq!((bare.mesh_id.as_str(), bare.cluster_id.as_str()), ("unknown", "unknown"));
+        assert_eq!(
+            (bare.mesh_id.as_str(), bare.cluster_id.as_str()),
+            ("cluster.local", "Kubernetes")
+        );
+        // The environment wins over the config, as istio-proxy's own variables do in Istio.
+        let mut named = config.clone();
+        named.mesh = MeshIdentity { mesh_id: "blue".into(), cluster_id: "east".into() };
+        let local = LocalInfo::new(&named, &env(&[]));
+        assert_eq!((local.mesh_id.as_str(), local.cluster_id.as_str()), ("blue", "east"));
+        let local = LocalInfo::new(&named, &env(&vars));
+        assert_eq!((local.mesh_id.as_str(), local.cluster_id.as_str()), ("mesh1", "Kubernetes"));
     }
 
     #[test]
@@ -156,8 +150,8 @@ mod tests {
         let expected = [
             ("istio.canonical_revision", "v2"),
             ("istio.canonical_service", "reviews"),
-            ("istio.cluster_id", "unknown"),
-            ("istio.mesh_id", "unknown"),
+            ("istio.cluster_id", "Kubernetes"),
+            ("istio.mesh_id", "cluster.local"),
             ("istio.namespace", "bookinfo"),
         ];
         let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

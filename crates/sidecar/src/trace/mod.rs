@@ -39,7 +39,9 @@ use std::time::{Duration, Instant};
 use pipeline::telemetry::Telemetry;
 
 pub use counters::{DropReason, MAX_SERVICES, TraceMetrics};
-pub use local::{Environment, LocalInfo};
+pub use local::LocalInfo;
+
+pub use crate::environment::Environment;
 
 pub use crate::config::CANONICAL_REVISION_LABEL;
 use crate::request_map::RequestMap;

@@ -27,10 +27,11 @@ use http::header::{CONTENT_TYPE, HOST, HeaderName, HeaderValue, USER_AGENT};
 use http::{HeaderMap, Method, Uri, Version};
 use propagation::request_id;
 
-use super::local::{Environment, LocalInfo, istio_tags};
+use super::local::{LocalInfo, istio_tags};
 use super::sampling::CLIENT_TRACE_ID;
 use super::span::AttributeFields;
 use crate::config::{DirectionSettings, Exporter, TagValue, Workload};
+use crate::environment::Environment;
 use crate::grpc::{GRPC_MESSAGE, GRPC_STATUS, is_grpc};
 use crate::observe::{Completion, RequestView, ResponseView};
 use crate::proxy::headers::X_FORWARDED_PROTO;

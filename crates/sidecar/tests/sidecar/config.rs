@@ -938,7 +938,7 @@ spec:
     assert_eq!(
         error(&[PRODUCTPAGE, operator, telemetry]),
         "\
-document 2 (IstioOperator).spec.meshConfig.enableTraceing: unknown key \"enableTraceing\"; valid keys: enableTracing, rootNamespace, defaultConfig, extensionProviders, defaultProviders
+document 2 (IstioOperator).spec.meshConfig.enableTraceing: unknown key \"enableTraceing\"; valid keys: enableTracing, rootNamespace, defaultConfig, extensionProviders, defaultProviders, trustDomain, trust_domain
 document 2 (IstioOperator).spec.meshConfig.defaultConfig.tracing.samplingRate: unknown key \"samplingRate\"; valid keys: sampling, customTags, maxPathTagLength, enableIstioTags, zipkin, tlsSettings, lightstep, datadog, stackdriver, openCensusAgent
 document 2 (IstioOperator).spec.meshConfig.extensionProviders[0].opentelemetry.protocol: unknown key \"protocol\"; valid keys: service, port, maxTagLength, http, grpc, resourceDetectors, resource_detectors, dynatraceSampler
 document 3 (Telemetry t).spec.tracing[0].randomSampling: unknown key \"randomSampling\"; valid keys: match, providers, randomSamplingPercentage, disableSpanReporting, customTags, useRequestIdForTraceSampling, enableIstioTags, disableContextPropagation
@@ -955,7 +955,7 @@ metadata: {name: control-plane, namespace: istio-system}
 spec:
   profile: default
   hub: docker.io/istio
-  values: {global: {meshID: mesh1}}
+  values: {global: {hub: docker.io/istio, proxy: {resources: {requests: {cpu: 10m}}}}}
   components: {ingressGateways: [{name: istio-ingressgateway, enabled: true}]}
   meshConfig:
     accessLogFile: /dev/stdout
@@ -973,6 +973,38 @@ status: {status: HEALTHY}
     let config = settings(&[PRODUCTPAGE, operator]);
     assert_eq!(config.tracing.inbound.sampling, percent(10.0));
     assert_eq!(config.tracing.inbound.max_path_tag_length, 99);
+}
+
+#[test]
+fn mesh_and_cluster_ids_come_from_istio_s_install_settings_as_its_injector_takes_them() {
+    let ids = |documents: &[&str]| {
+        let mesh = settings(documents).mesh;
+        (mesh.mesh_id, mesh.cluster_id)
+    };
+    let owned = |mesh: &str, cluster: &str| (mesh.to_owned(), cluster.to_owned());
+    // Istio's defaults: the trust domain and the cluster name `Kubernetes`.
+    assert_eq!(ids(&[PRODUCTPAGE]), owned("cluster.local", "Kubernetes"));
+    let operator = |values: &str, mesh: &str| {
+        format!(
+            "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  values: {values}\n  meshConfig: {mesh}\n"
+        )
+    };
+    let values = "{global: {meshID: mesh1, multiCluster: {clusterName: east}}}";
+    assert_eq!(ids(&[PRODUCTPAGE, &operator(values, "{}")]), owned("mesh1", "east"));
+    assert_eq!(
+        ids(&[PRODUCTPAGE, &operator("{}", "{trustDomain: example.org}")]),
+        owned("example.org", "Kubernetes")
+    );
+    assert_eq!(
+        ids(&[PRODUCTPAGE, &operator(values, "{defaultConfig: {meshId: mesh2}}")]),
+        owned("mesh2", "east")
+    );
+    // proxyMetadata becomes istio-proxy's environment, over what the injector derived.
+    let metadata = "{defaultConfig: {meshId: mesh2, proxyMetadata: {ISTIO_META_MESH_ID: mesh3, ISTIO_META_CLUSTER_ID: west, ISTIO_META_DNS_CAPTURE: true}}}";
+    assert_eq!(ids(&[PRODUCTPAGE, &operator(values, metadata)]), owned("mesh3", "west"));
+    // Later documents override earlier ones.
+    let later = operator("{global: {meshID: mesh4}}", "{}");
+    assert_eq!(ids(&[PRODUCTPAGE, &operator(values, "{}"), &later]), owned("mesh4", "east"));
 }
 
 #[test]

@@ -89,6 +89,28 @@ fn inbound_answers_mesh_callers_with_its_own_metadata() {
     assert!(answer.contains_key(PEER_METADATA_ID) && !answer.contains_key(PEER_METADATA));
 }
 
+#[test]
+fn the_cluster_labels_and_the_metadata_name_the_configured_cluster() {
+    let operator = "---\napiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  values: {global: {multiCluster: {clusterName: east}}}\n";
+    let (observer, metrics) = sidecar(&format!("{REVIEWS}{operator}"));
+    let (_, answer) = Call::inbound("reviews:9080")
+        .header("x-envoy-peer-metadata-id", "sidecar~10.0.0.9~p.default~default.svc.cluster.local")
+        .header(
+            "x-envoy-peer-metadata",
+            &peer_metadata::encode(&peer_metadata::WorkloadIdentity::default()),
+        )
+        .exchange(&*observer);
+    let reviews = peer_metadata::decode(answer[PEER_METADATA].as_bytes()).unwrap();
+    assert_eq!(reviews.cluster, "east", "what callers label destination_cluster with");
+    assert!(metrics.encode().contains("destination_cluster=\"east\""));
+    // istio-proxy's ISTIO_META_CLUSTER_ID wins over the config.
+    let (observer, metrics) =
+        sidecar_with(&format!("{REVIEWS}{operator}"), &[("ISTIO_META_CLUSTER_ID", "west")]);
+    Call::inbound("reviews:9080").run(&*observer);
+    let text = metrics.encode();
+    assert!(text.contains("destination_cluster=\"west\"") && !text.contains("east"), "{text}");
+}
+
 /// productpage's sidecar (outbound) → reviews' sidecar (inbound) and the response back: the
 /// client side learns the server's workload from the response and no app sees the headers.
 #[test]

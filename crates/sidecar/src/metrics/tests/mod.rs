@@ -14,8 +14,9 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode, Version};
 
 use self::series::series;
 use super::peer_metadata::{self, PEER_METADATA, PEER_METADATA_ID};
-use super::{MeshMetrics, observer};
+use super::{MeshMetrics, observer_with};
 use crate::config::{SidecarConfig, load};
+use crate::environment::Environment;
 use crate::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
 use crate::received::Received;
 
@@ -45,9 +46,15 @@ destination_service=\"reviews.default.svc.cluster.local\",destination_canonical_
 destination_canonical_revision=\"latest\",destination_service_name=\"reviews\",\
 destination_service_namespace=\"default\",destination_cluster=\"unknown\"";
 
+/// A sidecar configured by `yaml`, whatever the test process's environment holds.
 fn sidecar(yaml: &str) -> (Arc<dyn Observer>, Arc<MeshMetrics>) {
+    sidecar_with(yaml, &[])
+}
+
+fn sidecar_with(yaml: &str, env: &[(&str, &str)]) -> (Arc<dyn Observer>, Arc<MeshMetrics>) {
     let config: SidecarConfig = load(yaml, "metrics-test.yaml").unwrap();
-    observer(&config)
+    let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    observer_with(&config, &Environment::Fixed(env))
 }
 
 /// One synthetic exchange.

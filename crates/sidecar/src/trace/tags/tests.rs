@@ -110,8 +110,8 @@ fn an_inbound_http_request_has_the_envoy_and_istio_tags() {
             ("component", "proxy"),
             ("istio.canonical_revision", "v1"),
             ("istio.canonical_service", "reviews"),
-            ("istio.cluster_id", "unknown"),
-            ("istio.mesh_id", "unknown"),
+            ("istio.cluster_id", "Kubernetes"),
+            ("istio.mesh_id", "cluster.local"),
             ("istio.namespace", "default"),
         ]
     );
