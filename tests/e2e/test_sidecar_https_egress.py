@@ -2,11 +2,14 @@
 destination: its client sends `CONNECT host:port`, the sidecar opens a TCP tunnel to it (as
 Istio passes an app's TLS traffic through), and TLS runs end to end inside the tunnel. The
 clients are real: curl, and Python's requests (urllib3). The tunnel is observed as one CLIENT
-span for the CONNECT, exported to the OTLP sink."""
+span for the CONNECT, exported to the OTLP sink, and as TCP traffic in Istio's TCP metrics, which
+Istio reports for what its sidecar proxies as plain TCP (and never for HTTP connections)."""
 
+import re
 import ssl
 import subprocess
 import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -98,3 +101,38 @@ def test_https_through_the_outbound_listener_is_tunnelled(pool, https_server):
         assert attributes["http.status_code"] == "200"
         assert attributes["response_flags"] == "-"
         assert int(attributes["response_size"]) > 0, "the TLS bytes from the server"
+
+
+def tcp_samples(sidecar):
+    """`(metric, labels text, value)` for every `istio_tcp_*` sample on the admin page."""
+    with urllib.request.urlopen(f"http://{sidecar.admin_endpoint}/stats/prometheus", timeout=10) as reply:
+        page = reply.read().decode()
+    pattern = re.compile(r"^(istio_tcp_[a-z_]+)\{(.*)\} (\d+)$")
+    return [(m[1], m[2], int(m[3])) for line in page.splitlines() if (m := pattern.match(line))]
+
+
+def test_a_tunnel_is_tcp_traffic_in_istios_metrics(pool, https_server):
+    port, cert = https_server
+    sidecar = pool.sidecar(SIDECAR_CONFIG)
+    proxy = f"http://{sidecar.outbound_endpoint}"
+    url = f"https://localhost:{port}/hello"
+    curl = subprocess.run(
+        ["curl", "-sS", "--max-time", "10", "--noproxy", "", "--cacert", str(cert), "--proxy", proxy, url],
+        capture_output=True,
+        check=False,
+    )
+    assert curl.returncode == 0, curl.stderr.decode()
+
+    def closed():
+        samples = {metric: (labels, value) for metric, labels, value in tcp_samples(sidecar)}
+        return samples if "istio_tcp_connections_closed_total" in samples else None
+
+    samples = eventually(closed)
+    labels, opened = samples["istio_tcp_connections_opened_total"]
+    assert opened == 1
+    assert samples["istio_tcp_connections_closed_total"][1] == 1
+    assert 'reporter="source"' in labels and 'request_protocol="tcp"' in labels
+    assert 'destination_service_name="PassthroughCluster"' in labels
+    # TLS both ways: the client's hello and request out, the certificate and answer back.
+    assert samples["istio_tcp_received_bytes_total"][1] > 100
+    assert samples["istio_tcp_sent_bytes_total"][1] > len(BODY)

@@ -7,8 +7,10 @@
 //! [`Observation::response`] when the response head is about to be sent downstream, from the
 //! upstream or made by the proxy itself (so a tracer can return `x-request-id` and a metrics
 //! observer can exchange peer metadata, as Envoy's filters do in `encodeHeaders`), and
-//! [`Observation::complete`] when both bodies are done or the exchange failed. Connection
-//! events feed the TCP metrics.
+//! [`Observation::complete`] when both bodies are done or the exchange failed. A `CONNECT`
+//! tunnel is also reported as TCP traffic (opened, closed with its bytes), which feeds Istio's
+//! TCP metrics; HTTP connections are not, as Istio reports TCP metrics only for traffic its
+//! sidecar proxies as plain TCP.
 //!
 //! Both heads are the ones the proxy sends on, after its own hop-by-hop rules: what an observer
 //! adds reaches the other side, what it removes does not. [`Observers`] call their observers in
@@ -108,10 +110,11 @@ pub trait Observer: Send + Sync + 'static {
     /// A request is about to be forwarded.
     fn request(&self, request: &mut RequestView<'_>) -> Box<dyn Observation>;
 
-    /// A downstream or upstream TCP connection opened (TCP metrics).
+    /// A stream proxied as plain TCP (a `CONNECT` tunnel) opened to `peer`, the upstream
+    /// address (TCP metrics).
     fn connection_opened(&self, _direction: Direction, _peer: SocketAddr) {}
 
-    /// A connection closed, with the bytes it carried each way.
+    /// That stream closed, with the bytes sent to the client (`sent`) and received from it.
     fn connection_closed(
         &self,
         _direction: Direction,

@@ -10,11 +10,17 @@
 //! | `istio_requests_total` | counter | every HTTP/gRPC exchange, at its end |
 //! | `istio_request_duration_milliseconds` | histogram | whole milliseconds, head received → end |
 //! | `istio_request_bytes`, `istio_response_bytes` | histogram | body bytes each way¹ |
-//! | `istio_tcp_connections_opened_total`, `…_closed_total` | counter | connection events |
-//! | `istio_tcp_sent_bytes_total`, `istio_tcp_received_bytes_total` | counter | at close |
+//! | `istio_tcp_connections_opened_total`, `…_closed_total` | counter | `CONNECT` tunnels² |
+//! | `istio_tcp_sent_bytes_total`, `istio_tcp_received_bytes_total` | counter | at close² |
 //!
 //! ¹ What Istio's docs describe; istio-proxy meters wire bytes (headers too), which the
 //! proxy does not report.
+//!
+//! ² Istio's TCP metrics cover only what its sidecar proxies as plain TCP: its stats filter sits
+//! before `tcp_proxy` and in no HTTP filter chain. Here that is a `CONNECT` tunnel (an app's TLS
+//! traffic to another host, the traffic Istio passes through as TCP), labelled with the
+//! services-table service whose target it reached, else `PassthroughCluster`. HTTP connections,
+//! and upgrades on them, are HTTP traffic, as in Istio.
 //!
 //! All three histograms use Envoy's default buckets, which Istio keeps unless a pod sets
 //! `sidecar.istio.io/statsHistogramBuckets` (`0.5, 1, 5, …, 3600000`; [`BUCKETS`]). (Mixer-era

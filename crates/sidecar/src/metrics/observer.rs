@@ -100,7 +100,18 @@ impl MeshObserver {
         }
         let shared = Shared {
             tcp_inbound: tcp(Direction::Inbound, None),
-            tcp_outbound_unknown: tcp(Direction::Outbound, None),
+            // Not a target of the services table: Istio's passthrough for unknown hosts.
+            tcp_outbound_unknown: tcp(
+                Direction::Outbound,
+                service::destination(
+                    Direction::Outbound,
+                    None,
+                    "PassthroughCluster",
+                    &services,
+                    local.namespace(),
+                )
+                .as_ref(),
+            ),
             tcp_outbound,
             routes: [
                 Routes::new(Direction::Inbound, &local),

@@ -1,11 +1,10 @@
 //! A byte-counting wrapper around a connection, which can also record activity on a stream
 //! (the client side of a tunnel, for the stream idle timeout).
 //!
-//! Istio's TCP metrics (`istio_tcp_sent_bytes_total`, …) and the byte counts of upgraded
-//! (WebSocket) exchanges are wire bytes, which only the IO layer sees. Wrapping the IO rather
-//! than counting in the HTTP layer also covers what hyper hands over after a `101`: the
-//! upgraded stream is this same IO, so a tunnel's bytes are counted by the connection that
-//! carried it, and the closing report runs when the last owner drops it.
+//! A tunnel's byte counts (the body bytes of an upgraded or `CONNECT` exchange, and a `CONNECT`
+//! tunnel's TCP metrics, `istio_tcp_sent_bytes_total`, …) are wire bytes, which only the IO
+//! layer sees: the client side of the tunnel is wrapped, and the closing report runs when the
+//! tunnel drops it.
 
 use std::io;
 use std::pin::Pin;

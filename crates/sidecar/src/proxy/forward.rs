@@ -35,7 +35,7 @@ use super::idle::{HeadWait, wait_for_head};
 use super::listener::{ConnectionInfo, Handler};
 use super::local_reply::{self, Failure};
 use super::pool::{Pool, Protocol, SendError, Sent};
-use super::upgrade::{self, TunnelSettings};
+use super::upgrade::{self, TcpReport, TunnelSettings};
 use super::upstream::{Route, Router};
 use crate::grpc::is_grpc_request;
 use crate::observe::{Observer, RequestView};
@@ -214,7 +214,12 @@ impl Forwarder {
         };
         match connected {
             Ok(upstream) => {
-                upgrade::connect(upstream, downstream, exchange, self.tunnel_settings(), version)
+                let tcp = TcpReport {
+                    observer: self.observer.clone(),
+                    direction: self.router.direction(),
+                };
+                let settings = self.tunnel_settings();
+                upgrade::connect(upstream, downstream, exchange, settings, version, tcp)
             }
             Err(error) => {
                 tracing::debug!(%error, "tunnel connect failed");

@@ -14,8 +14,7 @@
 //!   `SETTINGS_MAX_HEADER_LIST_SIZE` and h2 answers `431` too;
 //! - **malformed heads** get hyper's `400` and the connection closes.
 //!
-//! Connections get `TCP_NODELAY`, are counted for the observers' TCP metrics through a
-//! [`CountingIo`], and take part in the two-step [`drain`](super::drain).
+//! Connections get `TCP_NODELAY` and take part in the two-step [`drain`](super::drain).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -33,10 +32,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::completions;
-use super::counting_io::{CountingIo, OnClose};
 use super::drain::{Drain, Phase};
-use super::exchange::{ResponseBody, shielded};
-use crate::observe::{Direction, Observer};
+use super::exchange::ResponseBody;
 
 /// The downstream connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
@@ -61,24 +58,16 @@ pub(crate) struct Limits {
     pub(crate) max_header_bytes: usize,
 }
 
-/// Who hears about connections opening and closing (the proxy listeners, not admin).
-#[derive(Clone)]
-pub(crate) struct ConnectionObserver {
-    pub(crate) observer: Arc<dyn Observer>,
-    pub(crate) direction: Direction,
-}
-
 /// Starts the accept loop of `listener` (already bound) on the runtime.
 pub(crate) fn spawn<H: Handler>(
     name: &'static str,
     listener: TcpListener,
     handler: Arc<H>,
     limits: Limits,
-    connections: Option<ConnectionObserver>,
     drain: Drain,
 ) {
     let builder = Arc::new(builder(limits));
-    tokio::spawn(accept_loop(name, listener, handler, builder, limits, connections, drain));
+    tokio::spawn(accept_loop(name, listener, handler, builder, limits, drain));
 }
 
 fn builder(limits: Limits) -> auto::Builder<TokioExecutor> {
@@ -104,7 +93,6 @@ async fn accept_loop<H: Handler>(
     handler: Arc<H>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Limits,
-    connections: Option<ConnectionObserver>,
     mut drain: Drain,
 ) {
     loop {
@@ -131,7 +119,6 @@ async fn accept_loop<H: Handler>(
             handler.clone(),
             builder.clone(),
             limits,
-            connections.clone(),
             drain.clone(),
         )));
     }
@@ -145,23 +132,12 @@ async fn serve<H: Handler>(
     handler: Arc<H>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Limits,
-    observer: Option<ConnectionObserver>,
     mut drain: Drain,
 ) {
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "cannot set TCP_NODELAY");
     }
-    let on_close = observer.map(|ConnectionObserver { observer, direction }| {
-        let peer = connection.peer;
-        shielded("connection_opened", || observer.connection_opened(direction, peer));
-        let on_close: OnClose = Box::new(move |sent, received| {
-            shielded("connection_closed", || {
-                observer.connection_closed(direction, peer, sent, received);
-            });
-        });
-        on_close
-    });
-    let io = TokioIo::new(CountingIo::new(stream, on_close));
+    let io = TokioIo::new(stream);
     let requested = Arc::new(AtomicBool::new(false));
     let seen = requested.clone();
     let service = service_fn(move |request| {

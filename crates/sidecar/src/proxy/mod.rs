@@ -60,12 +60,12 @@ use self::connect::ConnectSettings;
 use self::drain::{Drain, Shutdown};
 use self::exchange::ResponseBody;
 use self::forward::{ForwardSettings, Forwarder};
-use self::listener::{ConnectionInfo, ConnectionObserver, Handler, Limits};
+use self::listener::{ConnectionInfo, Handler, Limits};
 use self::upstream::Router;
 use self::workers::Workers;
 use crate::admin::{self, AdminState};
 use crate::config::SidecarConfig;
-use crate::observe::{Direction, Observer};
+use crate::observe::Observer;
 
 /// Proxy settings that the config file does not carry; the defaults are Istio's.
 #[derive(Debug, Clone)]
@@ -221,7 +221,7 @@ impl Sidecar {
         ));
         tracing::info!(listener = "admin", endpoint = %addresses.admin, "listening");
         let handler = Arc::new(AdminHandler(admin.clone()));
-        listener::spawn("admin", admin_listener, handler, limits, None, drain);
+        listener::spawn("admin", admin_listener, handler, limits, drain);
         admin.set_live();
         Ok(RunningSidecar { addresses, admin, shutdown, workers })
     }
@@ -374,8 +374,7 @@ impl Worker {
     fn serve(self) -> io::Result<()> {
         let Worker { inbound, outbound, observer, limits, drain } = self;
         let mut accepting = Vec::new();
-        let listeners = [(Direction::Inbound, inbound), (Direction::Outbound, Some(outbound))];
-        for (direction, proxied) in listeners {
+        for proxied in [inbound, Some(outbound)] {
             let Some(Proxied { name, endpoint, listener, router, settings }) = proxied else {
                 continue;
             };
@@ -385,13 +384,12 @@ impl Worker {
                     format!("{name} listener ({endpoint}): a worker cannot accept on it: {error}"),
                 )
             })?;
-            accepting.push((direction, name, listener, router, settings));
+            accepting.push((name, listener, router, settings));
         }
-        for (direction, name, listener, router, settings) in accepting {
+        for (name, listener, router, settings) in accepting {
             let forwarder = Forwarder::new(router, observer.clone(), settings, drain.clone());
-            let connections = ConnectionObserver { observer: observer.clone(), direction };
             let handler = Arc::new(forwarder);
-            listener::spawn(name, listener, handler, limits, Some(connections), drain.clone());
+            listener::spawn(name, listener, handler, limits, drain.clone());
         }
         tokio::spawn(completions::run());
         Ok(())

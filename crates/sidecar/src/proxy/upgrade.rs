@@ -26,11 +26,12 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::counting_io::CountingIo;
+use super::counting_io::{CountingIo, OnClose};
 use super::drain::{Drain, Phase};
-use super::exchange::{Exchange, ResponseBody, ResponseFlags};
+use super::exchange::{Exchange, ResponseBody, ResponseFlags, shielded};
 use super::headers;
 use super::idle::{Activity, IdleTimer};
+use crate::observe::{Direction, Observer};
 use crate::received::Received;
 
 /// How a tunnel is run: the drain it takes part in and the stream idle timeout.
@@ -38,6 +39,18 @@ use crate::received::Received;
 pub(crate) struct TunnelSettings {
     pub(crate) drain: Drain,
     pub(crate) idle_limit: Option<Duration>,
+}
+
+/// Who hears about a `CONNECT` tunnel as TCP traffic (Istio's TCP metrics), and the direction
+/// of the listener it came through.
+///
+/// Istio reports TCP metrics only for what its sidecar proxies as plain TCP (its stats filter
+/// sits before `tcp_proxy`, never in an HTTP filter chain): an app's TLS traffic to an external
+/// host, which reaches this sidecar as a `CONNECT`. HTTP connections, and upgrades on them,
+/// are HTTP traffic there and here.
+pub(crate) struct TcpReport {
+    pub(crate) observer: Arc<dyn Observer>,
+    pub(crate) direction: Direction,
 }
 
 /// Answers the client's upgrade with the upstream's `101` and starts the tunnel.
@@ -70,7 +83,7 @@ pub(crate) fn splice(
                 return;
             }
         };
-        run(downstream, TokioIo::new(upstream), exchange, settings).await;
+        run(downstream, TokioIo::new(upstream), exchange, settings, None).await;
     });
     Response::from_parts(head, ResponseBody::empty())
 }
@@ -83,6 +96,7 @@ pub(crate) fn connect(
     mut exchange: Exchange,
     settings: TunnelSettings,
     version: Version,
+    tcp: TcpReport,
 ) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::empty());
     *response.version_mut() = version;
@@ -97,9 +111,23 @@ pub(crate) fn connect(
     );
     tokio::spawn(async move {
         let Some(downstream) = client_side(downstream, &mut exchange).await else { return };
-        run(downstream, upstream, exchange, settings).await;
+        let on_close = address.map(|peer| tcp.opened(peer));
+        run(downstream, upstream, exchange, settings, on_close).await;
     });
     response
+}
+
+impl TcpReport {
+    /// Reports the tunnel to `peer` open; the returned closure reports it closed.
+    fn opened(self, peer: SocketAddr) -> OnClose {
+        let TcpReport { observer, direction } = self;
+        shielded("connection_opened", || observer.connection_opened(direction, peer));
+        Box::new(move |sent, received| {
+            shielded("connection_closed", || {
+                observer.connection_closed(direction, peer, sent, received);
+            });
+        })
+    }
 }
 
 /// The client's side of the tunnel once hyper hands it over; `None` (the exchange completed
@@ -123,13 +151,14 @@ async fn run(
     mut upstream: impl AsyncRead + AsyncWrite + Unpin,
     mut exchange: Exchange,
     settings: TunnelSettings,
+    on_close: Option<OnClose>,
 ) {
     let TunnelSettings { mut drain, idle_limit } = settings;
     let activity = Arc::new(Activity::new());
     let mut idle_timer = IdleTimer::new(idle_limit);
     let idle = idle_timer.expired(&activity);
     // Every byte through the tunnel passes the client side, so it alone counts and watches.
-    let mut client = CountingIo::new(TokioIo::new(downstream), None).watching(activity.clone());
+    let mut client = CountingIo::new(TokioIo::new(downstream), on_close).watching(activity.clone());
     tokio::select! {
         result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
             if let Err(error) = result {

@@ -167,10 +167,12 @@ connection_security_policy=\"none\"";
         ],
     );
     let opened = series(&text, "istio_tcp_connections_opened_total");
-    let unknown = opened.iter().find(|s| s["destination_service"] == "unknown").unwrap();
+    let unknown =
+        opened.iter().find(|s| s["destination_service_name"] == "PassthroughCluster").unwrap();
     assert_eq!(
         (unknown["reporter"].as_str(), unknown["destination_workload"].as_str()),
         ("source", "unknown")
     );
+    assert_eq!(unknown["destination_service"], "PassthroughCluster");
     assert_exposition_is_well_formed(&text);
 }

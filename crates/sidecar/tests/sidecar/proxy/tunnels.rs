@@ -66,10 +66,10 @@ async fn outbound_connect_opens_a_tunnel_like_an_http_proxy() {
     let harness =
         start_default(config(None, &[("secure.default.svc.cluster.local:443", target)], "")).await;
     // Through the services table, and passed through to an address the table does not know.
-    for (name, cluster) in [
+    for (tunnels, (name, cluster)) in (1..).zip([
         ("secure.default.svc.cluster.local:443", "outbound|443||secure.default.svc.cluster.local"),
         (&*target.to_string(), "PassthroughCluster"),
-    ] {
+    ]) {
         let (mut stream, head) = connect_to(harness.sidecar.outbound_addr(), name).await;
         let lower = head.to_ascii_lowercase();
         assert!(lower.starts_with("http/1.1 200 ok\r\n"), "{head}");
@@ -88,6 +88,14 @@ async fn outbound_connect_opens_a_tunnel_like_an_http_proxy() {
         assert_eq!(record.upstream, Some(target));
         assert_eq!(record.flags.as_deref(), Some("-"));
         assert_eq!((record.request_bytes, record.response_bytes), (4, 9));
+        // A tunnel is TCP traffic (Istio's TCP metrics): opened, then closed with the bytes
+        // sent to the client and received from it.
+        let tcp = || harness.recorder.connections.lock().unwrap().clone();
+        let events = eventually(|| Some(tcp()).filter(|events| events.len() == 2 * tunnels)).await;
+        assert_eq!(
+            &events[events.len() - 2..],
+            [(Direction::Outbound, "opened", 0, 0), (Direction::Outbound, "closed", 9, 4)]
+        );
     }
 }
 
