@@ -76,6 +76,13 @@ impl Documents {
             ));
         }
         let workload = workload(self, sidecar, &mut warnings);
+        let annotations_path = format!("{}.metadata.annotations", sidecar.label);
+        if workload.annotations.contains_key(STATS_HISTOGRAM_BUCKETS) {
+            warnings.push(format!(
+                "{annotations_path}.{STATS_HISTOGRAM_BUCKETS}: not applied: the histograms keep \
+                 Envoy's default buckets"
+            ));
+        }
         let mesh_sources: Vec<_> = self
             .documents
             .iter()
@@ -100,6 +107,11 @@ impl Documents {
         check_provider_references(&telemetries, &mesh, &mut errors);
         let applicable =
             applicable(&telemetries, &workload, &mesh.root_namespace, &mut errors, &mut warnings);
+        for telemetry in &applicable {
+            for section in &telemetry.unapplied {
+                warnings.push(unapplied_section(&telemetry.label, section));
+            }
+        }
         let entries: Vec<&TracingEntry> =
             applicable.iter().flat_map(|t| t.tracing.iter()).collect();
         let (mut inbound, mut outbound) = if entries.is_empty() && mesh.default_provider.is_none() {
@@ -126,7 +138,6 @@ impl Documents {
                 service_name = name;
             }
         }
-        let annotations_path = format!("{}.metadata.annotations", sidecar.label);
         let linkerd =
             linkerd_tracing(&workload.annotations, services, &annotations_path, &mut warnings)
                 .unwrap_or_else(|error| {
@@ -256,6 +267,21 @@ fn legacy(mesh: &Mesh, services: &[ServiceRoute], errors: &mut ConfigErrors) -> 
 
 /// A direction traced as linkerd2-proxy traces: spans only for requests that arrive with a
 /// sampled context (no sampling rate of its own), OTLP/gRPC to the annotated collector.
+/// Istio's pod annotation that sets the metrics' histogram buckets.
+const STATS_HISTOGRAM_BUCKETS: &str = "sidecar.istio.io/statsHistogramBuckets";
+
+/// The warning for a Telemetry section the sidecar accepts but does not apply.
+fn unapplied_section(label: &str, section: &str) -> String {
+    let what = match section {
+        "metrics" => {
+            "the sidecar serves Istio's standard metrics with their default labels and \
+                      buckets; metric overrides, disabled metrics and providers are not applied"
+        }
+        _ => "the sidecar writes no access log",
+    };
+    format!("{label}.spec.{section}: not applied: {what}")
+}
+
 fn linkerd_mode(settings: &mut DirectionSettings, linkerd: &LinkerdTracing) {
     settings.enabled = true;
     settings.start_traces = false;

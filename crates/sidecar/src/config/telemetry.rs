@@ -1,7 +1,9 @@
 //! Istio's `Telemetry` resource (`telemetry.istio.io/v1` and `v1alpha1`), tracing part.
 //!
 //! Only `spec.tracing` configures the sidecar. `spec.metrics` and `spec.accessLogging` are valid
-//! Istio and are accepted but not read. `spec.targetRefs` (and the older `targetRef`) select
+//! Istio and are accepted, but not applied: a resource that applies to the workload and sets
+//! them gets a warning saying so (the sidecar serves Istio's standard metrics as they are by
+//! default, and writes no access log). `spec.targetRefs` (and the older `targetRef`) select
 //! gateways, waypoints and services, never a sidecar, so such a resource never applies here
 //! (mesh-tracing-spec §2.1). The resource is a CRD, so only the camelCase field names of its
 //! schema are accepted.
@@ -58,6 +60,9 @@ pub(crate) struct TelemetryResource {
     pub(crate) namespace: Option<String>,
     pub(crate) scope: Scope,
     pub(crate) tracing: Vec<TracingEntry>,
+    /// The sections set that the sidecar does not apply (`spec.metrics`, `spec.accessLogging`),
+    /// reported when the resource applies to the workload.
+    pub(crate) unapplied: Vec<&'static str>,
 }
 
 /// What a Telemetry resource selects within its namespace.
@@ -115,10 +120,8 @@ struct TelemetrySpec {
     #[serde(default)]
     tracing: Vec<TracingSpec>,
     #[serde(default)]
-    #[allow(dead_code, reason = "valid Istio, not read by the sidecar")]
     metrics: Option<Value>,
     #[serde(default)]
-    #[allow(dead_code, reason = "valid Istio, not read by the sidecar")]
     access_logging: Option<Value>,
 }
 
@@ -197,6 +200,14 @@ fn build(document: TelemetryDocument, label: &str) -> Result<TelemetryResource, 
         (Some(selector), false) => Scope::Selector(selector.match_labels),
         (None, false) => Scope::Namespace,
     };
+    let mut unapplied = Vec::new();
+    let set = |section: &Option<Value>| section.as_ref().is_some_and(|value| !value.is_null());
+    if set(&spec.metrics) {
+        unapplied.push("metrics");
+    }
+    if set(&spec.access_logging) {
+        unapplied.push("accessLogging");
+    }
     let mut tracing = Vec::new();
     for (i, entry) in spec.tracing.into_iter().enumerate() {
         let path = format!("{label}.spec.tracing[{i}]");
@@ -232,5 +243,6 @@ fn build(document: TelemetryDocument, label: &str) -> Result<TelemetryResource, 
         namespace: document.metadata.namespace,
         scope,
         tracing,
+        unapplied,
     })
 }

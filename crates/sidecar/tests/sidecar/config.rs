@@ -1008,6 +1008,25 @@ fn mesh_and_cluster_ids_come_from_istio_s_install_settings_as_its_injector_takes
 }
 
 #[test]
+fn telemetry_metrics_access_logs_and_bucket_annotations_are_reported_as_not_applied() {
+    let body = "  metrics:\n  - overrides: [{match: {metric: REQUEST_COUNT}, disabled: true}]\n  accessLogging:\n  - providers: [{name: envoy}]\n";
+    let applies = telemetry("mesh-default", "istio-system", body);
+    let elsewhere = telemetry("other", "payments", body);
+    let annotated = "kind: Sidecar\nmetadata:\n  name: productpage-v1\n  annotations: {sidecar.istio.io/statsHistogramBuckets: '{\"istiocustom\":[1,5,10]}'}\nspec:\n  inbound: {app: 127.0.0.1:9080}\n";
+    let config = settings(&[annotated, &applies, &elsewhere]);
+    assert_eq!(
+        config.warnings,
+        [
+            "document 1 (Sidecar productpage-v1).metadata.annotations.sidecar.istio.io/statsHistogramBuckets: not applied: the histograms keep Envoy's default buckets",
+            "document 2 (Telemetry mesh-default).spec.metrics: not applied: the sidecar serves Istio's standard metrics with their default labels and buckets; metric overrides, disabled metrics and providers are not applied",
+            "document 2 (Telemetry mesh-default).spec.accessLogging: not applied: the sidecar writes no access log",
+        ]
+    );
+    // Tracing is read as before.
+    assert!(config.tracing.inbound.enabled);
+}
+
+#[test]
 fn sidecar_document_errors_come_all_at_once() {
     let doc = "\
 kind: Sidecar
