@@ -5,7 +5,7 @@
 //! kind: Sidecar
 //! metadata: {name: productpage-v1, namespace: default, labels: {app: productpage, version: v1}}
 //! spec:
-//!   inbound: {listen: 0.0.0.0:15006, app: 127.0.0.1:9080}
+//!   inbound: {listen: 0.0.0.0:15006, app: 127.0.0.1:9080}   # service: productpage:9080
 //!   outbound: {listen: 127.0.0.1:15001}
 //!   admin: {listen: 127.0.0.1:15000}
 //!   services: {reviews.default.svc.cluster.local:9080: 127.0.0.1:19080}
@@ -89,6 +89,8 @@ struct InboundSpec {
     #[serde(default = "default_inbound_listen")]
     listen: ListenAddress,
     app: Endpoint,
+    #[serde(default)]
+    service: Option<Endpoint>,
 }
 
 fn default_inbound_listen() -> ListenAddress {
@@ -229,9 +231,11 @@ fn build(document: SidecarDocument, label: &str) -> Result<SidecarResource, Conf
         label: label.to_owned(),
         metadata: document.metadata,
         listeners: Listeners {
-            inbound: spec
-                .inbound
-                .map(|inbound| InboundListener { listen: inbound.listen, app: inbound.app }),
+            inbound: spec.inbound.map(|inbound| InboundListener {
+                listen: inbound.listen,
+                app: inbound.app,
+                service: inbound.service,
+            }),
             outbound: spec.outbound.listen,
             admin: spec.admin.listen,
         },

@@ -50,6 +50,10 @@ struct Shared {
     metrics: Arc<MeshMetrics>,
     local: LocalWorkload,
     services: Vec<ServiceRoute>,
+    /// The Service in front of the workload, when the config names it
+    /// (`spec.inbound.service`): every inbound exchange's `destination_service`, as Istio's
+    /// inbound cluster metadata gives it.
+    inbound_service: Option<DestinationService>,
     /// Inbound, outbound.
     routes: [Routes; 2],
     /// This workload's `x-envoy-peer-metadata-id` and `x-envoy-peer-metadata` values.
@@ -98,7 +102,14 @@ impl MeshObserver {
             let address = SocketAddr::new(ip, route.target.port);
             tcp_outbound.push((address, tcp(Direction::Outbound, service.as_ref())));
         }
+        let inbound_service = config
+            .listeners
+            .inbound
+            .as_ref()
+            .and_then(|inbound| inbound.service_in(local.namespace()))
+            .map(|(fqdn, _)| service::from_fqdn(&fqdn));
         let shared = Shared {
+            inbound_service,
             tcp_inbound: tcp(Direction::Inbound, None),
             // Not a target of the services table: Istio's passthrough for unknown hosts.
             tcp_outbound_unknown: tcp(
@@ -133,13 +144,16 @@ impl Observer for MeshObserver {
         let authority = request.authority();
         let cluster = request.upstream_cluster;
         let route = shared.routes[index(direction)].route(cluster, authority, |budget| {
-            let service = service::destination(
-                direction,
-                authority,
-                cluster,
-                &shared.services,
-                shared.local.namespace(),
-            );
+            let service = match (direction, &shared.inbound_service) {
+                (Direction::Inbound, Some(service)) => Some(service.clone()),
+                _ => service::destination(
+                    direction,
+                    authority,
+                    cluster,
+                    &shared.services,
+                    shared.local.namespace(),
+                ),
+            };
             Route::new(direction, &shared.local, service, budget)
         });
         let received = request.received;

@@ -282,6 +282,8 @@ impl Addresses {
                 "bound": self.inbound.map(|a| a.to_string()),
                 "app": inbound.app.to_string(),
                 "cluster": format!("inbound|{}||", inbound.app.port),
+                "service": inbound.service_in(&config.workload.namespace)
+                    .map(|(host, port)| format!("{host}:{port}")),
             })),
             "outbound": {"listen": listeners.outbound.to_string(), "bound": self.outbound.to_string()},
             "admin": {"listen": listeners.admin.to_string(), "bound": self.admin.to_string()},

@@ -20,9 +20,12 @@ pub struct LocalInfo {
     pub mesh_id: String,
     /// `istio.cluster_id` (by default `Kubernetes`, Istio's default cluster name).
     pub cluster_id: String,
-    /// The service host inbound spans are named after when the cluster name carries none
-    /// (`<app>.<namespace>.svc.cluster.local`).
+    /// The service host inbound spans are named after when the cluster name carries none: the
+    /// configured Service (`spec.inbound.service`), else `<app>.<namespace>.svc.cluster.local`.
     pub inbound_host: String,
+    /// The Service's port inbound spans are named after, when the config names the Service
+    /// (`spec.inbound.service`); otherwise the inbound cluster's port names them.
+    pub inbound_port: Option<u16>,
 }
 
 impl LocalInfo {
@@ -39,12 +42,18 @@ impl LocalInfo {
         let ip = ip.as_deref().unwrap_or("127.0.0.1");
         let pod = pod.as_deref().unwrap_or(&workload.name);
         let MeshIdentity { mesh_id, cluster_id } = config.mesh.with_environment(env);
+        let service =
+            config.listeners.inbound.as_ref().and_then(|inbound| inbound.service_in(namespace));
         LocalInfo {
             node_id: format!("sidecar~{ip}~{pod}.{namespace}~{namespace}.svc.cluster.local"),
             zone: None,
             mesh_id,
             cluster_id,
-            inbound_host: format!("{}.{namespace}.svc.cluster.local", app_name(workload)),
+            inbound_host: service
+                .as_ref()
+                .map(|(host, _)| host.clone())
+                .unwrap_or_else(|| format!("{}.{namespace}.svc.cluster.local", app_name(workload))),
+            inbound_port: service.map(|(_, port)| port),
         }
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct Tracer {
     /// This workload's service host and port, for inbound span names.
     pub(crate) inbound_host: String,
     pub(crate) inbound_port: Option<u16>,
+    /// The Service's port, when the config names the Service (`spec.inbound.service`).
+    pub(crate) inbound_service_port: Option<u16>,
     pub(crate) metrics: TraceMetrics,
 }
 
@@ -240,6 +242,7 @@ impl Tracer {
                     upstream_cluster: request.upstream_cluster,
                     authority: authority.as_deref(),
                     inbound_host: &self.inbound_host,
+                    inbound_port: self.inbound_service_port,
                     fallback_port: self.inbound_port.unwrap_or(request.local.port()),
                 });
                 &computed
@@ -456,6 +459,7 @@ spec:
             inject: rules.propagators,
             inbound_host: local.inbound_host.clone(),
             inbound_port: Some(9080),
+            inbound_service_port: None,
             metrics: metrics.clone(),
         }
     }

@@ -33,19 +33,24 @@ pub(crate) struct Naming<'a> {
     pub(crate) authority: Option<&'a str>,
     /// This workload's service host, for inbound clusters without one.
     pub(crate) inbound_host: &'a str,
+    /// The Service's port for inbound spans, when the config names the Service
+    /// (`spec.inbound.service`); else the cluster's port names them.
+    pub(crate) inbound_port: Option<u16>,
     /// The port to use when nothing else gives one (the listener's).
     pub(crate) fallback_port: u16,
 }
 
 /// The span name: `<fqdn>:<port>/*`.
 pub(crate) fn operation_name(naming: &Naming<'_>) -> String {
-    if let Some(name) =
-        cluster_operation_name(naming.kind, naming.upstream_cluster, naming.inbound_host)
-    {
+    let inbound = (naming.inbound_host, naming.inbound_port);
+    if let Some(name) = cluster_operation_name(naming.kind, naming.upstream_cluster, inbound) {
         return name;
     }
     match (naming.kind, naming.authority.filter(|a| !a.is_empty())) {
-        (Kind::Server, _) => format!("{}:{}/*", naming.inbound_host, naming.fallback_port),
+        (Kind::Server, _) => {
+            let port = naming.inbound_port.unwrap_or(naming.fallback_port);
+            format!("{}:{port}/*", naming.inbound_host)
+        }
         (Kind::Client, Some(authority)) if has_port(authority) => format!("{authority}/*"),
         (Kind::Client, Some(authority)) => format!("{authority}:80/*"),
         (Kind::Client, None) => format!("{}/*", naming.upstream_cluster),
@@ -53,11 +58,14 @@ pub(crate) fn operation_name(naming: &Naming<'_>) -> String {
 }
 
 /// The span name given by an Istio cluster name alone (`None` when the authority or the
-/// listener's port decide it), so it can be worked out once per known cluster.
+/// listener's port decide it), so it can be worked out once per known cluster. `inbound` is
+/// the workload's service host and, when configured, the Service's port, which names an
+/// inbound span instead of the cluster's (target) port, as Istio's inbound route decorator
+/// does.
 pub(crate) fn cluster_operation_name(
     kind: Kind,
     cluster: &str,
-    inbound_host: &str,
+    (inbound_host, inbound_port): (&str, Option<u16>),
 ) -> Option<String> {
     let mut parts = cluster.split('|');
     let fields = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next());
@@ -68,6 +76,7 @@ pub(crate) fn cluster_operation_name(
             return Some(format!("{host}:{port}/*"));
         }
         if kind == Kind::Server {
+            let port = inbound_port.unwrap_or(port);
             return Some(format!("{inbound_host}:{port}/*"));
         }
     }
@@ -404,6 +413,7 @@ mod tests {
             upstream_cluster: cluster,
             authority,
             inbound_host: "productpage.default.svc.cluster.local",
+            inbound_port: None,
             fallback_port: 9080,
         };
         operation_name(&naming)

@@ -1027,6 +1027,30 @@ fn telemetry_metrics_access_logs_and_bucket_annotations_are_reported_as_not_appl
 }
 
 #[test]
+fn the_inbound_service_is_qualified_in_the_workload_namespace() {
+    let with = |service: &str| {
+        let doc = format!(
+            "kind: Sidecar\nmetadata: {{name: httpbin, namespace: web}}\nspec:\n  inbound: {{app: 127.0.0.1:80, service: {service}}}\n"
+        );
+        let config = settings(&[&doc]);
+        let inbound = config.listeners.inbound.unwrap();
+        inbound.service_in(&config.workload.namespace)
+    };
+    let fqdn = Some(("httpbin.web.svc.cluster.local".to_owned(), 8000));
+    assert_eq!(with("httpbin:8000"), fqdn);
+    assert_eq!(with("httpbin.web:8000"), fqdn);
+    assert_eq!(with("httpbin.web.svc:8000"), fqdn);
+    assert_eq!(with("HTTPBIN.web.svc.cluster.local:8000"), fqdn);
+    assert_eq!(settings(&[PRODUCTPAGE]).listeners.inbound.unwrap().service, None);
+    let bad = "kind: Sidecar\nmetadata: {name: httpbin}\nspec:\n  inbound: {app: 127.0.0.1:80, service: httpbin}\n";
+    assert!(
+        error(&[bad]).starts_with("document 1 (Sidecar httpbin).spec.inbound.service"),
+        "{}",
+        error(&[bad])
+    );
+}
+
+#[test]
 fn sidecar_document_errors_come_all_at_once() {
     let doc = "\
 kind: Sidecar

@@ -727,6 +727,47 @@ spec:
 }
 
 #[tokio::test]
+async fn inbound_spans_are_named_after_the_configured_service_and_its_port() {
+    let collector = Collector::start().await;
+    // httpbin's Service listens on 8000 and its container on 80: Istio names the inbound span
+    // `httpbin.<ns>.svc.cluster.local:8000/*`, after the Service.
+    let text = format!(
+        "\
+kind: Sidecar
+metadata: {{name: httpbin-v1, namespace: web, labels: {{app: httpbin-app}}}}
+spec:
+  inbound: {{app: 127.0.0.1:80, service: httpbin:8000}}
+  services: {{{COLLECTOR_HOST}:4317: {collector}}}
+---
+apiVersion: install.istio.io/v1alpha1
+kind: IstioOperator
+spec:
+  meshConfig:
+    extensionProviders:
+    - {{name: otel, opentelemetry: {{service: {COLLECTOR_HOST}, port: 4317}}}}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {{name: mesh-default, namespace: istio-system}}
+spec:
+  tracing:
+  - providers: [{{name: otel}}]
+    randomSamplingPercentage: 100
+",
+        collector = collector.grpc,
+    );
+    let config = load(&text, "sidecar.yaml").unwrap_or_else(|errors| panic!("{errors}"));
+    let (observer, mut runtime) = start_tracing(&config, options()).await;
+    let inbound = request(&*observer, Direction::Inbound, Request::get("/get"), "inbound|80||");
+    let span = inbound.forwarded_parent();
+    inbound.finish(200);
+    let spans = collector.spans(1).await;
+    assert_eq!(find(&spans, &span).name, "httpbin.web.svc.cluster.local:8000/*");
+    within("tracing shutdown", runtime.shutdown(Instant::now() + Duration::from_secs(5))).await;
+    collector.stop().await;
+}
+
+#[tokio::test]
 async fn linkerd_annotations_alone_continue_callers_traces_and_never_start_one() {
     let collector = Collector::start().await;
     let text = format!(

@@ -111,6 +111,21 @@ fn the_cluster_labels_and_the_metadata_name_the_configured_cluster() {
     assert!(text.contains("destination_cluster=\"west\"") && !text.contains("east"), "{text}");
 }
 
+#[test]
+fn inbound_exchanges_name_the_configured_service() {
+    let httpbin = "kind: Sidecar\nmetadata: {name: httpbin-v1, namespace: web, labels: {app: httpbin}}\nspec:\n  inbound: {app: 127.0.0.1:80, service: httpbin:8000}\n";
+    let (observer, metrics) = sidecar(httpbin);
+    // Whatever the caller wrote as the authority: an IP, or another name.
+    Call::inbound("10.0.0.5:80").run(&*observer);
+    Call::inbound("api.example.com").run(&*observer);
+    let text = metrics.encode();
+    let requests = series(&text, "istio_requests_total");
+    assert_eq!(requests.len(), 1, "{text}");
+    assert_eq!(requests[0]["destination_service"], "httpbin.web.svc.cluster.local");
+    assert_eq!(requests[0]["destination_service_name"], "httpbin");
+    assert_eq!(requests[0]["destination_service_namespace"], "web");
+}
+
 /// productpage's sidecar (outbound) → reviews' sidecar (inbound) and the response back: the
 /// client side learns the server's workload from the response and no app sees the headers.
 #[test]
