@@ -8,7 +8,7 @@
 //! upstream or made by the proxy itself (so a tracer can return `x-request-id` and a metrics
 //! observer can exchange peer metadata, as Envoy's filters do in `encodeHeaders`), and
 //! [`Observation::complete`] when both bodies are done or the exchange failed. A `CONNECT`
-//! tunnel is also reported as TCP traffic (opened, closed with its bytes), which feeds Istio's
+//! tunnel is also reported as a [`Tunnel`] (opened, closed with its bytes), which feeds Istio's
 //! TCP metrics; HTTP connections are not, as Istio reports TCP metrics only for traffic its
 //! sidecar proxies as plain TCP.
 //!
@@ -110,19 +110,25 @@ pub trait Observer: Send + Sync + 'static {
     /// A request is about to be forwarded.
     fn request(&self, request: &mut RequestView<'_>) -> Box<dyn Observation>;
 
-    /// A stream proxied as plain TCP (a `CONNECT` tunnel) opened to `peer`, the upstream
-    /// address (TCP metrics).
-    fn connection_opened(&self, _direction: Direction, _peer: SocketAddr) {}
+    /// A stream relayed as plain TCP (a `CONNECT` tunnel) opened (TCP metrics).
+    fn tunnel_opened(&self, _tunnel: &Tunnel<'_>) {}
 
     /// That stream closed, with the bytes sent to the client (`sent`) and received from it.
-    fn connection_closed(
-        &self,
-        _direction: Direction,
-        _peer: SocketAddr,
-        _sent: u64,
-        _received: u64,
-    ) {
-    }
+    fn tunnel_closed(&self, _tunnel: &Tunnel<'_>, _sent: u64, _received: u64) {}
+}
+
+/// A stream the proxy relays as plain TCP: a `CONNECT` tunnel, the traffic Istio's sidecar
+/// passes through as TCP.
+#[derive(Clone, Copy, Debug)]
+pub struct Tunnel<'a> {
+    pub direction: Direction,
+    /// The upstream address it reached.
+    pub upstream: SocketAddr,
+    /// Envoy's cluster name for its destination (`outbound|443||api.example.com`,
+    /// `PassthroughCluster`), as its exchange reports it.
+    pub upstream_cluster: &'a str,
+    /// The `CONNECT` target, `host:port`.
+    pub authority: &'a str,
 }
 
 /// One exchange in flight.
@@ -144,15 +150,15 @@ impl Observer for Observers {
         Box::new(Many(self.0.iter().map(|observer| observer.request(request)).collect()))
     }
 
-    fn connection_opened(&self, direction: Direction, peer: SocketAddr) {
+    fn tunnel_opened(&self, tunnel: &Tunnel<'_>) {
         for observer in &self.0 {
-            observer.connection_opened(direction, peer);
+            observer.tunnel_opened(tunnel);
         }
     }
 
-    fn connection_closed(&self, direction: Direction, peer: SocketAddr, sent: u64, received: u64) {
+    fn tunnel_closed(&self, tunnel: &Tunnel<'_>, sent: u64, received: u64) {
         for observer in &self.0 {
-            observer.connection_closed(direction, peer, sent, received);
+            observer.tunnel_closed(tunnel, sent, received);
         }
     }
 }

@@ -40,7 +40,8 @@ use super::linkerd::linkerd_tracing;
 use super::mesh_merge::{Mesh, merge, service_name};
 use super::sampling::SamplingPercentage;
 use super::settings::{Endpoint, ServiceRoute, SidecarConfig, Workload};
-use super::telemetry::{TelemetryResource, TracingEntry};
+use super::sidecar_resource::SidecarResource;
+use super::telemetry::{TelemetryResource, TracingEntry, Unapplied};
 use super::telemetry_merge::{applicable, check_provider_references, telemetry_path};
 use super::tracing_settings::{
     DEFAULT_MAX_PATH_TAG_LENGTH, DirectionSettings, LinkerdTracing, TracingSettings,
@@ -78,10 +79,9 @@ impl Documents {
         let workload = workload(self, sidecar, &mut warnings);
         let annotations_path = format!("{}.metadata.annotations", sidecar.label);
         if workload.annotations.contains_key(STATS_HISTOGRAM_BUCKETS) {
-            warnings.push(format!(
-                "{annotations_path}.{STATS_HISTOGRAM_BUCKETS}: not applied: the histograms keep \
-                 Envoy's default buckets"
-            ));
+            let at = annotation_path(self, sidecar, STATS_HISTOGRAM_BUCKETS);
+            warnings
+                .push(format!("{at}: not applied: the histograms keep Envoy's default buckets"));
         }
         let mesh_sources: Vec<_> = self
             .documents
@@ -109,7 +109,7 @@ impl Documents {
             applicable(&telemetries, &workload, &mesh.root_namespace, &mut errors, &mut warnings);
         for telemetry in &applicable {
             for section in &telemetry.unapplied {
-                warnings.push(unapplied_section(&telemetry.label, section));
+                warnings.push(unapplied_section(&telemetry.label, *section));
             }
         }
         let entries: Vec<&TracingEntry> =
@@ -205,7 +205,7 @@ impl Documents {
 /// The Sidecar's metadata, completed by the Deployment of the same workload.
 fn workload(
     documents: &Documents,
-    sidecar: &super::sidecar_resource::SidecarResource,
+    sidecar: &SidecarResource,
     warnings: &mut Vec<String>,
 ) -> Workload {
     let name = sidecar.metadata.name.clone().unwrap_or_default();
@@ -265,23 +265,39 @@ fn legacy(mesh: &Mesh, services: &[ServiceRoute], errors: &mut ConfigErrors) -> 
     settings
 }
 
-/// A direction traced as linkerd2-proxy traces: spans only for requests that arrive with a
-/// sampled context (no sampling rate of its own), OTLP/gRPC to the annotated collector.
 /// Istio's pod annotation that sets the metrics' histogram buckets.
 const STATS_HISTOGRAM_BUCKETS: &str = "sidecar.istio.io/statsHistogramBuckets";
 
-/// The warning for a Telemetry section the sidecar accepts but does not apply.
-fn unapplied_section(label: &str, section: &str) -> String {
-    let what = match section {
-        "metrics" => {
-            "the sidecar serves Istio's standard metrics with their default labels and \
-                      buckets; metric overrides, disabled metrics and providers are not applied"
+/// Where the workload's `key` annotation is written: the Sidecar document, which wins, else the
+/// pod template of its Deployment.
+fn annotation_path(documents: &Documents, sidecar: &SidecarResource, key: &str) -> String {
+    if !sidecar.metadata.annotations.contains_key(key) {
+        for document in &documents.documents {
+            if let Document::Deployment(deployment) = document
+                && deployment.template.annotations.contains_key(key)
+            {
+                return format!("{}.spec.template.metadata.annotations.{key}", deployment.label);
+            }
         }
-        _ => "the sidecar writes no access log",
-    };
-    format!("{label}.spec.{section}: not applied: {what}")
+    }
+    format!("{}.metadata.annotations.{key}", sidecar.label)
 }
 
+/// The warning for a Telemetry section the sidecar accepts but does not apply.
+fn unapplied_section(label: &str, section: Unapplied) -> String {
+    let (field, what) = match section {
+        Unapplied::Metrics => (
+            "metrics",
+            "the sidecar serves Istio's standard metrics with their default labels and buckets; \
+             metric overrides, disabled metrics and providers are not applied",
+        ),
+        Unapplied::AccessLogging => ("accessLogging", "the sidecar writes no access log"),
+    };
+    format!("{label}.spec.{field}: not applied: {what}")
+}
+
+/// A direction traced as linkerd2-proxy traces: spans only for requests that arrive with a
+/// sampled context (no sampling rate of its own), OTLP/gRPC to the annotated collector.
 fn linkerd_mode(settings: &mut DirectionSettings, linkerd: &LinkerdTracing) {
     settings.enabled = true;
     settings.start_traces = false;

@@ -2,7 +2,7 @@
 //!
 //! `IstioOperator`, `MeshConfig` and `ProxyConfig` are large: most of their fields configure
 //! installation, istiod or Envoy features that have nothing to do with tracing. A real
-//! `IstioOperator` often sets some of them (`profile`, `accessLogFile`, `holdApplicationUntilProxyStarts`, …), so
+//! `IstioOperator` often sets some of them (`profile`, `accessLogFile`, `meshId`, …), so
 //! rejecting them would refuse valid Istio resources; accepting *any* key would hide typos in the
 //! fields we do read. So the fields named here (from `istio/api` `mesh/v1alpha1` and
 //! `operator/v1alpha1`) are removed before the typed read, and every other unknown key is still
@@ -118,6 +118,7 @@ pub(crate) const PROXY_CONFIG: &[&str] = &[
     "extraStatTags",
     "gatewayTopology",
     "terminationDrainDuration",
+    "meshId",
     "readinessProbe",
     "proxyStatsMatcher",
     "holdApplicationUntilProxyStarts",

@@ -6,9 +6,11 @@
 //! (`opentelemetry` and `zipkin` fully; the other kinds are accepted and refused only if a
 //! Telemetry selects them for tracing), and from `defaultConfig` (ProxyConfig):
 //! `tracingServiceName`, `serviceCluster`, `zipkinAddress` and `tracing` (`sampling`,
-//! `customTags`, `maxPathTagLength`, `enableIstioTags`, `zipkin.address`); from an
-//! `IstioOperator`'s Helm `values`, `pilot.traceSampling` (istiod's `PILOT_TRACE_SAMPLING`).
-//! The fields listed in `istio_fields.rs` are accepted and ignored; any other key is an error.
+//! `customTags`, `maxPathTagLength`, `enableIstioTags`, `zipkin.address`) and `proxyMetadata`
+//! (`ISTIO_META_MESH_ID`, `ISTIO_META_CLUSTER_ID`); `trustDomain`; from an `IstioOperator`'s
+//! Helm `values`, `pilot.traceSampling` (istiod's `PILOT_TRACE_SAMPLING`) and `global`'s
+//! `meshID`, `multiCluster.clusterName` and `trustDomain`. The fields listed in
+//! `istio_fields.rs` are accepted and ignored; any other key is an error.
 
 use std::collections::BTreeMap;
 
@@ -34,9 +36,9 @@ pub(crate) struct MeshConfigSource {
     /// value istiod reads as `PILOT_TRACE_SAMPLING`, the last fallback of the sampling rate
     /// (mesh-tracing-spec §2.3).
     pub(crate) pilot_trace_sampling: Option<(f64, String)>,
-    /// `values.global.meshID` and `values.global.multiCluster.clusterName` of an
-    /// `IstioOperator`: what Istio's injector sets as istio-proxy's `ISTIO_META_MESH_ID` and
-    /// `ISTIO_META_CLUSTER_ID`.
+    /// `values.global.meshID`, `values.global.multiCluster.clusterName` and
+    /// `values.global.trustDomain` of an `IstioOperator`: what Istio's injector sets
+    /// istio-proxy's `ISTIO_META_MESH_ID` and `ISTIO_META_CLUSTER_ID` from.
     pub(crate) global: GlobalValues,
 }
 
@@ -45,6 +47,7 @@ pub(crate) struct MeshConfigSource {
 pub(crate) struct GlobalValues {
     pub(crate) mesh_id: Option<String>,
     pub(crate) cluster_name: Option<String>,
+    pub(crate) trust_domain: Option<String>,
 }
 
 impl GlobalValues {
@@ -55,6 +58,7 @@ impl GlobalValues {
         GlobalValues {
             mesh_id: text(&["spec", "values", "global", "meshID"]),
             cluster_name: text(&["spec", "values", "global", "multiCluster", "clusterName"]),
+            trust_domain: text(&["spec", "values", "global", "trustDomain"]),
         }
     }
 }
@@ -103,9 +107,6 @@ pub(crate) struct ProxyConfig {
     /// Deprecated in Istio for `tracing.zipkin.address`; read the same way.
     #[serde(default)]
     pub(crate) zipkin_address: Option<String>,
-    /// `istio.mesh_id`, below `proxyMetadata.ISTIO_META_MESH_ID`.
-    #[serde(default, alias = "mesh_id")]
-    pub(crate) mesh_id: Option<String>,
     /// Environment variables of istio-proxy; the sidecar reads `ISTIO_META_MESH_ID` and
     /// `ISTIO_META_CLUSTER_ID` from it (the others configure istio-proxy itself).
     #[serde(default, alias = "proxy_metadata")]
@@ -216,20 +217,28 @@ pub(crate) fn parse_istio_operator(
     value: &Value,
     label: &str,
 ) -> Result<MeshConfigSource, ConfigErrors> {
-    let pilot_trace_sampling = pilot_trace_sampling(value, label)?;
+    // Read apart from the rest, and reported with the rest's errors, not instead of them.
+    let pilot = pilot_trace_sampling(value, label);
     let mut stripped = value.clone();
     strip_istio_operator(&mut stripped);
-    read(&stripped, label, |document: IstioOperatorDocument| {
+    let source = read(&stripped, label, |document: IstioOperatorDocument| {
         let mesh = document.spec.mesh_config.unwrap_or_default();
         let path = format!("{label}.spec.meshConfig");
         check(&mesh, &path)?;
         Ok(MeshConfigSource {
             path,
             mesh,
-            pilot_trace_sampling: pilot_trace_sampling.clone(),
+            pilot_trace_sampling: None,
             global: GlobalValues::read(value),
         })
-    })
+    });
+    match (source, pilot) {
+        (Ok(source), Ok(pilot_trace_sampling)) => {
+            Ok(MeshConfigSource { pilot_trace_sampling, ..source })
+        }
+        (Ok(_), Err(errors)) | (Err(errors), Ok(_)) => Err(errors),
+        (Err(errors), Err(more)) => Err(ConfigErrors(errors.into_iter().chain(more).collect())),
+    }
 }
 
 /// `spec.values.pilot.traceSampling`, when set; the rest of `values` installs Istio and is not

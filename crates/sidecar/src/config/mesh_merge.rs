@@ -59,8 +59,6 @@ pub(crate) struct Proxy {
     pub(crate) zipkin_address: Option<(String, String)>,
     pub(crate) tracing_service_name: Option<TracingServiceName>,
     pub(crate) service_cluster: Option<String>,
-    /// `meshId`.
-    pub(crate) mesh_id: Option<String>,
     /// `proxyMetadata.ISTIO_META_MESH_ID` and `proxyMetadata.ISTIO_META_CLUSTER_ID`.
     pub(crate) metadata_mesh_id: Option<String>,
     pub(crate) metadata_cluster_id: Option<String>,
@@ -68,13 +66,15 @@ pub(crate) struct Proxy {
 
 impl Mesh {
     /// The mesh and cluster ids as Istio's sidecar injector sets them on istio-proxy
-    /// (`ISTIO_META_MESH_ID`, `ISTIO_META_CLUSTER_ID`): `proxyMetadata` first, then
-    /// `defaultConfig.meshId` (mesh only), then the Helm `values.global` names, then the trust
-    /// domain (mesh) and Istio's default cluster name, `Kubernetes`.
+    /// (`ISTIO_META_MESH_ID`, `ISTIO_META_CLUSTER_ID`): `proxyMetadata` first (the injector
+    /// appends it after its own variables, so it wins), then the Helm `values.global` names,
+    /// then, for the mesh, the trust domain (`meshConfig.trustDomain`, then
+    /// `values.global.trustDomain`, then `cluster.local`); for the cluster, `Kubernetes`.
     pub(crate) fn identity(&self) -> MeshIdentity {
         let proxy = &self.proxy;
+        let global = &self.global;
         let mesh_id =
-            [&proxy.metadata_mesh_id, &proxy.mesh_id, &self.global.mesh_id, &self.trust_domain]
+            [&proxy.metadata_mesh_id, &global.mesh_id, &self.trust_domain, &global.trust_domain]
                 .into_iter()
                 .find_map(Clone::clone)
                 .unwrap_or_else(|| DEFAULT_TRUST_DOMAIN.to_owned());
@@ -123,6 +123,9 @@ pub(crate) fn merge(
         }
         if source.global.cluster_name.is_some() {
             mesh.global.cluster_name.clone_from(&source.global.cluster_name);
+        }
+        if source.global.trust_domain.is_some() {
+            mesh.global.trust_domain.clone_from(&source.global.trust_domain);
         }
         if let Some(domain) = source.mesh.trust_domain.as_ref().filter(|d| !d.is_empty()) {
             mesh.trust_domain = Some(domain.clone());
@@ -204,9 +207,6 @@ fn merge_proxy(
     }
     if let Some(address) = proxy.zipkin_address.as_ref().filter(|a| !a.is_empty()) {
         into.zipkin_address = Some((address.clone(), format!("{path}.zipkinAddress")));
-    }
-    if let Some(id) = proxy.mesh_id.as_ref().filter(|id| !id.is_empty()) {
-        into.mesh_id = Some(id.clone());
     }
     if let Some(id) = proxy.metadata("ISTIO_META_MESH_ID") {
         into.metadata_mesh_id = Some(id);

@@ -67,24 +67,9 @@ pub struct InboundListener {
     /// The Kubernetes Service in front of the workload and its port (`spec.inbound.service`),
     /// when it is not `<app label>:<app port>`: Istio names inbound spans and the inbound
     /// `destination_service` after the Service and the Service's port (`httpbin:8000` for a
-    /// container listening on 80).
+    /// container listening on 80). The host is the Service's FQDN
+    /// (`httpbin.web.svc.cluster.local`), however the document wrote it.
     pub service: Option<Endpoint>,
-}
-
-impl InboundListener {
-    /// The Service's FQDN and port, a short name (`reviews`, `reviews.default`,
-    /// `reviews.default.svc`) completed in `namespace`, as a Kubernetes client would.
-    pub fn service_in(&self, namespace: &str) -> Option<(String, u16)> {
-        let service = self.service.as_ref()?;
-        let host = service.host.to_ascii_lowercase();
-        let fqdn = match host.split('.').count() {
-            1 => format!("{host}.{namespace}.svc.cluster.local"),
-            2 => format!("{host}.svc.cluster.local"),
-            3 if host.ends_with(".svc") => format!("{host}.cluster.local"),
-            _ => host,
-        };
-        Some((fqdn, service.port))
-    }
 }
 
 /// One entry of the Sidecar document's `services` table.

@@ -226,19 +226,20 @@ fn build(document: SidecarDocument, label: &str) -> Result<SidecarResource, Conf
         }
     }
     let tracing = check_tracing(spec.tracing, &format!("{label}.spec.tracing"), &mut errors);
+    let namespace = document.metadata.namespace.as_deref().filter(|ns| !ns.is_empty());
+    let inbound = spec.inbound.map(|inbound| InboundListener {
+        listen: inbound.listen,
+        app: inbound.app,
+        service: inbound.service.and_then(|service| {
+            let path = format!("{label}.spec.inbound.service");
+            qualify_service(service, namespace.unwrap_or("default"), &path, &mut errors)
+        }),
+    });
     errors.into_result()?;
     Ok(SidecarResource {
         label: label.to_owned(),
         metadata: document.metadata,
-        listeners: Listeners {
-            inbound: spec.inbound.map(|inbound| InboundListener {
-                listen: inbound.listen,
-                app: inbound.app,
-                service: inbound.service,
-            }),
-            outbound: spec.outbound.listen,
-            admin: spec.admin.listen,
-        },
+        listeners: Listeners { inbound, outbound: spec.outbound.listen, admin: spec.admin.listen },
         services,
         tracing,
     })
@@ -271,10 +272,18 @@ fn check_tracing(spec: TracingSpec, path: &str, errors: &mut ConfigErrors) -> Si
     }
 }
 
-/// Reads a list of `OTEL_PROPAGATORS` names (`tracecontext`, `baggage`, `b3`, `b3multi`), as
-/// an OpenTelemetry SDK reads that variable; `[none]` or `[]` writes no format the request did
-/// not arrive with.
+/// Reads a list of `OTEL_PROPAGATORS` names (`tracecontext`, `baggage`, `b3`, `b3multi`);
+/// `[none]` writes no format the request did not arrive with. An empty list is refused: an
+/// SDK reads an empty variable as unset (the default), a reader of this file could take it
+/// either way.
 fn check_propagators(names: &[String], path: &str, errors: &mut ConfigErrors) -> Propagators {
+    if names.is_empty() {
+        errors.push(ConfigError::new(
+            path,
+            "empty: write [none] for no format beyond those a request carries, or leave \
+             propagators out for the default [tracecontext, baggage, b3multi]",
+        ));
+    }
     let mut set = Propagators::NONE;
     for (i, name) in names.iter().enumerate() {
         if name == "none" {
@@ -310,6 +319,56 @@ fn check_paths(rules: &[PathMatch], path: &str, errors: &mut ConfigErrors) {
             ));
         }
     }
+}
+
+/// The Service's FQDN: a short name (`httpbin`, `httpbin.web`, `httpbin.web.svc`) completed
+/// in `namespace` as a Kubernetes client would. The Service in front of a pod is in the pod's
+/// namespace, and is a DNS name, not an address.
+fn qualify_service(
+    service: Endpoint,
+    namespace: &str,
+    path: &str,
+    errors: &mut ConfigErrors,
+) -> Option<Endpoint> {
+    let host = service.host.to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    let dns_label = |label: &&str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    let suffix_ok = match labels.len() {
+        1 | 2 => true,
+        3 => labels[2] == "svc",
+        5 => labels[2..] == ["svc", "cluster", "local"],
+        _ => false,
+    };
+    let name_ok = labels.iter().all(dns_label) && suffix_ok;
+    if !name_ok || labels[0].bytes().all(|b| b.is_ascii_digit()) {
+        errors.push(ConfigError::new(
+            path,
+            format!(
+                "{:?} is not a Kubernetes Service name: expected name, name.namespace or \
+                 name.namespace.svc.cluster.local, with a port",
+                service.host
+            ),
+        ));
+        return None;
+    }
+    if let Some(other) = labels.get(1).filter(|ns| **ns != namespace) {
+        errors.push(ConfigError::new(
+            path,
+            format!(
+                "the Service in front of the workload is in its namespace, {namespace:?}, not \
+                 {other:?}"
+            ),
+        ));
+        return None;
+    }
+    let fqdn = format!("{}.{namespace}.svc.cluster.local", labels[0]);
+    Some(Endpoint::new(fqdn, service.port))
 }
 
 /// RFC 9110 token characters, the ones a header name may use.

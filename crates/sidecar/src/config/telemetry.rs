@@ -60,9 +60,18 @@ pub(crate) struct TelemetryResource {
     pub(crate) namespace: Option<String>,
     pub(crate) scope: Scope,
     pub(crate) tracing: Vec<TracingEntry>,
-    /// The sections set that the sidecar does not apply (`spec.metrics`, `spec.accessLogging`),
-    /// reported when the resource applies to the workload.
-    pub(crate) unapplied: Vec<&'static str>,
+    /// The sections set that the sidecar does not apply, reported when the resource applies
+    /// to the workload.
+    pub(crate) unapplied: Vec<Unapplied>,
+}
+
+/// A Telemetry section that is valid Istio but not applied by the sidecar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unapplied {
+    /// `spec.metrics`.
+    Metrics,
+    /// `spec.accessLogging`.
+    AccessLogging,
 }
 
 /// What a Telemetry resource selects within its namespace.
@@ -203,10 +212,10 @@ fn build(document: TelemetryDocument, label: &str) -> Result<TelemetryResource, 
     let mut unapplied = Vec::new();
     let set = |section: &Option<Value>| section.as_ref().is_some_and(|value| !value.is_null());
     if set(&spec.metrics) {
-        unapplied.push("metrics");
+        unapplied.push(Unapplied::Metrics);
     }
     if set(&spec.access_logging) {
-        unapplied.push("accessLogging");
+        unapplied.push(Unapplied::AccessLogging);
     }
     let mut tracing = Vec::new();
     for (i, entry) in spec.tracing.into_iter().enumerate() {

@@ -18,9 +18,10 @@
 //!
 //! ² Istio's TCP metrics cover only what its sidecar proxies as plain TCP: its stats filter sits
 //! before `tcp_proxy` and in no HTTP filter chain. Here that is a `CONNECT` tunnel (an app's TLS
-//! traffic to another host, the traffic Istio passes through as TCP), labelled with the
-//! services-table service whose target it reached, else `PassthroughCluster`. HTTP connections,
-//! and upgrades on them, are HTTP traffic, as in Istio.
+//! traffic to another host, the traffic Istio passes through as TCP), labelled as an HTTP
+//! exchange to the same target is (a services-table service, else `PassthroughCluster`). Its
+//! bytes are counted when it closes; Istio also reports a long one's every 5 s. HTTP
+//! connections, and upgrades on them, are HTTP traffic, as in Istio.
 //!
 //! All three histograms use Envoy's default buckets, which Istio keeps unless a pod sets
 //! `sidecar.istio.io/statsHistogramBuckets` (`0.5, 1, 5, …, 3600000`; [`BUCKETS`]). (Mixer-era

@@ -18,7 +18,6 @@
 //!   the callee's from the response (the `destination_*` labels) and removes them before the app
 //!   sees them.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue};
@@ -31,7 +30,9 @@ use crate::bounded::{Bounded, Budget};
 use crate::config::{ServiceRoute, SidecarConfig};
 use crate::environment::Environment;
 use crate::grpc::{self, GRPC_STATUS};
-use crate::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
+use crate::observe::{
+    Completion, Direction, Observation, Observer, RequestView, ResponseView, Tunnel,
+};
 use crate::received::Known;
 
 /// Entries (upstream clusters, authorities, peer label sets) remembered per direction. A
@@ -58,10 +59,6 @@ struct Shared {
     routes: [Routes; 2],
     /// This workload's `x-envoy-peer-metadata-id` and `x-envoy-peer-metadata` values.
     exchange: Option<(HeaderValue, HeaderValue)>,
-    tcp_inbound: TcpSeries,
-    tcp_outbound_unknown: TcpSeries,
-    /// Outbound TCP series by the services table's target address.
-    tcp_outbound: Vec<(SocketAddr, TcpSeries)>,
 }
 
 impl MeshObserver {
@@ -85,45 +82,14 @@ impl MeshObserver {
         let exchange = HeaderValue::from_str(&id)
             .ok()
             .zip(HeaderValue::from_str(&peer_metadata::encode(&identity)).ok());
-        let tcp = |direction, service: Option<&DestinationService>| TcpSeries {
-            parties: Arc::new(SourceDestination::new(direction, &local, service, None)),
-            security_policy: labels::security_policy(direction),
-        };
-        let mut tcp_outbound = Vec::new();
-        for route in &services {
-            let Ok(ip) = route.target.host.parse::<IpAddr>() else { continue };
-            let service = service::destination(
-                Direction::Outbound,
-                Some(&route.authority()),
-                "",
-                &services,
-                local.namespace(),
-            );
-            let address = SocketAddr::new(ip, route.target.port);
-            tcp_outbound.push((address, tcp(Direction::Outbound, service.as_ref())));
-        }
         let inbound_service = config
             .listeners
             .inbound
             .as_ref()
-            .and_then(|inbound| inbound.service_in(local.namespace()))
-            .map(|(fqdn, _)| service::from_fqdn(&fqdn));
+            .and_then(|inbound| inbound.service.as_ref())
+            .map(|service| service::from_fqdn(&service.host));
         let shared = Shared {
             inbound_service,
-            tcp_inbound: tcp(Direction::Inbound, None),
-            // Not a target of the services table: Istio's passthrough for unknown hosts.
-            tcp_outbound_unknown: tcp(
-                Direction::Outbound,
-                service::destination(
-                    Direction::Outbound,
-                    None,
-                    "PassthroughCluster",
-                    &services,
-                    local.namespace(),
-                )
-                .as_ref(),
-            ),
-            tcp_outbound,
             routes: [
                 Routes::new(Direction::Inbound, &local),
                 Routes::new(Direction::Outbound, &local),
@@ -195,31 +161,40 @@ impl Observer for MeshObserver {
         })
     }
 
-    fn connection_opened(&self, direction: Direction, peer: SocketAddr) {
-        let series = self.shared.tcp_series(direction, peer);
-        self.shared.metrics.tcp_connections_opened.get_or_create(series).inc();
+    fn tunnel_opened(&self, tunnel: &Tunnel<'_>) {
+        let series = self.shared.tcp_series(tunnel);
+        self.shared.metrics.tcp_connections_opened.get_or_create(&series).inc();
     }
 
-    fn connection_closed(&self, direction: Direction, peer: SocketAddr, sent: u64, received: u64) {
+    fn tunnel_closed(&self, tunnel: &Tunnel<'_>, sent: u64, received: u64) {
         let metrics = &self.shared.metrics;
-        let series = self.shared.tcp_series(direction, peer);
-        metrics.tcp_connections_closed.get_or_create(series).inc();
-        metrics.tcp_sent_bytes.get_or_create(series).inc_by(sent);
-        metrics.tcp_received_bytes.get_or_create(series).inc_by(received);
+        let series = self.shared.tcp_series(tunnel);
+        metrics.tcp_connections_closed.get_or_create(&series).inc();
+        metrics.tcp_sent_bytes.get_or_create(&series).inc_by(sent);
+        metrics.tcp_received_bytes.get_or_create(&series).inc_by(received);
     }
 }
 
 impl Shared {
-    /// Inbound: the workload's own series; outbound: the service whose target `peer` is, if
-    /// the services table has it.
-    fn tcp_series(&self, direction: Direction, peer: SocketAddr) -> &TcpSeries {
-        match direction {
-            Direction::Inbound => &self.tcp_inbound,
-            Direction::Outbound => self
-                .tcp_outbound
-                .iter()
-                .find(|(address, _)| *address == peer)
-                .map_or(&self.tcp_outbound_unknown, |(_, series)| series),
+    /// A tunnel's labels: its destination found as an HTTP exchange's is, from its cluster
+    /// and `CONNECT` target (a services-table service, or `PassthroughCluster`). Made at open
+    /// and again at close: tunnels are rare, and equal labels are the same series.
+    fn tcp_series(&self, tunnel: &Tunnel<'_>) -> TcpSeries {
+        let service = service::destination(
+            tunnel.direction,
+            Some(tunnel.authority),
+            tunnel.upstream_cluster,
+            &self.services,
+            self.local.namespace(),
+        );
+        TcpSeries {
+            parties: Arc::new(SourceDestination::new(
+                tunnel.direction,
+                &self.local,
+                service.as_ref(),
+                None,
+            )),
+            security_policy: labels::security_policy(tunnel.direction),
         }
     }
 }

@@ -149,7 +149,6 @@ fn qualify(host: &str, local_namespace: &str, any_namespace: bool) -> Option<Str
 }
 
 /// A service from its FQDN: name = first label; namespace = second label for Kubernetes FQDNs.
-/// The service with this FQDN (`reviews.default.svc.cluster.local`).
 pub(crate) fn from_fqdn(fqdn: &str) -> DestinationService {
     let name = fqdn.split('.').next().unwrap_or(fqdn);
     let namespace = fqdn

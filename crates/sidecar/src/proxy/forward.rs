@@ -217,6 +217,8 @@ impl Forwarder {
                 let tcp = TcpReport {
                     observer: self.observer.clone(),
                     direction: self.router.direction(),
+                    upstream_cluster: route.cluster.clone(),
+                    authority: route.authority.to_string(),
                 };
                 let settings = self.tunnel_settings();
                 upgrade::connect(upstream, downstream, exchange, settings, version, tcp)

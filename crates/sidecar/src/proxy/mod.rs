@@ -12,7 +12,7 @@
 //! (gRPC: trailers, streaming) on both sides, pool upstream connections, and report every
 //! exchange to the [`Observer`]. A request flows through these layers, one module each:
 //!
-//! 1. `listener.rs`: accept, limits against bad clients (header timeout, 431), TCP counts;
+//! 1. `listener.rs`: accept, limits against bad clients (header timeout, 431);
 //! 2. `forward.rs`: the exchange, in order: route → headers → observe → send → relay;
 //!    `upstream.rs` picks the destination and names its Envoy cluster, `headers.rs` applies
 //!    the hop-by-hop and `x-forwarded-*` rules;
@@ -282,8 +282,7 @@ impl Addresses {
                 "bound": self.inbound.map(|a| a.to_string()),
                 "app": inbound.app.to_string(),
                 "cluster": format!("inbound|{}||", inbound.app.port),
-                "service": inbound.service_in(&config.workload.namespace)
-                    .map(|(host, port)| format!("{host}:{port}")),
+                "service": inbound.service.as_ref().map(ToString::to_string),
             })),
             "outbound": {"listen": listeners.outbound.to_string(), "bound": self.outbound.to_string()},
             "admin": {"listen": listeners.admin.to_string(), "bound": self.admin.to_string()},

@@ -31,7 +31,7 @@ use super::drain::{Drain, Phase};
 use super::exchange::{Exchange, ResponseBody, ResponseFlags, shielded};
 use super::headers;
 use super::idle::{Activity, IdleTimer};
-use crate::observe::{Direction, Observer};
+use crate::observe::{Direction, Observer, Tunnel};
 use crate::received::Received;
 
 /// How a tunnel is run: the drain it takes part in and the stream idle timeout.
@@ -41,8 +41,8 @@ pub(crate) struct TunnelSettings {
     pub(crate) idle_limit: Option<Duration>,
 }
 
-/// Who hears about a `CONNECT` tunnel as TCP traffic (Istio's TCP metrics), and the direction
-/// of the listener it came through.
+/// Who hears about a `CONNECT` tunnel as TCP traffic (Istio's TCP metrics), and what the
+/// [`Tunnel`] it reports says besides the upstream address.
 ///
 /// Istio reports TCP metrics only for what its sidecar proxies as plain TCP (its stats filter
 /// sits before `tcp_proxy`, never in an HTTP filter chain): an app's TLS traffic to an external
@@ -51,6 +51,8 @@ pub(crate) struct TunnelSettings {
 pub(crate) struct TcpReport {
     pub(crate) observer: Arc<dyn Observer>,
     pub(crate) direction: Direction,
+    pub(crate) upstream_cluster: Arc<str>,
+    pub(crate) authority: String,
 }
 
 /// Answers the client's upgrade with the upstream's `101` and starts the tunnel.
@@ -118,15 +120,23 @@ pub(crate) fn connect(
 }
 
 impl TcpReport {
-    /// Reports the tunnel to `peer` open; the returned closure reports it closed.
-    fn opened(self, peer: SocketAddr) -> OnClose {
-        let TcpReport { observer, direction } = self;
-        shielded("connection_opened", || observer.connection_opened(direction, peer));
+    /// Reports the tunnel to `upstream` open; the returned closure reports it closed.
+    fn opened(self, upstream: SocketAddr) -> OnClose {
+        shielded("tunnel_opened", || self.observer.tunnel_opened(&self.tunnel(upstream)));
         Box::new(move |sent, received| {
-            shielded("connection_closed", || {
-                observer.connection_closed(direction, peer, sent, received);
+            shielded("tunnel_closed", || {
+                self.observer.tunnel_closed(&self.tunnel(upstream), sent, received);
             });
         })
+    }
+
+    fn tunnel(&self, upstream: SocketAddr) -> Tunnel<'_> {
+        Tunnel {
+            direction: self.direction,
+            upstream,
+            upstream_cluster: &self.upstream_cluster,
+            authority: &self.authority,
+        }
     }
 }
 

@@ -25,7 +25,7 @@ pub struct LocalInfo {
     pub inbound_host: String,
     /// The Service's port inbound spans are named after, when the config names the Service
     /// (`spec.inbound.service`); otherwise the inbound cluster's port names them.
-    pub inbound_port: Option<u16>,
+    pub inbound_service_port: Option<u16>,
 }
 
 impl LocalInfo {
@@ -43,17 +43,16 @@ impl LocalInfo {
         let pod = pod.as_deref().unwrap_or(&workload.name);
         let MeshIdentity { mesh_id, cluster_id } = config.mesh.with_environment(env);
         let service =
-            config.listeners.inbound.as_ref().and_then(|inbound| inbound.service_in(namespace));
+            config.listeners.inbound.as_ref().and_then(|inbound| inbound.service.as_ref());
         LocalInfo {
             node_id: format!("sidecar~{ip}~{pod}.{namespace}~{namespace}.svc.cluster.local"),
             zone: None,
             mesh_id,
             cluster_id,
             inbound_host: service
-                .as_ref()
-                .map(|(host, _)| host.clone())
+                .map(|service| service.host.clone())
                 .unwrap_or_else(|| format!("{}.{namespace}.svc.cluster.local", app_name(workload))),
-            inbound_port: service.map(|(_, port)| port),
+            inbound_service_port: service.map(|service| service.port),
         }
     }
 }

@@ -175,7 +175,7 @@ pub fn observer_with(
         inject: rules.propagators,
         inbound_host: local.inbound_host.clone(),
         inbound_port: config.listeners.inbound.as_ref().map(|inbound| inbound.app.port),
-        inbound_service_port: local.inbound_port,
+        inbound_service_port: local.inbound_service_port,
         metrics: metrics.clone(),
     };
     let runtime = TracingRuntime {
@@ -294,7 +294,7 @@ fn known_names(
     clusters
         .into_iter()
         .filter_map(|cluster| {
-            let inbound = (local.inbound_host.as_str(), local.inbound_port);
+            let inbound = (local.inbound_host.as_str(), local.inbound_service_port);
             let name = span::cluster_operation_name(kind, &cluster, inbound)?;
             Some((cluster.into_boxed_str(), KnownName::new(name)))
         })

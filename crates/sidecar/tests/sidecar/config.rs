@@ -441,7 +441,11 @@ fn propagators_name_the_formats_written_as_otel_propagators_does() {
         Propagators::NONE.with(Propagator::TraceContext).with(Propagator::B3Multi)
     );
     assert_eq!(with("[none]"), Propagators::NONE);
-    assert_eq!(with("[]"), Propagators::NONE);
+    let empty = "kind: Sidecar\nmetadata: {name: web}\nspec: {tracing: {propagators: []}}\n";
+    assert!(
+        error(&[empty])
+            .starts_with("document 1 (Sidecar web).spec.tracing.propagators: empty: write [none]")
+    );
     // Default: the first seed's composite propagator.
     assert_eq!(settings(&[PRODUCTPAGE]).tracing.propagators, Propagators::seed_composite());
     let bad = "kind: Sidecar\nmetadata: {name: web}\nspec: {tracing: {propagators: [tracecontext, jaeger, none]}}\n";
@@ -771,6 +775,11 @@ fn istiods_trace_sampling_value_is_the_last_fallback() {
         error(&[PRODUCTPAGE, &values("high")]),
         "document 2 (IstioOperator).spec.values.pilot.traceSampling: expected a number (percent, 0 to 100), found string"
     );
+    // Reported with the document's other errors.
+    let both = values("high")
+        .replace("    extensionProviders:", "    enableTraceing: true\n    extensionProviders:");
+    let text = error(&[PRODUCTPAGE, &both]);
+    assert!(text.contains("traceSampling") && text.contains("enableTraceing"), "{text}");
 }
 
 #[test]
@@ -995,12 +1004,27 @@ fn mesh_and_cluster_ids_come_from_istio_s_install_settings_as_its_injector_takes
         ids(&[PRODUCTPAGE, &operator("{}", "{trustDomain: example.org}")]),
         owned("example.org", "Kubernetes")
     );
+    // The injector reads meshID before the trust domain, and never defaultConfig.meshId.
     assert_eq!(
-        ids(&[PRODUCTPAGE, &operator(values, "{defaultConfig: {meshId: mesh2}}")]),
-        owned("mesh2", "east")
+        ids(&[
+            PRODUCTPAGE,
+            &operator(values, "{trustDomain: example.org, defaultConfig: {meshId: mesh2}}")
+        ]),
+        owned("mesh1", "east")
+    );
+    assert_eq!(
+        ids(&[PRODUCTPAGE, &operator("{global: {trustDomain: corp.example}}", "{}")]),
+        owned("corp.example", "Kubernetes")
+    );
+    assert_eq!(
+        ids(&[
+            PRODUCTPAGE,
+            &operator("{global: {trustDomain: corp.example}}", "{trustDomain: example.org}")
+        ]),
+        owned("example.org", "Kubernetes")
     );
     // proxyMetadata becomes istio-proxy's environment, over what the injector derived.
-    let metadata = "{defaultConfig: {meshId: mesh2, proxyMetadata: {ISTIO_META_MESH_ID: mesh3, ISTIO_META_CLUSTER_ID: west, ISTIO_META_DNS_CAPTURE: true}}}";
+    let metadata = "{defaultConfig: {proxyMetadata: {ISTIO_META_MESH_ID: mesh3, ISTIO_META_CLUSTER_ID: west, ISTIO_META_DNS_CAPTURE: true}}}";
     assert_eq!(ids(&[PRODUCTPAGE, &operator(values, metadata)]), owned("mesh3", "west"));
     // Later documents override earlier ones.
     let later = operator("{global: {meshID: mesh4}}", "{}");
@@ -1013,6 +1037,14 @@ fn telemetry_metrics_access_logs_and_bucket_annotations_are_reported_as_not_appl
     let applies = telemetry("mesh-default", "istio-system", body);
     let elsewhere = telemetry("other", "payments", body);
     let annotated = "kind: Sidecar\nmetadata:\n  name: productpage-v1\n  annotations: {sidecar.istio.io/statsHistogramBuckets: '{\"istiocustom\":[1,5,10]}'}\nspec:\n  inbound: {app: 127.0.0.1:9080}\n";
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: productpage-v1, namespace: default}\nspec:\n  template:\n    metadata:\n      annotations: {sidecar.istio.io/statsHistogramBuckets: '{\"istiocustom\":[1,5]}'}\n";
+    let config = settings(&[PRODUCTPAGE, deployment]);
+    assert_eq!(
+        config.warnings,
+        [
+            "document 2 (Deployment productpage-v1).spec.template.metadata.annotations.sidecar.istio.io/statsHistogramBuckets: not applied: the histograms keep Envoy's default buckets"
+        ]
+    );
     let config = settings(&[annotated, &applies, &elsewhere]);
     assert_eq!(
         config.warnings,
@@ -1028,26 +1060,33 @@ fn telemetry_metrics_access_logs_and_bucket_annotations_are_reported_as_not_appl
 
 #[test]
 fn the_inbound_service_is_qualified_in_the_workload_namespace() {
-    let with = |service: &str| {
-        let doc = format!(
+    let doc = |service: &str| {
+        format!(
             "kind: Sidecar\nmetadata: {{name: httpbin, namespace: web}}\nspec:\n  inbound: {{app: 127.0.0.1:80, service: {service}}}\n"
-        );
-        let config = settings(&[&doc]);
-        let inbound = config.listeners.inbound.unwrap();
-        inbound.service_in(&config.workload.namespace)
+        )
     };
-    let fqdn = Some(("httpbin.web.svc.cluster.local".to_owned(), 8000));
-    assert_eq!(with("httpbin:8000"), fqdn);
-    assert_eq!(with("httpbin.web:8000"), fqdn);
-    assert_eq!(with("httpbin.web.svc:8000"), fqdn);
-    assert_eq!(with("HTTPBIN.web.svc.cluster.local:8000"), fqdn);
+    let with = |service: &str| settings(&[&doc(service)]).listeners.inbound.unwrap().service;
+    let fqdn = Some(Endpoint::new("httpbin.web.svc.cluster.local", 8000));
+    for written in [
+        "httpbin:8000",
+        "httpbin.web:8000",
+        "httpbin.web.svc:8000",
+        "HTTPBIN.web.svc.cluster.local:8000",
+    ] {
+        assert_eq!(with(written), fqdn, "{written}");
+    }
     assert_eq!(settings(&[PRODUCTPAGE]).listeners.inbound.unwrap().service, None);
-    let bad = "kind: Sidecar\nmetadata: {name: httpbin}\nspec:\n  inbound: {app: 127.0.0.1:80, service: httpbin}\n";
-    assert!(
-        error(&[bad]).starts_with("document 1 (Sidecar httpbin).spec.inbound.service"),
-        "{}",
-        error(&[bad])
+    let path = "document 1 (Sidecar httpbin).spec.inbound.service";
+    assert_eq!(
+        error(&[&doc("httpbin.other:8000")]),
+        format!(
+            "{path}: the Service in front of the workload is in its namespace, \"web\", not \"other\""
+        )
     );
+    for bad in ["10.0.0.1:80", "httpbin.web.svc.cluster:80", "http_bin:80", "httpbin."] {
+        assert!(error(&[&doc(bad)]).starts_with(path), "{bad}: {}", error(&[&doc(bad)]));
+    }
+    assert!(error(&[&doc("httpbin")]).starts_with(path), "a port is needed");
 }
 
 #[test]

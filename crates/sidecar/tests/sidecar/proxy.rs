@@ -25,7 +25,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use sidecar::admin::AdminState;
 use sidecar::config::SidecarConfig;
-use sidecar::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
+use sidecar::observe::{
+    Completion, Direction, Observation, Observer, RequestView, ResponseView, Tunnel,
+};
 use sidecar::proxy::{ProxyOptions, RunningSidecar, Sidecar};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -58,7 +60,7 @@ struct Record {
 #[derive(Default)]
 struct Recorder {
     exchanges: Mutex<Vec<Arc<Mutex<Record>>>>,
-    connections: Mutex<Vec<(Direction, &'static str, u64, u64)>>,
+    tunnels: Mutex<Vec<TunnelEvent>>,
 }
 
 impl Recorder {
@@ -107,12 +109,39 @@ impl Observer for Recording {
         Box::new(Watching(record))
     }
 
-    fn connection_opened(&self, direction: Direction, _peer: SocketAddr) {
-        self.0.connections.lock().unwrap().push((direction, "opened", 0, 0));
+    fn tunnel_opened(&self, tunnel: &Tunnel<'_>) {
+        let event = TunnelEvent::of(tunnel, "opened", 0, 0);
+        self.0.tunnels.lock().unwrap().push(event);
     }
 
-    fn connection_closed(&self, direction: Direction, _peer: SocketAddr, sent: u64, received: u64) {
-        self.0.connections.lock().unwrap().push((direction, "closed", sent, received));
+    fn tunnel_closed(&self, tunnel: &Tunnel<'_>, sent: u64, received: u64) {
+        let event = TunnelEvent::of(tunnel, "closed", sent, received);
+        self.0.tunnels.lock().unwrap().push(event);
+    }
+}
+
+/// A tunnel reported open or closed: direction, cluster, target, event, bytes sent and
+/// received.
+#[derive(Debug, Clone, PartialEq)]
+struct TunnelEvent {
+    direction: Direction,
+    cluster: String,
+    authority: String,
+    event: &'static str,
+    sent: u64,
+    received: u64,
+}
+
+impl TunnelEvent {
+    fn of(tunnel: &Tunnel<'_>, event: &'static str, sent: u64, received: u64) -> TunnelEvent {
+        TunnelEvent {
+            direction: tunnel.direction,
+            cluster: tunnel.upstream_cluster.to_owned(),
+            authority: tunnel.authority.to_owned(),
+            event,
+            sent,
+            received,
+        }
     }
 }
 
@@ -422,9 +451,7 @@ async fn keep_alive_reuses_both_connections() {
     // The same upstream connection carried both requests (pooled).
     assert_eq!(first.headers["x-app-peer"], second.headers["x-app-peer"]);
     harness.recorder.completed("/second").await;
-    drop(client);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let tcp = harness.recorder.connections.lock().unwrap().clone();
+    let tcp = harness.recorder.tunnels.lock().unwrap().clone();
     assert!(tcp.is_empty(), "HTTP connections are HTTP traffic, not TCP, as in Istio: {tcp:?}");
 }
 

@@ -17,7 +17,9 @@ use super::peer_metadata::{self, PEER_METADATA, PEER_METADATA_ID};
 use super::{MeshMetrics, observer_with};
 use crate::config::{SidecarConfig, load};
 use crate::environment::Environment;
-use crate::observe::{Completion, Direction, Observation, Observer, RequestView, ResponseView};
+use crate::observe::{
+    Completion, Direction, Observation, Observer, RequestView, ResponseView, Tunnel,
+};
 use crate::received::Received;
 
 const PRODUCTPAGE: &str = "\

@@ -89,13 +89,18 @@ async fn outbound_connect_opens_a_tunnel_like_an_http_proxy() {
         assert_eq!(record.flags.as_deref(), Some("-"));
         assert_eq!((record.request_bytes, record.response_bytes), (4, 9));
         // A tunnel is TCP traffic (Istio's TCP metrics): opened, then closed with the bytes
-        // sent to the client and received from it.
-        let tcp = || harness.recorder.connections.lock().unwrap().clone();
+        // sent to the client and received from it, under its exchange's cluster and target.
+        let tcp = || harness.recorder.tunnels.lock().unwrap().clone();
         let events = eventually(|| Some(tcp()).filter(|events| events.len() == 2 * tunnels)).await;
-        assert_eq!(
-            &events[events.len() - 2..],
-            [(Direction::Outbound, "opened", 0, 0), (Direction::Outbound, "closed", 9, 4)]
-        );
+        let event = |event, sent, received| TunnelEvent {
+            direction: Direction::Outbound,
+            cluster: cluster.to_owned(),
+            authority: name.to_owned(),
+            event,
+            sent,
+            received,
+        };
+        assert_eq!(&events[events.len() - 2..], [event("opened", 0, 0), event("closed", 9, 4)]);
     }
 }
 
