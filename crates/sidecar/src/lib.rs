@@ -27,6 +27,7 @@ mod bounded;
 pub mod config;
 pub mod environment;
 mod grpc;
+pub mod head_size;
 pub mod metrics;
 pub mod observe;
 pub mod proxy;

@@ -61,6 +61,10 @@ pub struct RequestView<'a> {
     pub routed_authority: Option<&'a str>,
     /// Whether it is a gRPC request ([`crate::grpc::is_grpc_request`]), as the proxy decided.
     pub grpc: bool,
+    /// The head's size as it arrived, before any rule or observer changed it
+    /// ([`crate::head_size::request_head_len`]): the wire bytes Istio's `istio_request_bytes`
+    /// counts besides the body.
+    pub head_bytes: u64,
 }
 
 impl RequestView<'_> {
@@ -198,6 +202,7 @@ mod tests {
             received,
             routed_authority: routed,
             grpc: false,
+            head_bytes: 0,
         };
         view.authority().map(str::to_owned)
     }

@@ -9,12 +9,14 @@
 //! |---|---|---|
 //! | `istio_requests_total` | counter | every HTTP/gRPC exchange, at its end |
 //! | `istio_request_duration_milliseconds` | histogram | whole milliseconds, head received → end |
-//! | `istio_request_bytes`, `istio_response_bytes` | histogram | body bytes each way¹ |
+//! | `istio_request_bytes`, `istio_response_bytes` | histogram | head and body bytes each way¹ |
 //! | `istio_tcp_connections_opened_total`, `…_closed_total` | counter | `CONNECT` tunnels² |
 //! | `istio_tcp_sent_bytes_total`, `istio_tcp_received_bytes_total` | counter | at close² |
 //!
-//! ¹ What Istio's docs describe; istio-proxy meters wire bytes (headers too), which the
-//! proxy does not report.
+//! ¹ istio-proxy meters the downstream connection's wire bytes, headers included, though
+//! Istio's docs speak of body sizes (mesh-tracing-spec §3). The head is counted as its HTTP/1.1
+//! text ([`crate::head_size`]): the request as the caller sent it, the response as it went back
+//! (peer metadata included); HTTP/2 heads uncompressed.
 //!
 //! ² Istio's TCP metrics cover only what its sidecar proxies as plain TCP: its stats filter sits
 //! before `tcp_proxy` and in no HTTP filter chain. Here that is a `CONNECT` tunnel (an app's TLS

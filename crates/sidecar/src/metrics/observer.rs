@@ -30,6 +30,7 @@ use crate::bounded::{Bounded, Budget};
 use crate::config::{ServiceRoute, SidecarConfig};
 use crate::environment::Environment;
 use crate::grpc::{self, GRPC_STATUS};
+use crate::head_size;
 use crate::observe::{
     Completion, Direction, Observation, Observer, RequestView, ResponseView, Tunnel,
 };
@@ -158,6 +159,8 @@ impl Observer for MeshObserver {
             answer,
             response_code: 0,
             header_grpc_status: None,
+            request_head_bytes: request.head_bytes,
+            response_head_bytes: 0,
         })
     }
 
@@ -229,6 +232,11 @@ struct Exchange {
     answer: PeerAnswer,
     response_code: u16,
     header_grpc_status: Option<i64>,
+    /// The heads' sizes on the downstream connection: as received, and as sent (after every
+    /// observer's change, this one's metadata included). Istio's size histograms count them
+    /// with the bodies.
+    request_head_bytes: u64,
+    response_head_bytes: u64,
 }
 
 /// Which metadata headers an inbound caller sent, and so gets back (Istio's
@@ -271,6 +279,7 @@ impl Observation for Exchange {
                 }
             }
         }
+        self.response_head_bytes = head_size::response_head_len(response.status, headers);
     }
 
     fn complete(self: Box<Self>, completion: &Completion<'_>) {
@@ -296,8 +305,8 @@ impl Observation for Exchange {
         self.shared.metrics.record_request(
             &series,
             duration_ms,
-            completion.request_body_bytes,
-            completion.response_body_bytes,
+            self.request_head_bytes.saturating_add(completion.request_body_bytes),
+            self.response_head_bytes.saturating_add(completion.response_body_bytes),
         );
     }
 }

@@ -38,6 +38,7 @@ use super::pool::{Pool, Protocol, SendError, Sent};
 use super::upgrade::{self, TcpReport, TunnelSettings};
 use super::upstream::{Route, Router};
 use crate::grpc::is_grpc_request;
+use crate::head_size;
 use crate::observe::{Observer, RequestView};
 use crate::received::{Known, Received};
 
@@ -99,6 +100,7 @@ impl Forwarder {
         let clock = Instant::now();
         let started = SystemTime::now();
         let (mut head, body) = request.into_parts();
+        let head_bytes = head_size::request_head_len(&head);
         let tunnel = head.method == Method::CONNECT;
         let received = Received::scan(&head.headers);
         // hyper keeps the handle to the upgraded connection in the request's extensions.
@@ -134,6 +136,7 @@ impl Forwarder {
                     .map(|route| route.authority.as_str()),
                 // A `content-type` the request's `Connection` named is gone upstream.
                 grpc: grpc && received.has(Known::ContentType),
+                head_bytes,
             };
             shielded("request", || self.observer.request(&mut view))
         };

@@ -477,8 +477,22 @@ impl Mesh {
             assert_eq!(requests[0]["source_workload"], "a-v1");
             assert_eq!(requests[0]["source_app"], "a");
             assert_eq!(requests[0]["destination_workload"], workload);
+            // Sizes are wire bytes, heads included, as istio-proxy meters them: A's calls
+            // carry trace context and A's peer metadata (hundreds of bytes) before any body,
+            // and B's and C's answers carry theirs.
+            let text = sidecar.metrics.encode();
+            for family in ["istio_request_bytes", "istio_response_bytes"] {
+                let sum = sample(&text, &format!("{family}_sum"));
+                assert!(sum > 400.0, "{workload} {family}: {sum}");
+            }
         }
     }
+}
+
+/// The value of the one sample of `name` in `text`.
+fn sample(text: &str, name: &str) -> f64 {
+    let line = text.lines().find(|line| line.starts_with(&format!("{name}{{"))).unwrap();
+    line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
 /// The client's plain request went through; A's inbound told it the operation and kept the

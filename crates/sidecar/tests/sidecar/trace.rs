@@ -124,6 +124,7 @@ fn request(
         routed_authority: None,
         // These exchanges are plain HTTP.
         grpc: false,
+        head_bytes: 0,
     };
     let observation = observer.request(&mut view);
     Exchange { head, observation }

@@ -25,11 +25,15 @@ fn outbound_request_exposes_istio_names_labels_and_buckets() {
         format!("{duration}_bucket{{le=\"10.0\",{labels}}} 1"),
         format!("{duration}_bucket{{le=\"3600000.0\",{labels}}} 1"),
         format!("{duration}_bucket{{le=\"+Inf\",{labels}}} 1"),
-        // No request body: 0 bytes, in the first bucket.
-        format!("istio_request_bytes_bucket{{le=\"0.5\",{labels}}} 1"),
+        // No request body: the head alone, `GET http://reviews…:9080/reviews/0 HTTP/1.1` and
+        // the line ends, 72 bytes on the wire, as istio-proxy meters it.
+        format!("istio_request_bytes_bucket{{le=\"50.0\",{labels}}} 0"),
+        format!("istio_request_bytes_bucket{{le=\"100.0\",{labels}}} 1"),
+        format!("istio_request_bytes_sum{{{labels}}} 72.0"),
+        // `HTTP/1.1 200 OK` and the blank line, 19 bytes, then the 295-byte body.
         format!("istio_response_bytes_bucket{{le=\"250.0\",{labels}}} 0"),
         format!("istio_response_bytes_bucket{{le=\"500.0\",{labels}}} 1"),
-        format!("istio_response_bytes_sum{{{labels}}} 295.0"),
+        format!("istio_response_bytes_sum{{{labels}}} 314.0"),
     ];
     let buckets = text.lines().filter(|l| l.starts_with(&format!("{duration}_bucket"))).count();
     assert_eq!(buckets, 20, "19 finite buckets and +Inf");
@@ -55,7 +59,7 @@ fn repeated_requests_add_up_in_one_series() {
         format!("istio_request_duration_milliseconds_count{{{labels}}} 3"),
         format!("istio_request_duration_milliseconds_sum{{{labels}}} 21.0"),
         format!("istio_request_bytes_count{{{labels}}} 3"),
-        format!("istio_response_bytes_sum{{{labels}}} 885.0"),
+        format!("istio_response_bytes_sum{{{labels}}} 942.0"),
     ];
     assert_lines(&text, &expected);
     assert_eq!(text.matches("istio_requests_total{").count(), 1, "{text}");

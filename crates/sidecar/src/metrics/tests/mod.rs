@@ -137,6 +137,7 @@ fn observe_request(
     let local: SocketAddr = "10.0.0.1:15006".parse().unwrap();
     let received = Received::scan(&head.headers);
     let grpc = crate::grpc::is_grpc_request(&head.headers, received);
+    let head_bytes = crate::head_size::request_head_len(head);
     let mut view = RequestView {
         direction,
         head,
@@ -147,6 +148,7 @@ fn observe_request(
         received,
         routed_authority: None,
         grpc,
+        head_bytes,
     };
     observer.request(&mut view)
 }

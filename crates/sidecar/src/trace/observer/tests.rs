@@ -79,6 +79,7 @@ fn request(
         received,
         routed_authority: None,
         grpc,
+        head_bytes: 0,
     };
     let traced = tracer.observe(&mut view);
     (head, traced)

@@ -49,6 +49,7 @@ fn read(tags: &DirectionTags, head: &mut http::request::Parts, cluster: &str) ->
         received,
         routed_authority: None,
         grpc,
+        head_bytes: 0,
     };
     RequestInfo::read(tags, &view, false)
 }
