@@ -117,8 +117,13 @@ pub trait Observer: Send + Sync + 'static {
     /// A stream relayed as plain TCP (a `CONNECT` tunnel) opened (TCP metrics).
     fn tunnel_opened(&self, _tunnel: &Tunnel<'_>) {}
 
-    /// That stream closed, with the bytes sent to the client (`sent`) and received from it.
-    fn tunnel_closed(&self, _tunnel: &Tunnel<'_>, _sent: u64, _received: u64) {}
+    /// Bytes moved through it since its last report: sent to the client, received from it.
+    /// Reported every few seconds while it is open and once at its close, as Istio reports
+    /// TCP traffic.
+    fn tunnel_bytes(&self, _tunnel: &Tunnel<'_>, _sent: u64, _received: u64) {}
+
+    /// It closed (after its last bytes were reported).
+    fn tunnel_closed(&self, _tunnel: &Tunnel<'_>) {}
 }
 
 /// A stream the proxy relays as plain TCP: a `CONNECT` tunnel, the traffic Istio's sidecar
@@ -160,9 +165,15 @@ impl Observer for Observers {
         }
     }
 
-    fn tunnel_closed(&self, tunnel: &Tunnel<'_>, sent: u64, received: u64) {
+    fn tunnel_bytes(&self, tunnel: &Tunnel<'_>, sent: u64, received: u64) {
         for observer in &self.0 {
-            observer.tunnel_closed(tunnel, sent, received);
+            observer.tunnel_bytes(tunnel, sent, received);
+        }
+    }
+
+    fn tunnel_closed(&self, tunnel: &Tunnel<'_>) {
+        for observer in &self.0 {
+            observer.tunnel_closed(tunnel);
         }
     }
 }

@@ -11,7 +11,7 @@
 //! | `istio_request_duration_milliseconds` | histogram | whole milliseconds, head received → end |
 //! | `istio_request_bytes`, `istio_response_bytes` | histogram | head and body bytes each way¹ |
 //! | `istio_tcp_connections_opened_total`, `…_closed_total` | counter | `CONNECT` tunnels² |
-//! | `istio_tcp_sent_bytes_total`, `istio_tcp_received_bytes_total` | counter | at close² |
+//! | `istio_tcp_sent_bytes_total`, `istio_tcp_received_bytes_total` | counter | every 5 s and at close² |
 //!
 //! ¹ istio-proxy meters the downstream connection's wire bytes, headers included, though
 //! Istio's docs speak of body sizes (mesh-tracing-spec §3). The head is counted as its HTTP/1.1
@@ -22,8 +22,9 @@
 //! before `tcp_proxy` and in no HTTP filter chain. Here that is a `CONNECT` tunnel (an app's TLS
 //! traffic to another host, the traffic Istio passes through as TCP), labelled as an HTTP
 //! exchange to the same target is (a services-table service, else `PassthroughCluster`). Its
-//! bytes are counted when it closes; Istio also reports a long one's every 5 s. HTTP
-//! connections, and upgrades on them, are HTTP traffic, as in Istio.
+//! bytes are added every 5 s while it is open and at its close, as Istio reports them
+//! (`tcp_reporting_duration`). HTTP connections, and upgrades on them, are HTTP traffic, as
+//! in Istio.
 //!
 //! All three histograms use Envoy's default buckets, which Istio keeps unless a pod sets
 //! `sidecar.istio.io/statsHistogramBuckets` (`0.5, 1, 5, …, 3600000`; [`BUCKETS`]). (Mixer-era

@@ -169,12 +169,16 @@ impl Observer for MeshObserver {
         self.shared.metrics.tcp_connections_opened.get_or_create(&series).inc();
     }
 
-    fn tunnel_closed(&self, tunnel: &Tunnel<'_>, sent: u64, received: u64) {
+    fn tunnel_bytes(&self, tunnel: &Tunnel<'_>, sent: u64, received: u64) {
         let metrics = &self.shared.metrics;
         let series = self.shared.tcp_series(tunnel);
-        metrics.tcp_connections_closed.get_or_create(&series).inc();
         metrics.tcp_sent_bytes.get_or_create(&series).inc_by(sent);
         metrics.tcp_received_bytes.get_or_create(&series).inc_by(received);
+    }
+
+    fn tunnel_closed(&self, tunnel: &Tunnel<'_>) {
+        let series = self.shared.tcp_series(tunnel);
+        self.shared.metrics.tcp_connections_closed.get_or_create(&series).inc();
     }
 }
 

@@ -9,6 +9,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -18,11 +19,30 @@ use super::idle::Activity;
 /// Called once when the IO is dropped, with `(sent, received)` bytes.
 pub(crate) type OnClose = Box<dyn FnOnce(u64, u64) + Send>;
 
+/// Bytes moved each way, readable while the IO is in use (a tunnel reports them every few
+/// seconds while it runs). Only the IO writes them.
+#[derive(Debug, Default)]
+pub(crate) struct ByteCounts {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl ByteCounts {
+    /// Bytes written to the IO.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Bytes read from the IO.
+    pub(crate) fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+}
+
 /// Counts bytes read and written through `inner`.
 pub(crate) struct CountingIo<T> {
     inner: T,
-    received: u64,
-    sent: u64,
+    counts: Arc<ByteCounts>,
     on_close: Option<OnClose>,
     /// Touched whenever bytes move either way.
     activity: Option<Arc<Activity>>,
@@ -30,7 +50,7 @@ pub(crate) struct CountingIo<T> {
 
 impl<T> CountingIo<T> {
     pub(crate) fn new(inner: T, on_close: Option<OnClose>) -> CountingIo<T> {
-        CountingIo { inner, received: 0, sent: 0, on_close, activity: None }
+        CountingIo { inner, counts: Arc::default(), on_close, activity: None }
     }
 
     /// Also records every read or write that moves bytes as activity on a stream.
@@ -49,19 +69,34 @@ impl<T> CountingIo<T> {
 
     /// Bytes read from `inner`.
     pub(crate) fn received(&self) -> u64 {
-        self.received
+        self.counts.received()
     }
 
     /// Bytes written to `inner`.
     pub(crate) fn sent(&self) -> u64 {
-        self.sent
+        self.counts.sent()
+    }
+
+    /// The counts, to read while the IO is borrowed elsewhere.
+    pub(crate) fn counts(&self) -> Arc<ByteCounts> {
+        self.counts.clone()
+    }
+
+    fn count_received(&self, bytes: usize) {
+        self.counts.received.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.moved(bytes);
+    }
+
+    fn count_sent(&self, bytes: usize) {
+        self.counts.sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.moved(bytes);
     }
 }
 
 impl<T> Drop for CountingIo<T> {
     fn drop(&mut self) {
         if let Some(on_close) = self.on_close.take() {
-            on_close(self.sent, self.received);
+            on_close(self.sent(), self.received());
         }
     }
 }
@@ -75,9 +110,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for CountingIo<T> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
-            let read = buf.filled().len() - before;
-            self.received += read as u64;
-            self.moved(read);
+            self.count_received(buf.filled().len() - before);
         }
         polled
     }
@@ -91,8 +124,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CountingIo<T> {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(written)) = polled {
-            self.sent += written as u64;
-            self.moved(written);
+            self.count_sent(written);
         }
         polled
     }
@@ -104,8 +136,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CountingIo<T> {
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(written)) = polled {
-            self.sent += written as u64;
-            self.moved(written);
+            self.count_sent(written);
         }
         polled
     }

@@ -52,6 +52,8 @@ pub(crate) struct ForwardSettings {
     pub(crate) pool_idle_timeout: Duration,
     /// Envoy's stream idle timeout; `None` never.
     pub(crate) stream_idle_timeout: Option<Duration>,
+    /// How often an open `CONNECT` tunnel's bytes are reported.
+    pub(crate) tcp_report_interval: Duration,
 }
 
 /// The inbound or outbound listener's request handler.
@@ -64,6 +66,7 @@ pub(crate) struct Forwarder {
     observer: Arc<dyn Observer>,
     upstream_timeout: Option<Duration>,
     stream_idle_timeout: Option<Duration>,
+    tcp_report_interval: Duration,
     /// Upgrade tunnels outlive their request; they take part in draining through this.
     drain: Drain,
 }
@@ -88,6 +91,7 @@ impl Forwarder {
             observer,
             upstream_timeout: settings.upstream_timeout,
             stream_idle_timeout: settings.stream_idle_timeout,
+            tcp_report_interval: settings.tcp_report_interval,
             drain,
         }
     }
@@ -189,7 +193,11 @@ impl Forwarder {
     }
 
     fn tunnel_settings(&self) -> TunnelSettings {
-        TunnelSettings { drain: self.drain.clone(), idle_limit: self.stream_idle_timeout }
+        TunnelSettings {
+            drain: self.drain.clone(),
+            idle_limit: self.stream_idle_timeout,
+            report_interval: self.tcp_report_interval,
+        }
     }
 
     /// Connects a `CONNECT` to its target and hands both connections to a tunnel; a failed

@@ -92,6 +92,9 @@ pub struct ProxyOptions {
     /// `stream_idle_timeout`): `408` (`SI`) before the response head, a reset after. Default
     /// 5 minutes, Envoy's; `None` never.
     pub stream_idle_timeout: Option<Duration>,
+    /// How often a `CONNECT` tunnel's bytes are reported to the TCP metrics while it is open
+    /// (Istio's `tcp_reporting_duration`, 5 s by default), besides at its close.
+    pub tcp_report_interval: Duration,
     /// Worker threads serving the inbound and outbound listeners (Envoy's `--concurrency`);
     /// 0 counts as 1. Default 2, Istio's sidecar default.
     pub workers: usize,
@@ -108,6 +111,7 @@ impl Default for ProxyOptions {
             upstream_timeout: None,
             pool_idle_timeout: Duration::from_secs(90),
             stream_idle_timeout: Some(Duration::from_secs(300)),
+            tcp_report_interval: Duration::from_secs(5),
             workers: 2,
         }
     }
@@ -180,6 +184,7 @@ impl Sidecar {
             upstream_timeout: options.upstream_timeout,
             pool_idle_timeout: options.pool_idle_timeout,
             stream_idle_timeout: options.stream_idle_timeout,
+            tcp_report_interval: options.tcp_report_interval,
         };
         let inbound = match inbound_listener {
             Some((listener, inbound)) => {
@@ -301,6 +306,7 @@ fn describe_options(options: &ProxyOptions) -> Value {
         "upstream_timeout_ms": options.upstream_timeout.map(millis),
         "pool_idle_timeout_ms": millis(options.pool_idle_timeout),
         "stream_idle_timeout_ms": options.stream_idle_timeout.map(millis),
+        "tcp_report_interval_ms": millis(options.tcp_report_interval),
         "workers": options.workers.max(1),
     })
 }

@@ -16,6 +16,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::Version;
@@ -34,11 +35,13 @@ use super::idle::{Activity, IdleTimer};
 use crate::observe::{Direction, Observer, Tunnel};
 use crate::received::Received;
 
-/// How a tunnel is run: the drain it takes part in and the stream idle timeout.
+/// How a tunnel is run: the drain it takes part in, the stream idle timeout, and how often a
+/// `CONNECT` tunnel's bytes are reported while it runs.
 #[derive(Clone)]
 pub(crate) struct TunnelSettings {
     pub(crate) drain: Drain,
     pub(crate) idle_limit: Option<Duration>,
+    pub(crate) report_interval: Duration,
 }
 
 /// Who hears about a `CONNECT` tunnel as TCP traffic (Istio's TCP metrics), and what the
@@ -113,29 +116,61 @@ pub(crate) fn connect(
     );
     tokio::spawn(async move {
         let Some(downstream) = client_side(downstream, &mut exchange).await else { return };
-        let on_close = address.map(|peer| tcp.opened(peer));
-        run(downstream, upstream, exchange, settings, on_close).await;
+        let meter = address.map(|upstream| Arc::new(TunnelMeter::opened(tcp, upstream)));
+        run(downstream, upstream, exchange, settings, meter).await;
     });
     response
 }
 
-impl TcpReport {
-    /// Reports the tunnel to `upstream` open; the returned closure reports it closed.
-    fn opened(self, upstream: SocketAddr) -> OnClose {
-        shielded("tunnel_opened", || self.observer.tunnel_opened(&self.tunnel(upstream)));
-        Box::new(move |sent, received| {
-            shielded("tunnel_closed", || {
-                self.observer.tunnel_closed(&self.tunnel(upstream), sent, received);
+/// A `CONNECT` tunnel's TCP report: open at the start, its bytes every report interval and at
+/// the end (each report the bytes since the one before), closed at the end.
+struct TunnelMeter {
+    report: TcpReport,
+    upstream: SocketAddr,
+    /// The totals already reported. Written from the tunnel's task only (its ticks, and the
+    /// close when its client side is dropped), so a swap is enough.
+    reported_sent: AtomicU64,
+    reported_received: AtomicU64,
+}
+
+impl TunnelMeter {
+    fn opened(report: TcpReport, upstream: SocketAddr) -> TunnelMeter {
+        let meter = TunnelMeter {
+            report,
+            upstream,
+            reported_sent: AtomicU64::new(0),
+            reported_received: AtomicU64::new(0),
+        };
+        shielded("tunnel_opened", || meter.report.observer.tunnel_opened(&meter.tunnel()));
+        meter
+    }
+
+    /// Reports what moved since the last report, given the totals so far.
+    fn bytes(&self, sent: u64, received: u64) {
+        let sent = sent.saturating_sub(self.reported_sent.swap(sent, Ordering::Relaxed));
+        let received =
+            received.saturating_sub(self.reported_received.swap(received, Ordering::Relaxed));
+        if sent > 0 || received > 0 {
+            shielded("tunnel_bytes", || {
+                self.report.observer.tunnel_bytes(&self.tunnel(), sent, received);
             });
+        }
+    }
+
+    /// The client side's closing report: the last bytes, then the close.
+    fn closer(self: Arc<Self>) -> OnClose {
+        Box::new(move |sent, received| {
+            self.bytes(sent, received);
+            shielded("tunnel_closed", || self.report.observer.tunnel_closed(&self.tunnel()));
         })
     }
 
-    fn tunnel(&self, upstream: SocketAddr) -> Tunnel<'_> {
+    fn tunnel(&self) -> Tunnel<'_> {
         Tunnel {
-            direction: self.direction,
-            upstream,
-            upstream_cluster: &self.upstream_cluster,
-            authority: &self.authority,
+            direction: self.report.direction,
+            upstream: self.upstream,
+            upstream_cluster: &self.report.upstream_cluster,
+            authority: &self.report.authority,
         }
     }
 }
@@ -155,30 +190,50 @@ async fn client_side(downstream: OnUpgrade, exchange: &mut Exchange) -> Option<U
 }
 
 /// Copies both ways until either side closes, nothing moves for the idle limit, or the drain
-/// deadline passes.
+/// deadline passes; a metered tunnel's bytes are reported every report interval meanwhile.
 async fn run(
     downstream: Upgraded,
     mut upstream: impl AsyncRead + AsyncWrite + Unpin,
     mut exchange: Exchange,
     settings: TunnelSettings,
-    on_close: Option<OnClose>,
+    meter: Option<Arc<TunnelMeter>>,
 ) {
-    let TunnelSettings { mut drain, idle_limit } = settings;
+    let TunnelSettings { mut drain, idle_limit, report_interval } = settings;
     let activity = Arc::new(Activity::new());
     let mut idle_timer = IdleTimer::new(idle_limit);
-    let idle = idle_timer.expired(&activity);
-    // Every byte through the tunnel passes the client side, so it alone counts and watches.
+    // Every byte through the tunnel passes the client side, so it alone counts and watches;
+    // its drop sends the closing report, however the tunnel ends (even a task aborted).
+    let on_close = meter.clone().map(TunnelMeter::closer);
     let mut client = CountingIo::new(TokioIo::new(downstream), on_close).watching(activity.clone());
-    tokio::select! {
-        result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
-            if let Err(error) = result {
-                tracing::debug!(%error, "tunnel ended with an error");
+    let counts = client.counts();
+    {
+        let idle = idle_timer.expired(&activity);
+        let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+        tokio::pin!(idle, copy);
+        let start = tokio::time::Instant::now() + report_interval;
+        let mut ticks = tokio::time::interval_at(start, report_interval);
+        // A late tick reports once, not once per interval missed.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                result = &mut copy => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "tunnel ended with an error");
+                    }
+                    break;
+                }
+                () = drain.reached(Phase::Closed) => break,
+                () = &mut idle => {
+                    tracing::debug!("tunnel idle; closed");
+                    exchange.flag(ResponseFlags::STREAM_IDLE_TIMEOUT);
+                    break;
+                }
+                _ = ticks.tick(), if meter.is_some() => {
+                    if let Some(meter) = &meter {
+                        meter.bytes(counts.sent(), counts.received());
+                    }
+                }
             }
-        }
-        () = drain.reached(Phase::Closed) => {}
-        () = idle => {
-            tracing::debug!("tunnel idle; closed");
-            exchange.flag(ResponseFlags::STREAM_IDLE_TIMEOUT);
         }
     }
     exchange.complete(client.received(), client.sent(), None);

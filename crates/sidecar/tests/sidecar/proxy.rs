@@ -114,8 +114,13 @@ impl Observer for Recording {
         self.0.tunnels.lock().unwrap().push(event);
     }
 
-    fn tunnel_closed(&self, tunnel: &Tunnel<'_>, sent: u64, received: u64) {
-        let event = TunnelEvent::of(tunnel, "closed", sent, received);
+    fn tunnel_bytes(&self, tunnel: &Tunnel<'_>, sent: u64, received: u64) {
+        let event = TunnelEvent::of(tunnel, "bytes", sent, received);
+        self.0.tunnels.lock().unwrap().push(event);
+    }
+
+    fn tunnel_closed(&self, tunnel: &Tunnel<'_>) {
+        let event = TunnelEvent::of(tunnel, "closed", 0, 0);
         self.0.tunnels.lock().unwrap().push(event);
     }
 }

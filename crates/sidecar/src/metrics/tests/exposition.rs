@@ -142,9 +142,13 @@ fn tcp_counters_follow_tunnels() {
     let external = tunnel("PassthroughCluster", "api.example.com:443");
     observer.tunnel_opened(&reviews);
     observer.tunnel_opened(&reviews);
-    observer.tunnel_closed(&reviews, 1200, 300);
+    // Reported while open, then at the close: the counters add the reports up.
+    observer.tunnel_bytes(&reviews, 1000, 200);
+    observer.tunnel_bytes(&reviews, 200, 100);
+    observer.tunnel_closed(&reviews);
     observer.tunnel_opened(&external);
-    observer.tunnel_closed(&external, 10, 20);
+    observer.tunnel_bytes(&external, 10, 20);
+    observer.tunnel_closed(&external);
 
     let text = metrics.encode();
     let reviews = format!(

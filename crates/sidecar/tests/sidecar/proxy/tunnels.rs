@@ -91,7 +91,7 @@ async fn outbound_connect_opens_a_tunnel_like_an_http_proxy() {
         // A tunnel is TCP traffic (Istio's TCP metrics): opened, then closed with the bytes
         // sent to the client and received from it, under its exchange's cluster and target.
         let tcp = || harness.recorder.tunnels.lock().unwrap().clone();
-        let events = eventually(|| Some(tcp()).filter(|events| events.len() == 2 * tunnels)).await;
+        let events = eventually(|| Some(tcp()).filter(|events| events.len() == 3 * tunnels)).await;
         let event = |event, sent, received| TunnelEvent {
             direction: Direction::Outbound,
             cluster: cluster.to_owned(),
@@ -100,8 +100,43 @@ async fn outbound_connect_opens_a_tunnel_like_an_http_proxy() {
             sent,
             received,
         };
-        assert_eq!(&events[events.len() - 2..], [event("opened", 0, 0), event("closed", 9, 4)]);
+        assert_eq!(
+            &events[events.len() - 3..],
+            [event("opened", 0, 0), event("bytes", 9, 4), event("closed", 0, 0)]
+        );
     }
+}
+
+#[tokio::test]
+async fn an_open_tunnel_reports_its_bytes_every_interval_and_the_rest_at_its_close() {
+    let target = echo_bytes().await;
+    let options =
+        ProxyOptions { tcp_report_interval: Duration::from_millis(50), ..ProxyOptions::default() };
+    let harness = start(config(None, &[], ""), options, AdminState::new()).await;
+    let (mut stream, head) = connect_to(harness.sidecar.outbound_addr(), &target.to_string()).await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let tcp = || harness.recorder.tunnels.lock().unwrap().clone();
+    let bytes = |events: &[TunnelEvent]| -> (u64, u64) {
+        let moved = events.iter().filter(|e| e.event == "bytes");
+        moved.fold((0, 0), |(sent, received), e| (sent + e.sent, received + e.received))
+    };
+    stream.write_all(b"ping").await.unwrap();
+    let mut echoed = [0u8; 9];
+    stream.read_exact(&mut echoed).await.unwrap();
+    // Still open, the tunnel has reported what moved.
+    eventually(|| Some(()).filter(|()| bytes(&tcp()) == (9, 4))).await;
+    assert!(!tcp().iter().any(|e| e.event == "closed"));
+    stream.write_all(b"pong!").await.unwrap();
+    let mut echoed = [0u8; 10];
+    stream.read_exact(&mut echoed).await.unwrap();
+    drop(stream);
+    let events =
+        eventually(|| Some(tcp()).filter(|events| events.iter().any(|e| e.event == "closed")))
+            .await;
+    // Each byte reported once, whether by a tick or by the close.
+    assert_eq!(bytes(&events), (19, 9), "{events:#?}");
+    assert_eq!(events.first().map(|e| e.event), Some("opened"));
+    assert_eq!(events.last().map(|e| e.event), Some("closed"));
 }
 
 #[tokio::test]
