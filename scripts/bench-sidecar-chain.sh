@@ -54,6 +54,9 @@ if [ "$BUILD" != 0 ]; then
     scripts/build-sidecar.sh
     cargo build --release -p loadgen
 fi
+for binary in "$MESHTRACE" "$LOADGEN"; do
+    [ -x "$binary" ] || { echo "$binary is missing: run with BUILD=1" >&2; exit 1; }
+done
 echo "tree: $(tree_description)"
 echo "sidecar binary: $MESHTRACE; variant: $VARIANT_ARGS, sampling $VARIANT_SAMPLING %"
 
@@ -70,15 +73,18 @@ sed -e 's/1800\([016]\)/1830\1/; s/randomSamplingPercentage: 100/randomSamplingP
 sed -e 's/1810\([016]\)/1840\1/; s/127.0.0.1:18006/127.0.0.1:18306/' \
     -e 's/randomSamplingPercentage: 100/randomSamplingPercentage: '"$VARIANT_SAMPLING"'/' \
     bench/sidecar/sidecar-a.yaml >"$WORK/variant-a.yaml"
-# shellcheck disable=SC2086 # VARIANT_ARGS is a list of arguments
-for sidecar in "bench/sidecar/sidecar-b.yaml" "bench/sidecar/sidecar-a.yaml" \
-    "$WORK/variant-b.yaml $VARIANT_ARGS" "$WORK/variant-a.yaml $VARIANT_ARGS"; do
-    set -- $sidecar
-    config=$1
-    shift
-    "$MESHTRACE" sidecar --config "$config" "$@" >"$WORK/$(basename "$config" .yaml).log" 2>&1 &
-    PIDS+=($!)
-done
+start_sidecar() { # CONFIG [ARGS...]; the pid goes to PIDS and SIDECAR_PID
+    "$MESHTRACE" sidecar --config "$@" >"$WORK/$(basename "$1" .yaml).log" 2>&1 &
+    SIDECAR_PID=$!
+    PIDS+=("$SIDECAR_PID")
+}
+read -r -a variant_args <<<"$VARIANT_ARGS"
+start_sidecar bench/sidecar/sidecar-b.yaml
+SIDECAR_PIDS=$SIDECAR_PID
+start_sidecar bench/sidecar/sidecar-a.yaml
+SIDECAR_PIDS="$SIDECAR_PIDS $SIDECAR_PID"
+start_sidecar "$WORK/variant-b.yaml" "${variant_args[@]}"
+start_sidecar "$WORK/variant-a.yaml" "${variant_args[@]}"
 for port in 18080 18006 18101 18306 18401 18206 18207; do wait_port "127.0.0.1:$port"; done
 
 summary() { # ROUND-FILE
@@ -105,10 +111,14 @@ for round in $(seq 1 "$ROUNDS"); do
     echo "round $round: $(summary "$WORK/round-$round.txt")"
 done
 
-# How long the proxies' threads waited to run once woken (perf sched timehist's "sch delay").
-delays() { # PERF-DATA THREAD-PREFIX
-    perf sched timehist -i "$1" 2>/dev/null | awk -v prefix="$2" '
-        NR > 3 && index($3, prefix) == 1 { print $5 * 1000 }' | sort -n | awk '
+# How long the proxies' threads waited to run once woken (perf sched timehist's "sch delay"),
+# for threads named THREAD-PREFIX… and, when PIDS is given, of those processes only.
+delays() { # PERF-DATA THREAD-PREFIX [PIDS]
+    perf sched timehist -i "$1" 2>/dev/null | awk -v prefix="$2" -v pids=" ${3:-} " '
+        NR > 3 && index($3, prefix) == 1 {
+            id = $3; sub(/^.*\[/, "", id); sub(/\]$/, "", id); sub(/^.*\//, "", id)
+            if (pids == "  " || index(pids, " " id " ") > 0) print $5 * 1000
+        }' | sort -n | awk '
         { d[NR] = $1; if ($1 > 40) late++ }
         END {
             if (NR == 0) { print "no switch-ins recorded"; exit }
@@ -120,14 +130,23 @@ delays() { # PERF-DATA THREAD-PREFIX
 if [ "$SCHED" != 0 ]; then
     for chain in sidecars:18101:sidecar-worker nginx:18206:nginx; do
         IFS=: read -r name port threads <<<"$chain"
+        pids=""
+        [ "$name" = sidecars ] && pids=$SIDECAR_PIDS
         "$LOADGEN" http-load --target "127.0.0.1:$port" --host echo.bench.svc.cluster.local:9080 \
             --rate "$RATE" --connections "$CONNECTIONS" --duration 14 --warmup 2 --label "$name" \
             >"$WORK/sched-load-$name.txt" &
         load=$!
+        PIDS+=("$load")
         sleep 4
-        perf sched record -a -o "$WORK/sched-$name.data" -- sleep 6 >/dev/null 2>&1
-        wait "$load"
-        echo "scheduler, $name chain ($threads threads): $(delays "$WORK/sched-$name.data" "$threads")"
+        if perf sched record -a -o "$WORK/sched-$name.data" -- sleep 6 \
+            >"$WORK/sched-$name.log" 2>&1; then
+            result=$(delays "$WORK/sched-$name.data" "$threads" "$pids")
+        else
+            result="perf sched record failed (see $WORK/sched-$name.log)"
+        fi
+        wait "$load" || true
+        PIDS=("${PIDS[@]/$load/}")
+        echo "scheduler, $name chain ($threads threads): $result"
     done
 fi
 echo "outputs: $WORK"

@@ -60,7 +60,8 @@ pub struct HttpLoadArgs {
     /// Seconds measured per target, after the warm-up.
     #[arg(long, default_value_t = 30.0)]
     duration: f64,
-    /// Seconds of load before the window opens (sent, not recorded).
+    /// Seconds of load before the window opens (sent, not recorded); with several targets,
+    /// rounded up to whole rounds of turns, so that every target is warmed up.
     #[arg(long, default_value_t = 3.0)]
     warmup: f64,
     /// With several targets, the seconds of each turn.
@@ -118,13 +119,17 @@ struct Schedule {
 
 impl Schedule {
     /// One turn of `duration` for a single target; otherwise turns of about `slice` that add up
-    /// to `duration` for each target.
+    /// to `duration` for each target, after a warm-up of whole rounds (every target's turn
+    /// once): `warmup` rounded up, so that no target starts cold.
     fn new(targets: usize, duration: Duration, slice: Duration, warmup: Duration) -> Schedule {
         if targets <= 1 || slice >= duration {
             return Schedule { warmup, slice: duration, targets: targets.max(1), turns: 1 };
         }
         let turns = (duration.as_secs_f64() / slice.as_secs_f64()).round().max(1.0) as u32;
-        Schedule { warmup, slice: duration / turns, targets, turns }
+        let slice = duration / turns;
+        let round = slice * targets as u32;
+        let rounds = (warmup.as_secs_f64() / round.as_secs_f64()).ceil() as u32;
+        Schedule { warmup: round * rounds, slice, targets, turns }
     }
 
     /// Each target's measured time.
@@ -462,19 +467,23 @@ mod tests {
 
     #[test]
     fn several_targets_take_turns_that_add_up_to_the_duration_each() {
+        // A 2 s warm-up is rounded up to a whole round of turns, 3 s for 3 targets.
         let schedule = Schedule::new(3, secs(4), secs(1), secs(2));
         assert_eq!(schedule.per_target(), secs(4));
-        assert_eq!(schedule.end(), secs(2 + 12));
+        assert_eq!(schedule.end(), secs(3 + 12));
         let boundaries: Vec<_> = schedule.boundaries().collect();
         assert_eq!(boundaries.len(), 13, "12 turns between 13 boundaries");
-        assert_eq!((boundaries[0], boundaries[12]), (secs(2), secs(14)));
+        assert_eq!((boundaries[0], boundaries[12]), (secs(3), secs(15)));
         // After the warm-up: A B C A B C …, a turn starting at each boundary.
         let turns: Vec<_> = boundaries[..12].iter().map(|at| schedule.target_at(*at)).collect();
         assert_eq!(turns, vec![0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
-        assert_eq!(schedule.target_at(secs(3) - Duration::from_nanos(1)), 0);
+        assert_eq!(schedule.target_at(secs(4) - Duration::from_nanos(1)), 0);
         // The warm-up takes turns too, so every target's connections are warm.
-        assert_eq!(schedule.target_at(Duration::ZERO), 0);
-        assert_eq!(schedule.target_at(secs(1)), 1);
+        let warm: Vec<_> = [0, 1, 2].map(|s| schedule.target_at(secs(s))).to_vec();
+        assert_eq!(warm, vec![0, 1, 2]);
+        // Four targets and 3 s asked: 4 s, a turn each.
+        assert_eq!(Schedule::new(4, secs(20), secs(1), secs(3)).warmup, secs(4));
+        assert_eq!(Schedule::new(4, secs(20), secs(1), Duration::ZERO).warmup, Duration::ZERO);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! The head is measured from its parts (start line, each `name: value`, the line ends), which
 //! is the bytes a client sent up to the spelling of names and optional whitespace. HTTP/2 heads
 //! are counted the same way, uncompressed: HPACK's size depends on the connection's header
-//! table, which hyper does not expose, and the text size bounds it from above.
+//! table, which hyper does not expose, and the text size bounds it from above. A response is
+//! measured as the proxy hands it to hyper: what hyper adds as it writes (a `date` or
+//! `content-length` the response lacks, `transfer-encoding: chunked` for a body of unknown
+//! length) is not counted.
 
 use http::{HeaderMap, StatusCode, Uri};
 

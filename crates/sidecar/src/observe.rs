@@ -101,6 +101,9 @@ pub struct Completion<'a> {
     /// Bytes of request body sent upstream, and of response body sent downstream.
     pub request_body_bytes: u64,
     pub response_body_bytes: u64,
+    /// The response head's size as sent downstream, after every observer's change
+    /// ([`crate::head_size::response_head_len`]); 0 when no response was sent.
+    pub response_head_bytes: u64,
     /// Trailers of the response (gRPC status lives here), if any.
     pub trailers: Option<&'a HeaderMap>,
     /// Envoy's response flags for the exchange, e.g. `-`, `UF`, `URX`, `UT`, `DC`, `UC`.

@@ -142,8 +142,8 @@ impl MeshMetrics {
                 "Request duration in milliseconds",
                 &request_duration,
             ),
-            ("istio_request_bytes", "Request body size in bytes", &request_bytes),
-            ("istio_response_bytes", "Response body size in bytes", &response_bytes),
+            ("istio_request_bytes", "Request size in bytes, head and body", &request_bytes),
+            ("istio_response_bytes", "Response size in bytes, head and body", &response_bytes),
         ];
         for (name, help, family) in histograms {
             registry.register(name, help, family.clone());

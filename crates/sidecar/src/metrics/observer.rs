@@ -30,7 +30,6 @@ use crate::bounded::{Bounded, Budget};
 use crate::config::{ServiceRoute, SidecarConfig};
 use crate::environment::Environment;
 use crate::grpc::{self, GRPC_STATUS};
-use crate::head_size;
 use crate::observe::{
     Completion, Direction, Observation, Observer, RequestView, ResponseView, Tunnel,
 };
@@ -160,7 +159,6 @@ impl Observer for MeshObserver {
             response_code: 0,
             header_grpc_status: None,
             request_head_bytes: request.head_bytes,
-            response_head_bytes: 0,
         })
     }
 
@@ -184,8 +182,9 @@ impl Observer for MeshObserver {
 
 impl Shared {
     /// A tunnel's labels: its destination found as an HTTP exchange's is, from its cluster
-    /// and `CONNECT` target (a services-table service, or `PassthroughCluster`). Made at open
-    /// and again at close: tunnels are rare, and equal labels are the same series.
+    /// and `CONNECT` target (a services-table service, or `PassthroughCluster`). Made for each
+    /// report (open, every few seconds, close): tunnels are few, and equal labels are the same
+    /// series.
     fn tcp_series(&self, tunnel: &Tunnel<'_>) -> TcpSeries {
         let service = service::destination(
             tunnel.direction,
@@ -236,11 +235,9 @@ struct Exchange {
     answer: PeerAnswer,
     response_code: u16,
     header_grpc_status: Option<i64>,
-    /// The heads' sizes on the downstream connection: as received, and as sent (after every
-    /// observer's change, this one's metadata included). Istio's size histograms count them
-    /// with the bodies.
+    /// The request head's size as received downstream; Istio's size histograms count the
+    /// heads with the bodies (the response head's comes with the completion).
     request_head_bytes: u64,
-    response_head_bytes: u64,
 }
 
 /// Which metadata headers an inbound caller sent, and so gets back (Istio's
@@ -283,7 +280,6 @@ impl Observation for Exchange {
                 }
             }
         }
-        self.response_head_bytes = head_size::response_head_len(response.status, headers);
     }
 
     fn complete(self: Box<Self>, completion: &Completion<'_>) {
@@ -310,7 +306,7 @@ impl Observation for Exchange {
             &series,
             duration_ms,
             self.request_head_bytes.saturating_add(completion.request_body_bytes),
-            self.response_head_bytes.saturating_add(completion.response_body_bytes),
+            completion.response_head_bytes.saturating_add(completion.response_body_bytes),
         );
     }
 }

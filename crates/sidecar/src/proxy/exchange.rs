@@ -27,6 +27,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::completions;
 use super::idle::{Activity, IdleTimer, StreamIdle};
+use crate::head_size;
 use crate::observe::{Completion, Observation, ResponseView};
 use crate::received::Received;
 
@@ -180,6 +181,8 @@ pub(crate) struct Exchange {
     started: Instant,
     request_body: Arc<BodyCounter>,
     flags: ResponseFlags,
+    /// The response head's size as sent, once the observers have changed it.
+    response_head_bytes: u64,
 }
 
 impl Exchange {
@@ -188,7 +191,13 @@ impl Exchange {
         started: Instant,
         request_body: Arc<BodyCounter>,
     ) -> Exchange {
-        Exchange { observation: Some(observation), started, request_body, flags: ResponseFlags(0) }
+        Exchange {
+            observation: Some(observation),
+            started,
+            request_body,
+            flags: ResponseFlags(0),
+            response_head_bytes: 0,
+        }
     }
 
     /// Adds response flags reported at completion.
@@ -208,6 +217,7 @@ impl Exchange {
         if let Some(observation) = self.observation.as_mut() {
             let mut view = ResponseView { status, version, headers, upstream, received };
             shielded("response", || observation.response(&mut view));
+            self.response_head_bytes = head_size::response_head_len(status, headers);
         }
     }
 
@@ -224,6 +234,7 @@ impl Exchange {
         let completion = Completion {
             request_body_bytes,
             response_body_bytes,
+            response_head_bytes: self.response_head_bytes,
             trailers,
             response_flags: self.flags.as_str(),
             duration: self.started.elapsed(),

@@ -189,6 +189,14 @@ async fn client_side(downstream: OnUpgrade, exchange: &mut Exchange) -> Option<U
     }
 }
 
+/// The next tick, if there are ticks; never without them.
+async fn tick(ticks: &mut Option<tokio::time::Interval>) -> Option<tokio::time::Instant> {
+    match ticks {
+        Some(ticks) => Some(ticks.tick().await),
+        None => std::future::pending().await,
+    }
+}
+
 /// Copies both ways until either side closes, nothing moves for the idle limit, or the drain
 /// deadline passes; a metered tunnel's bytes are reported every report interval meanwhile.
 async fn run(
@@ -210,10 +218,14 @@ async fn run(
         let idle = idle_timer.expired(&activity);
         let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
         tokio::pin!(idle, copy);
-        let start = tokio::time::Instant::now() + report_interval;
-        let mut ticks = tokio::time::interval_at(start, report_interval);
-        // A late tick reports once, not once per interval missed.
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Only a metered tunnel ticks; a zero interval (which tokio refuses) ticks every 1 ms.
+        let mut ticks = meter.as_ref().map(|_| {
+            let every = report_interval.max(Duration::from_millis(1));
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            // A late tick reports once, not once per interval missed.
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks
+        });
         loop {
             tokio::select! {
                 result = &mut copy => {
@@ -228,7 +240,7 @@ async fn run(
                     exchange.flag(ResponseFlags::STREAM_IDLE_TIMEOUT);
                     break;
                 }
-                _ = ticks.tick(), if meter.is_some() => {
+                Some(_) = tick(&mut ticks) => {
                     if let Some(meter) = &meter {
                         meter.bytes(counts.sent(), counts.received());
                     }
@@ -237,4 +249,58 @@ async fn run(
         }
     }
     exchange.complete(client.received(), client.sent(), None);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::observe::{Completion, Observation, RequestView};
+
+    /// Records the tunnel reports: `("bytes", sent, received)`, `("opened" | "closed", 0, 0)`.
+    #[derive(Default)]
+    struct Reports(Mutex<Vec<(&'static str, u64, u64)>>);
+
+    struct Nothing;
+
+    impl Observation for Nothing {
+        fn response(&mut self, _response: &mut crate::observe::ResponseView<'_>) {}
+        fn complete(self: Box<Self>, _completion: &Completion<'_>) {}
+    }
+
+    impl Observer for Reports {
+        fn request(&self, _request: &mut RequestView<'_>) -> Box<dyn Observation> {
+            Box::new(Nothing)
+        }
+        fn tunnel_opened(&self, _tunnel: &Tunnel<'_>) {
+            self.0.lock().unwrap().push(("opened", 0, 0));
+        }
+        fn tunnel_bytes(&self, _tunnel: &Tunnel<'_>, sent: u64, received: u64) {
+            self.0.lock().unwrap().push(("bytes", sent, received));
+        }
+        fn tunnel_closed(&self, _tunnel: &Tunnel<'_>) {
+            self.0.lock().unwrap().push(("closed", 0, 0));
+        }
+    }
+
+    #[test]
+    fn each_byte_is_reported_once_by_a_tick_or_by_the_close() {
+        let reports = Arc::new(Reports::default());
+        let report = TcpReport {
+            observer: reports.clone(),
+            direction: Direction::Outbound,
+            upstream_cluster: Arc::from("PassthroughCluster"),
+            authority: "api.example.com:443".to_owned(),
+        };
+        let meter = Arc::new(TunnelMeter::opened(report, "10.0.0.1:443".parse().unwrap()));
+        meter.bytes(9, 4);
+        meter.bytes(9, 4); // a tick with nothing new reports nothing
+        meter.closer()(19, 9);
+        let reports = reports.0.lock().unwrap().clone();
+        assert_eq!(
+            reports,
+            [("opened", 0, 0), ("bytes", 9, 4), ("bytes", 10, 5), ("closed", 0, 0)]
+        );
+    }
 }

@@ -54,6 +54,8 @@ struct Record {
     flags: Option<String>,
     request_bytes: u64,
     response_bytes: u64,
+    request_head_bytes: u64,
+    response_head_bytes: u64,
     grpc_status: Option<String>,
 }
 
@@ -102,6 +104,7 @@ impl Observer for Recording {
             direction: Some(request.direction),
             cluster: request.upstream_cluster.to_owned(),
             path: request.head.uri.path().to_owned(),
+            request_head_bytes: request.head_bytes,
             ..Record::default()
         };
         let record = Arc::new(Mutex::new(record));
@@ -170,6 +173,7 @@ impl Observation for Watching {
         record.flags = Some(completion.response_flags.to_owned());
         record.request_bytes = completion.request_body_bytes;
         record.response_bytes = completion.response_body_bytes;
+        record.response_head_bytes = completion.response_head_bytes;
         if let Some(status) = completion.trailers.and_then(|t| t.get("grpc-status")) {
             record.grpc_status = Some(status.to_str().unwrap().to_owned());
         }
@@ -442,6 +446,23 @@ async fn outbound_takes_absolute_form_requests_like_an_http_proxy() {
     assert_eq!(seen(body, "proxy-connection"), None);
     let record = harness.recorder.completed("/absolute").await;
     assert_eq!(record.cluster, "outbound|9080||reviews.default.svc.cluster.local");
+}
+
+#[tokio::test]
+async fn head_sizes_are_the_heads_on_the_downstream_connection() {
+    let app = app(echo).await;
+    let harness = start_default(config(Some(app), &[], "")).await;
+    let mut client = TcpStream::connect(harness.sidecar.inbound_addr().unwrap()).await.unwrap();
+    let request = "GET /sized?q=1 HTTP/1.1\r\nHost: app\r\nUser-Agent: curl/8\r\nConnection: keep-alive\r\n\r\n";
+    client.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut client).await;
+    let record = harness.recorder.completed("/sized").await;
+    // As the caller wrote it, hop-by-hop headers included; only the names' case differs.
+    assert_eq!(record.request_head_bytes, request.len() as u64);
+    // As the caller got it, the observer's own header included (the app's `date` and
+    // `content-length` are forwarded, so hyper adds none).
+    assert!(head.contains("x-observed-response: 1\r\n"), "{head}");
+    assert_eq!(record.response_head_bytes, head.len() as u64, "{head}");
 }
 
 #[tokio::test]

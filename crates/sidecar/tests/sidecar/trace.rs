@@ -145,6 +145,7 @@ impl Exchange {
         self.observation.complete(&Completion {
             request_body_bytes: 0,
             response_body_bytes: 0,
+            response_head_bytes: 0,
             trailers: None,
             response_flags: "DC",
             duration: Duration::from_millis(4),
@@ -164,6 +165,7 @@ impl Exchange {
         self.observation.complete(&Completion {
             request_body_bytes: 0,
             response_body_bytes: 1024,
+            response_head_bytes: 0,
             trailers: None,
             response_flags: "-",
             duration: Duration::from_millis(4),

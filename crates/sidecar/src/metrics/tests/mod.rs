@@ -112,12 +112,18 @@ impl Call {
     fn exchange(mut self, observer: &dyn Observer) -> (http::request::Parts, HeaderMap) {
         let (mut head, ()) = self.request.into_parts();
         let mut observation = observe_request(observer, self.direction, &mut head, self.cluster);
+        let mut response_head_bytes = 0;
         if let Some(status) = self.status {
             respond(&mut *observation, status, &mut self.response_headers);
+            // As the proxy measures it, once the observers are done with it.
+            let status = StatusCode::from_u16(status).unwrap();
+            response_head_bytes =
+                crate::head_size::response_head_len(status, &self.response_headers);
         }
         observation.complete(&Completion {
             request_body_bytes: self.bytes.0,
             response_body_bytes: self.bytes.1,
+            response_head_bytes,
             trailers: self.trailers.as_ref(),
             response_flags: self.flags,
             duration: self.duration,
@@ -170,6 +176,7 @@ fn completed(observation: Box<dyn Observation>) {
     observation.complete(&Completion {
         request_body_bytes: 0,
         response_body_bytes: 295,
+        response_head_bytes: 0,
         trailers: None,
         response_flags: "-",
         duration: Duration::from_micros(7_400),

@@ -53,6 +53,7 @@ fn completion(trailers: Option<&HeaderMap>) -> Completion<'_> {
     Completion {
         request_body_bytes: 3,
         response_body_bytes: 5,
+        response_head_bytes: 0,
         trailers,
         response_flags: "UC",
         duration: Duration::from_millis(7),

@@ -58,6 +58,7 @@ fn completion(trailers: Option<&HeaderMap>) -> Completion<'_> {
     Completion {
         request_body_bytes: 12,
         response_body_bytes: 3456,
+        response_head_bytes: 0,
         trailers,
         response_flags: "-",
         duration: Duration::from_millis(5),
