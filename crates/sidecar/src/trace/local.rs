@@ -13,7 +13,10 @@ use crate::environment::Environment;
 pub struct LocalInfo {
     /// The `node_id` tag: Istio's `<type>~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`.
     pub node_id: String,
-    /// The `zone` tag; not written when unknown.
+    /// The `zone` tag; not written when unknown. Envoy takes it from the node's locality, which
+    /// istiod derives from the Kubernetes node's topology labels; the sidecar's config has no
+    /// node, so only an embedder setting [`TracingOptions::local`](super::TracingOptions) gives
+    /// one, and `meshtrace sidecar` writes none (as Envoy without a locality).
     pub zone: Option<String>,
     /// `istio.mesh_id` (by default the trust domain, `cluster.local`, as Istio's injector sets
     /// it).
