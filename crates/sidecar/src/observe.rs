@@ -59,7 +59,7 @@ pub struct RequestView<'a> {
     /// The authority the proxy routed by, when the request named one (its URI's, else its
     /// `Host`): [`authority`](Self::authority) without looking it up again.
     pub routed_authority: Option<&'a str>,
-    /// Whether it is a gRPC request ([`crate::grpc::is_grpc_request`]), as the proxy decided.
+    /// Whether it is a gRPC request (`grpc::is_grpc_request`), as the proxy decided.
     pub grpc: bool,
     /// The head's size as it arrived, before any rule or observer changed it
     /// ([`crate::head_size::request_head_len`]): the wire bytes Istio's `istio_request_bytes`
