@@ -33,4 +33,5 @@ pub mod observe;
 pub mod proxy;
 pub mod received;
 mod request_map;
+mod service_name;
 pub mod trace;

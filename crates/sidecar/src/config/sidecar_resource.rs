@@ -29,6 +29,7 @@ use serde::Deserialize;
 use super::object_meta::ObjectMeta;
 use super::read::read;
 use super::settings::{Endpoint, InboundListener, Listeners, ServiceRoute};
+use crate::service_name::qualify;
 
 /// The apiVersion a Sidecar document may carry (it may also carry none).
 pub const SIDECAR_API_VERSION: &str = "meshtrace.io/v1alpha1";
@@ -330,23 +331,7 @@ fn qualify_service(
     path: &str,
     errors: &mut ConfigErrors,
 ) -> Option<Endpoint> {
-    let host = service.host.to_ascii_lowercase();
-    let labels: Vec<&str> = host.split('.').collect();
-    let dns_label = |label: &&str| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    };
-    let suffix_ok = match labels.len() {
-        1 | 2 => true,
-        3 => labels[2] == "svc",
-        5 => labels[2..] == ["svc", "cluster", "local"],
-        _ => false,
-    };
-    let name_ok = labels.iter().all(dns_label) && suffix_ok;
-    if !name_ok || labels[0].bytes().all(|b| b.is_ascii_digit()) {
+    let Some(fqdn) = qualify(&service.host.to_ascii_lowercase(), namespace, true) else {
         errors.push(ConfigError::new(
             path,
             format!(
@@ -356,8 +341,8 @@ fn qualify_service(
             ),
         ));
         return None;
-    }
-    if let Some(other) = labels.get(1).filter(|ns| **ns != namespace) {
+    };
+    if let Some(other) = fqdn.split('.').nth(1).filter(|ns| *ns != namespace) {
         errors.push(ConfigError::new(
             path,
             format!(
@@ -367,7 +352,6 @@ fn qualify_service(
         ));
         return None;
     }
-    let fqdn = format!("{}.{namespace}.svc.cluster.local", labels[0]);
     Some(Endpoint::new(fqdn, service.port))
 }
 

@@ -19,14 +19,11 @@
 //! that names a service in this namespace is used, and anything else (an IP, another domain)
 //! falls back to the workload's canonical service, as Istio does when it knows no host.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::ServiceRoute;
 use crate::observe::Direction;
-
-/// Kubernetes' default cluster domain, the one Istio's service FQDNs end with.
-const CLUSTER_DOMAIN: &str = "svc.cluster.local";
+use crate::service_name::{CLUSTER_DOMAIN, qualify};
 
 /// Envoy/Istio clusters that stand for "not a mesh service"; each is its own service name.
 const SPECIAL_CLUSTERS: [&str; 5] = [
@@ -119,33 +116,6 @@ fn split_authority(authority: &str) -> (&str, u16) {
 /// Whether `host` is spelled as a Kubernetes service (`….svc` or `….svc.cluster.local`).
 fn is_service_domain(host: &str) -> bool {
     host.ends_with(".svc") || host.ends_with(".svc.cluster.local")
-}
-
-/// The FQDN a Kubernetes client in `local_namespace` reaches by `host`, when `host` reads as a
-/// service name: `name`, `name.namespace` (any namespace when `any_namespace`, otherwise only
-/// the local one, since `name.other` is as likely an external domain), `name.namespace.svc`,
-/// or the FQDN itself.
-fn qualify(host: &str, local_namespace: &str, any_namespace: bool) -> Option<String> {
-    if host.is_empty()
-        || host == "localhost"
-        || host.parse::<IpAddr>().is_ok()
-        || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-    {
-        return None;
-    }
-    let labels: Vec<&str> = host.split('.').collect();
-    if labels.iter().any(|label| label.is_empty()) {
-        return None;
-    }
-    match labels[..] {
-        [name] => Some(format!("{name}.{local_namespace}.{CLUSTER_DOMAIN}")),
-        [name, namespace] if any_namespace || namespace == local_namespace => {
-            Some(format!("{name}.{namespace}.{CLUSTER_DOMAIN}"))
-        }
-        [name, namespace, "svc"] => Some(format!("{name}.{namespace}.{CLUSTER_DOMAIN}")),
-        [_, _, "svc", "cluster", "local"] => Some(host.to_owned()),
-        _ => None,
-    }
 }
 
 /// A service from its FQDN: name = first label; namespace = second label for Kubernetes FQDNs.
