@@ -666,17 +666,14 @@ spec:
     collector.stop().await;
 }
 
-#[tokio::test]
-async fn propagators_choose_the_formats_written_besides_those_a_request_carries() {
-    let collector = Collector::start().await;
+/// A Sidecar document (`metadata` and `spec`, the spec last, without `services`) whose
+/// services table reaches `collector`, followed by an OpenTelemetry provider for it and a
+/// mesh-wide Telemetry sampling 100 %.
+fn traced_by_otel(sidecar: &str, collector: &Collector) -> SidecarConfig {
     let text = format!(
         "\
 kind: Sidecar
-metadata: {{name: productpage-v1, namespace: default, labels: {{app: productpage}}}}
-spec:
-  inbound: {{app: 127.0.0.1:9080}}
-  services: {{{COLLECTOR_HOST}:4317: {collector}}}
-  tracing: {{propagators: [b3]}}
+{sidecar}  services: {{{COLLECTOR_HOST}:4317: {collector}}}
 ---
 apiVersion: install.istio.io/v1alpha1
 kind: IstioOperator
@@ -695,7 +692,17 @@ spec:
 ",
         collector = collector.grpc,
     );
-    let config = load(&text, "sidecar.yaml").unwrap_or_else(|errors| panic!("{errors}"));
+    load(&text, "sidecar.yaml").unwrap_or_else(|errors| panic!("{errors}\n{text}"))
+}
+
+#[tokio::test]
+async fn propagators_choose_the_formats_written_besides_those_a_request_carries() {
+    let collector = Collector::start().await;
+    let config = traced_by_otel(
+        "metadata: {name: productpage-v1, namespace: default, labels: {app: productpage}}\n\
+         spec:\n  inbound: {app: 127.0.0.1:9080}\n  tracing: {propagators: [b3]}\n",
+        &collector,
+    );
     let (observer, mut runtime) = start_tracing(&config, options()).await;
 
     // No context: a new trace, written as the one configured format.
@@ -734,32 +741,11 @@ async fn inbound_spans_are_named_after_the_configured_service_and_its_port() {
     let collector = Collector::start().await;
     // httpbin's Service listens on 8000 and its container on 80: Istio names the inbound span
     // `httpbin.<ns>.svc.cluster.local:8000/*`, after the Service.
-    let text = format!(
-        "\
-kind: Sidecar
-metadata: {{name: httpbin-v1, namespace: web, labels: {{app: httpbin-app}}}}
-spec:
-  inbound: {{app: 127.0.0.1:80, service: httpbin:8000}}
-  services: {{{COLLECTOR_HOST}:4317: {collector}}}
----
-apiVersion: install.istio.io/v1alpha1
-kind: IstioOperator
-spec:
-  meshConfig:
-    extensionProviders:
-    - {{name: otel, opentelemetry: {{service: {COLLECTOR_HOST}, port: 4317}}}}
----
-apiVersion: telemetry.istio.io/v1
-kind: Telemetry
-metadata: {{name: mesh-default, namespace: istio-system}}
-spec:
-  tracing:
-  - providers: [{{name: otel}}]
-    randomSamplingPercentage: 100
-",
-        collector = collector.grpc,
+    let config = traced_by_otel(
+        "metadata: {name: httpbin-v1, namespace: web, labels: {app: httpbin-app}}\n\
+         spec:\n  inbound: {app: 127.0.0.1:80, service: httpbin:8000}\n",
+        &collector,
     );
-    let config = load(&text, "sidecar.yaml").unwrap_or_else(|errors| panic!("{errors}"));
     let (observer, mut runtime) = start_tracing(&config, options()).await;
     let inbound = request(&*observer, Direction::Inbound, Request::get("/get"), "inbound|80||");
     let span = inbound.forwarded_parent();
