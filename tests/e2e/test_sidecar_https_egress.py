@@ -72,13 +72,10 @@ def connect_spans(sink):
     ]
 
 
-def test_https_through_the_outbound_listener_is_tunnelled(pool, https_server):
-    port, cert = https_server
-    sink = pool.sink()
-    sidecar = pool.sidecar(SIDECAR_CONFIG + traced_to(sink.port))
+def curl_through(sidecar, url, cert):
+    """GET `url` with curl through the sidecar's outbound listener as an HTTPS proxy; returns
+    the body, after checking that curl succeeded."""
     proxy = f"http://{sidecar.outbound_endpoint}"
-    url = f"https://localhost:{port}/hello"
-
     curl = subprocess.run(
         # conftest sets no_proxy for 127.0.0.1 and localhost; this call must use the proxy.
         ["curl", "-sS", "--max-time", "10", "--noproxy", "", "--cacert", str(cert), "--proxy", proxy, url],
@@ -86,7 +83,16 @@ def test_https_through_the_outbound_listener_is_tunnelled(pool, https_server):
         check=False,
     )
     assert curl.returncode == 0, curl.stderr.decode()
-    assert curl.stdout == BODY
+    return curl.stdout
+
+
+def test_https_through_the_outbound_listener_is_tunnelled(pool, https_server):
+    port, cert = https_server
+    sink = pool.sink()
+    sidecar = pool.sidecar(SIDECAR_CONFIG + traced_to(sink.port))
+    proxy = f"http://{sidecar.outbound_endpoint}"
+    url = f"https://localhost:{port}/hello"
+    assert curl_through(sidecar, url, cert) == BODY
 
     # Without the environment's no_proxy, which would bypass the sidecar.
     with http_session() as session:
@@ -114,14 +120,7 @@ def tcp_samples(sidecar):
 def test_a_tunnel_is_tcp_traffic_in_istios_metrics(pool, https_server):
     port, cert = https_server
     sidecar = pool.sidecar(SIDECAR_CONFIG)
-    proxy = f"http://{sidecar.outbound_endpoint}"
-    url = f"https://localhost:{port}/hello"
-    curl = subprocess.run(
-        ["curl", "-sS", "--max-time", "10", "--noproxy", "", "--cacert", str(cert), "--proxy", proxy, url],
-        capture_output=True,
-        check=False,
-    )
-    assert curl.returncode == 0, curl.stderr.decode()
+    curl_through(sidecar, f"https://localhost:{port}/hello", cert)
 
     def closed():
         samples = {metric: (labels, value) for metric, labels, value in tcp_samples(sidecar)}
